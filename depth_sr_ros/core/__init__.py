@@ -1,0 +1,1 @@
+"""ROS-free core: message-field conversion, the super-resolution pipeline, classic upsamplers."""

@@ -1,0 +1,1 @@
+"""Sub-commands of `depth-sr` (see `depth_sr_ros.cli`)."""

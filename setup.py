@@ -1,0 +1,51 @@
+"""ament_python package: installs with `pip install -e ".[test]"` (no ROS) and `colcon build` (ROS 2)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "depth_sr_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=("test",)),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/models", glob("models/*")),
+    ],
+    package_data={PACKAGE: ["samples/tum_fr1/*/*", "samples/tum_fr1/*.*", "weights/*"]},
+    include_package_data=True,
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",
+        "pillow>=10",
+        "rosbags>=0.10",
+        "safetensors>=0.4",
+        "tqdm>=4.60",
+        "pyyaml>=6",
+        "onnx>=1.15",
+        "onnxruntime>=1.17",
+        "onnxscript>=0.1",
+        "torch>=2.1",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "ruff>=0.4", "mypy>=1.8"],
+        "foundation": ["transformers>=4.40"],
+    },
+    zip_safe=False,
+    maintainer="depth_sr_ros maintainers",
+    maintainer_email="maintainers@depth-sr-ros.invalid",
+    description="RGB-guided depth super-resolution for ROS 2 (ToF / LiDAR to dense depth).",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "depth-sr = depth_sr_ros.cli:main",
+            "depth_sr_node = depth_sr_ros.ros.node:main",
+        ],
+    },
+)
