@@ -1,0 +1,153 @@
+"""sensor_msgs/Image fields <-> numpy arrays, written against message *fields*.
+
+Any object with `height`, `width`, `encoding`, `is_bigendian`, `step` and `data` works: rclpy
+messages (`data` is an `array.array('B')`), `rosbags` messages (`data` is a uint8 ndarray),
+or a plain namespace with `bytes`/`bytearray`/`memoryview`/list data.
+
+Encodings (REP 118):
+- colour `rgb8`, `bgr8`, `rgba8`, `bgra8`, `mono8` -> `HxWx3 uint8` in RGB order;
+- depth `16UC1`/`mono16` millimetres (0 = invalid), `32FC1` metres (NaN, inf and <= 0 invalid)
+  -> `HxW float32` metres with NaN = invalid.
+
+Row padding (`step > width * bytes_per_pixel`) and `is_bigendian` are honoured. Colour arrays
+are views of the message buffer where the layout allows (every colour encoding except `mono8`,
+whose grey is replicated into three channels by a copy); such views may be read-only and
+non-contiguous, so call `np.ascontiguousarray` before handing them to code that needs that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from depth_sr_ros.core.errors import FrameError
+
+# encoding -> (bytes per pixel, channel indices that give R, G, B)
+_COLOUR_LAYOUTS: dict[str, tuple[int, slice]] = {
+    "rgb8": (3, slice(0, 3)),
+    "bgr8": (3, slice(2, None, -1)),
+    "rgba8": (4, slice(0, 3)),
+    "bgra8": (4, slice(2, None, -1)),
+}
+COLOUR_ENCODINGS = (*_COLOUR_LAYOUTS, "mono8")
+MILLIMETRE_DEPTH_ENCODINGS = ("16UC1", "mono16")
+DEPTH_ENCODINGS = (*MILLIMETRE_DEPTH_ENCODINGS, "32FC1")
+MAX_16UC1_METRES = 65.535  # largest depth a 16UC1 millimetre image can carry
+
+
+@dataclass
+class ImageFields:
+    """The fields of a sensor_msgs/Image (header excluded); `data` is 1-D uint8 of step*height."""
+
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: int
+    step: int
+    data: np.ndarray
+
+
+def as_byte_array(data: Any) -> np.ndarray:
+    """A 1-D uint8 view of a message's `data` (buffer protocol, no copy; lists are converted)."""
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8:
+            data = np.ascontiguousarray(data).view(np.uint8)
+        return data.reshape(-1)
+    if isinstance(data, (list, tuple)):
+        return np.asarray(data, dtype=np.uint8)
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+def _pixel_rows(msg: Any, bytes_per_pixel: int) -> np.ndarray:
+    """`height x (width * bytes_per_pixel)` uint8 view of the image rows, padding dropped."""
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise FrameError("empty_image", f"{msg.encoding} image is {width}x{height}; expected a non-empty image")
+    row_bytes = width * bytes_per_pixel
+    if step < row_bytes:
+        raise FrameError(
+            "bad_step",
+            f"{msg.encoding} image step is {step} bytes; expected at least width*{bytes_per_pixel} = {row_bytes}",
+        )
+    data = as_byte_array(msg.data)
+    # The last row needs only its pixels, but ROS publishers always send step*height bytes.
+    if data.size < step * height:
+        raise FrameError(
+            "truncated_data",
+            f"{msg.encoding} image {width}x{height} with step {step} needs {step * height} bytes; "
+            f"got {data.size}",
+        )
+    return data[: step * height].reshape(height, step)[:, :row_bytes]
+
+
+def rgb_from_image(msg: Any) -> np.ndarray:
+    """`HxWx3 uint8` RGB array from a colour Image (a view of `msg.data` except for mono8)."""
+    encoding = msg.encoding
+    if encoding == "mono8":
+        grey = _pixel_rows(msg, 1)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if encoding not in _COLOUR_LAYOUTS:
+        raise FrameError(
+            "unsupported_encoding",
+            f"colour image encoding {encoding!r} is not supported; expected one of {', '.join(COLOUR_ENCODINGS)}",
+        )
+    channels, rgb_order = _COLOUR_LAYOUTS[encoding]
+    pixels = _pixel_rows(msg, channels).reshape(int(msg.height), int(msg.width), channels)
+    return pixels[:, :, rgb_order]
+
+
+def depth_from_image(msg: Any) -> np.ndarray:
+    """`HxW float32` depth in metres, NaN = invalid, from a 16UC1/mono16 or 32FC1 Image."""
+    encoding = msg.encoding
+    byte_order = ">" if msg.is_bigendian else "<"
+    if encoding in MILLIMETRE_DEPTH_ENCODINGS:
+        millimetres = _pixel_rows(msg, 2).view(f"{byte_order}u2")
+        depth = millimetres.astype(np.float32) / np.float32(1000.0)
+        depth[millimetres == 0] = np.nan
+        return depth
+    if encoding == "32FC1":
+        depth = _pixel_rows(msg, 4).view(f"{byte_order}f4").astype(np.float32)
+        with np.errstate(invalid="ignore"):
+            depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
+        return depth
+    raise FrameError(
+        "unsupported_encoding",
+        f"depth image encoding {encoding!r} is not supported; expected one of {', '.join(DEPTH_ENCODINGS)}",
+    )
+
+
+def depth_to_image_fields(depth_m: np.ndarray, encoding: str = "32FC1") -> ImageFields:
+    """Image fields for an `HxW` depth array in metres (NaN invalid), little-endian, no padding.
+
+    `32FC1`: metres; NaN, inf and values <= 0 are all written as NaN.
+    `16UC1`: millimetres rounded to the nearest integer; invalid pixels, depths that round to
+    0 mm and depths beyond 65.535 m (which do not fit in uint16) are written as 0 = invalid.
+    """
+    depth = np.asarray(depth_m, dtype=np.float32)
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be a 2-D HxW array; got shape {depth.shape}")
+    height, width = depth.shape
+    if height == 0 or width == 0:
+        raise FrameError("empty_image", f"depth is {width}x{height}; expected a non-empty image")
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(depth) & (depth > 0)
+    if encoding == "32FC1":
+        pixels = np.where(valid, depth, np.float32(np.nan)).astype("<f4")
+    elif encoding == "16UC1":
+        millimetres = np.rint(np.where(valid, depth, 0.0).astype(np.float64) * 1000.0)
+        millimetres[millimetres > np.iinfo(np.uint16).max] = 0
+        pixels = millimetres.astype("<u2")
+    else:
+        raise FrameError(
+            "unsupported_encoding", f"output depth encoding {encoding!r} is not supported; expected 32FC1 or 16UC1"
+        )
+    return ImageFields(
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=0,
+        step=width * pixels.itemsize,
+        data=pixels.reshape(-1).view(np.uint8),
+    )
