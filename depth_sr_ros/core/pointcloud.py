@@ -1,0 +1,142 @@
+"""Organised sensor_msgs/PointCloud2 fields from a depth image and pinhole intrinsics.
+
+Points are in the camera optical frame (x right, y down, z forward), metres:
+`x = (u - cx) * z / fx`, `y = (v - cy) * z / fy`, `z = depth[v, u]`, with (u, v) the integer
+pixel column and row, as depth_image_proc's point_cloud_xyz computes them.
+
+Layout (little-endian, `is_bigendian = False`; readers locate fields by their offsets):
+- XYZ: x, y, z float32 at offsets 0, 4, 8; `point_step = 12` (the compact layout of
+  sensor_msgs_py's `create_cloud_xyz32`; depth_image_proc pads to 16 bytes, we do not).
+- XYZRGB: the same plus a float32 field named "rgb" at offset 12, `point_step = 16`, whose
+  bits are the uint32 `0x00RRGGBB` (how PCL, RViz and sensor_msgs_py read packed colour).
+
+The cloud is organised: `height x width` = the depth image sampled every `stride` pixels in
+both axes (rows and columns 0, stride, 2*stride, ...). Invalid depth (NaN, inf, <= 0) gives a
+point with NaN x, y, z and `is_dense = False`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from depth_sr_ros.core.camera_info import Intrinsics
+from depth_sr_ros.core.errors import FrameError
+
+# sensor_msgs/PointField datatypes
+INT8 = 1
+UINT8 = 2
+INT16 = 3
+UINT16 = 4
+INT32 = 5
+UINT32 = 6
+FLOAT32 = 7
+FLOAT64 = 8
+
+ASPECT_TOLERANCE = 0.01  # relative aspect-ratio difference allowed when intrinsics are rescaled
+
+
+@dataclass
+class PointFieldSpec:
+    """sensor_msgs/PointField fields: a named channel at a byte offset inside each point."""
+
+    name: str
+    offset: int
+    datatype: int
+    count: int = 1
+
+
+@dataclass
+class PointCloudFields:
+    """sensor_msgs/PointCloud2 fields (header excluded); `data` is 1-D uint8 of row_step*height."""
+
+    height: int
+    width: int
+    fields: list[PointFieldSpec]
+    is_bigendian: bool
+    point_step: int
+    row_step: int
+    data: np.ndarray
+    is_dense: bool
+
+
+XYZ_FIELDS = (PointFieldSpec("x", 0, FLOAT32), PointFieldSpec("y", 4, FLOAT32), PointFieldSpec("z", 8, FLOAT32))
+RGB_FIELD = PointFieldSpec("rgb", 12, FLOAT32)
+
+
+@lru_cache(maxsize=16)
+def _ray_axes(intrinsics: Intrinsics, height: int, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column `(u - cx) / fx` and per-row `(v - cy) / fy` of the sampled pixels (float32)."""
+    columns = (np.arange(0, width, stride) - intrinsics.cx) / intrinsics.fx
+    rows = (np.arange(0, height, stride) - intrinsics.cy) / intrinsics.fy
+    columns, rows = columns.astype(np.float32), rows.astype(np.float32)
+    columns.flags.writeable = False
+    rows.flags.writeable = False
+    return columns, rows[:, None]
+
+
+def _intrinsics_for(intrinsics: Intrinsics, height: int, width: int) -> Intrinsics:
+    """`intrinsics` for an image of `width x height`, rescaled if the size differs."""
+    if (intrinsics.width, intrinsics.height) == (width, height):
+        return intrinsics
+    aspect_in = intrinsics.width / intrinsics.height
+    aspect_out = width / height
+    if abs(aspect_out / aspect_in - 1.0) > ASPECT_TOLERANCE:
+        raise FrameError(
+            "size_mismatch",
+            f"depth is {width}x{height} but the intrinsics are for {intrinsics.width}x{intrinsics.height}; "
+            "expected the same aspect ratio",
+        )
+    return intrinsics.scaled(width, height)
+
+
+def point_cloud_fields(
+    depth_m: np.ndarray, intrinsics: Intrinsics, rgb: np.ndarray | None = None, stride: int = 1
+) -> PointCloudFields:
+    """Organised XYZ (or XYZRGB when `rgb` is given) cloud fields from `HxW` depth in metres.
+
+    `intrinsics` are rescaled to the depth size when they describe another resolution of the
+    same aspect ratio (FrameError "size_mismatch" otherwise). `rgb` must be `HxWx3 uint8` of
+    the depth's size (FrameError "size_mismatch" otherwise).
+    """
+    depth = np.asarray(depth_m)
+    if depth.ndim != 2 or depth.size == 0:
+        raise FrameError("size_mismatch", f"depth must be a non-empty HxW array; got shape {depth.shape}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1; got {stride}")
+    height, width = depth.shape
+    if rgb is not None and rgb.shape != (height, width, 3):
+        raise FrameError(
+            "size_mismatch", f"rgb has shape {rgb.shape}; expected {(height, width, 3)} to match the depth"
+        )
+    columns, rows = _ray_axes(_intrinsics_for(intrinsics, height, width), height, width, stride)
+
+    z = depth[::stride, ::stride].astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        invalid = ~(np.isfinite(z) & (z > 0))
+    z[invalid] = np.nan
+
+    fields = list(XYZ_FIELDS) + ([RGB_FIELD] if rgb is not None else [])
+    points = np.empty((*z.shape, len(fields)), dtype="<f4")
+    np.multiply(z, columns, out=points[..., 0])
+    np.multiply(z, rows, out=points[..., 1])
+    points[..., 2] = z
+    if rgb is not None:
+        # The little-endian uint32 0x00RRGGBB is the byte sequence B, G, R, 0.
+        colour_bytes = points.view(np.uint8)[..., RGB_FIELD.offset :]
+        colour_bytes[..., :3] = rgb[::stride, ::stride, ::-1]
+        colour_bytes[..., 3] = 0
+
+    point_step = 4 * len(fields)
+    return PointCloudFields(
+        height=z.shape[0],
+        width=z.shape[1],
+        fields=fields,
+        is_bigendian=False,
+        point_step=point_step,
+        row_step=point_step * z.shape[1],
+        data=points.reshape(-1).view(np.uint8),
+        is_dense=not bool(invalid.any()),
+    )
