@@ -1,0 +1,71 @@
+"""Pre- and post-processing around an inference backend, for network backbones.
+
+The network contract (docs/ARCHITECTURE.md): `rgb` 1x3xHxW float32 in [0, 1], `depth` 1x1xhxw
+normalised per frame by the valid input's min and max, holes filled, `mask` 1x1xhxw (1 = valid),
+output 1x1x(h*S)x(w*S) normalised depth. The output is clamped to [0, 1], i.e. to the valid
+input's depth range [lo, hi], before de-normalising: the gdsr protocol's clamp, and no overshoot
+halos beyond the depths the sensor saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from depth_sr_ros.core.resample import denormalise, normalise
+
+
+@dataclass
+class NetworkInputs:
+    """One frame ready for the backend: NCHW float32 arrays and the normalisation range (metres)."""
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    mask: np.ndarray
+    lo: float
+    hi: float
+
+
+class NetworkUpsampler:
+    """`upsample(rgb, depth_lr, valid_lr, scale)` for a network run by `backend`, in three stages
+    (`preprocess`, `infer`, `postprocess`) that the pipeline times separately.
+
+    backend: any object with `run(rgb, depth, mask) -> np.ndarray` on NCHW float32 arrays
+    (depth_sr_ros.backends). scale: the network's fixed upsampling factor.
+    """
+
+    def __init__(self, backend: Any, scale: int) -> None:
+        self.backend = backend
+        self.scale = scale
+
+    def preprocess(self, rgb: np.ndarray, depth_lr: np.ndarray, valid_lr: np.ndarray) -> NetworkInputs:
+        """rgb H x W x 3 uint8, depth_lr h x w NaN-free (holes filled), valid_lr h x w bool."""
+        norm, lo, hi = normalise(depth_lr, valid_lr)
+        rgb_nchw = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+        rgb_nchw *= np.float32(1.0 / 255.0)
+        return NetworkInputs(
+            rgb=rgb_nchw,
+            depth=np.ascontiguousarray(norm[None, None]),
+            mask=valid_lr.astype(np.float32)[None, None],
+            lo=lo,
+            hi=hi,
+        )
+
+    def infer(self, inputs: NetworkInputs) -> np.ndarray:
+        return self.backend.run(inputs.rgb, inputs.depth, inputs.mask)
+
+    def postprocess(self, output: np.ndarray, inputs: NetworkInputs) -> np.ndarray:
+        """1x1xHxW normalised network output -> H x W float32 in the input's unit, in [lo, hi]."""
+        expected = (1, 1, inputs.rgb.shape[2], inputs.rgb.shape[3])
+        if output.shape != expected:
+            raise RuntimeError(f"backend returned shape {output.shape}, expected {expected}")
+        clamped = np.clip(output[0, 0], 0.0, 1.0)
+        return denormalise(clamped, inputs.lo, inputs.hi)
+
+    def upsample(self, rgb: np.ndarray, depth_lr: np.ndarray, valid_lr: np.ndarray, scale: int) -> np.ndarray:
+        if scale != self.scale:
+            raise ValueError(f"this network upsamples x{self.scale}, asked for x{scale}")
+        inputs = self.preprocess(rgb, depth_lr, valid_lr)
+        return self.postprocess(self.infer(inputs), inputs)

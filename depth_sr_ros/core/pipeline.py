@@ -1,0 +1,181 @@
+"""The super-resolution pipeline that the ROS node and replay both drive.
+
+    result = DepthSR(SRConfig(scale=4, backbone="guided_filter")).process(rgb, depth_lr)
+
+rgb is H x W x 3 uint8; depth_lr is h x w float32 metres (NaN invalid), registered to the RGB
+camera (same optical frame and field of view); result.depth is H x W float32 metres, NaN invalid,
+in the RGB camera's optical frame. See docs/pipeline.md for resampling and the hole policy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depth_sr_ros.core import resample
+from depth_sr_ros.core.backbones import get_backbone
+from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.network_upsampler import NetworkUpsampler
+
+
+@dataclass
+class SRConfig:
+    """Pipeline settings.
+
+    scale: upsampling factor; the model grid is (ceil(H / scale), ceil(W / scale)) for H x W RGB.
+    backbone: a registered backbone name, or "auto" for the best shipped weights for `scale`
+        (`depth_sr_ros.models.zoo.default_backbone`), falling back to "guided_filter".
+    weights: weights file of a network backbone; None = its shipped default.
+    inference_backend, precision, device, engine_cache_dir: how a network backbone runs
+        (`depth_sr_ros.backends`); ignored by classic backbones.
+    min_depth, max_depth: valid depth range in metres. Input depth outside it counts as invalid;
+        output depth outside it becomes NaN.
+    max_hole_radius: hole policy, in low-res (grid) pixels. Invalid input pixels are masked out and
+        filled with the nearest valid depth before upsampling. Output pixels over an invalid grid
+        pixel within `max_hole_radius` of valid depth keep the upsampled value; over one farther
+        away (inside a larger hole) they are NaN.
+    aspect_tolerance: largest relative difference between the depth's and the RGB image's
+        width/height ratios; beyond it a frame raises FrameError("aspect_mismatch").
+    """
+
+    scale: int = 4
+    backbone: str = "auto"
+    weights: str | None = None
+    inference_backend: str = "auto"
+    precision: str = "fp32"
+    device: str = "cpu"
+    engine_cache_dir: str = "~/.cache/depth_sr_ros/engines"
+    min_depth: float = 0.1
+    max_depth: float = 20.0
+    max_hole_radius: int = 2
+    aspect_tolerance: float = 0.03
+
+    def __post_init__(self) -> None:
+        if self.scale < 1:
+            raise ValueError(f"scale must be >= 1, got {self.scale}")
+        if not 0 <= self.min_depth < self.max_depth:
+            raise ValueError(f"need 0 <= min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
+        if self.max_hole_radius < 0 or self.aspect_tolerance < 0:
+            raise ValueError("max_hole_radius and aspect_tolerance must be >= 0")
+
+
+@dataclass
+class SRResult:
+    """depth: H x W float32 metres, NaN invalid. timings_ms: "preprocess", "network", "postprocess"."""
+
+    depth: np.ndarray
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class DepthSR:
+    """RGB-guided depth super-resolution of one frame at a time; build once, call `process` per frame.
+
+    Attributes: `config`, `scale`, `backbone_name` (the resolved name when config.backbone is
+    "auto"), `weights` (the weights path a network backbone was built from, else None).
+    """
+
+    def __init__(self, config: SRConfig) -> None:
+        self.config = config
+        self.scale = config.scale
+        self.backbone_name, self.weights = self._resolve_backbone(config)
+        self.upsampler = self._build_upsampler()
+
+    @staticmethod
+    def _resolve_backbone(config: SRConfig) -> tuple[str, str | Path | None]:
+        if config.backbone != "auto":
+            return config.backbone, config.weights
+        from depth_sr_ros.models.zoo import default_backbone
+
+        name, weights = default_backbone(config.scale)
+        return name, config.weights if config.weights is not None else weights
+
+    def _build_upsampler(self) -> Any:
+        spec = get_backbone(self.backbone_name)
+        if spec.kind == "classic":
+            return spec.factory(**spec.defaults)
+        # Network branch: models and backends are imported only when a network is asked for.
+        from depth_sr_ros.backends import BackendConfig, create_backend
+        from depth_sr_ros.models.weights import load_network
+
+        model = load_network(self.backbone_name, self.scale, self.weights)
+        backend_config = BackendConfig(
+            precision=self.config.precision,
+            device=self.config.device,
+            engine_cache_dir=self.config.engine_cache_dir,
+        )
+        return NetworkUpsampler(create_backend(self.config.inference_backend, model, backend_config), self.scale)
+
+    def process(self, rgb: np.ndarray, depth_lr: np.ndarray) -> SRResult:
+        """Super-resolve `depth_lr` (h x w metres, NaN invalid) to the size of `rgb` (H x W x 3 uint8).
+
+        Raises FrameError ("bad_shape", "bad_dtype", "aspect_mismatch", "all_invalid_depth").
+        """
+        cfg = self.config
+        start = time.perf_counter()
+        _check_inputs(rgb, depth_lr)
+        resample.check_aspect(depth_lr.shape, rgb.shape, cfg.aspect_tolerance)
+        depth = resample.resample_to_grid(depth_lr.astype(np.float32, copy=False), rgb.shape, self.scale)
+        with np.errstate(invalid="ignore"):
+            valid = (depth >= cfg.min_depth) & (depth <= cfg.max_depth)  # False for NaN and inf
+        if not valid.any():
+            raise FrameError(
+                "all_invalid_depth",
+                f"no input depth in [{cfg.min_depth}, {cfg.max_depth}] m (NaN/inf/out-of-range everywhere)",
+            )
+        filled = resample.fill_holes(depth, valid)
+        too_far = resample.hole_mask(valid, cfg.max_hole_radius)
+        rgb_padded = resample.pad_to_multiple(rgb, self.scale)
+        timings = {}
+
+        if isinstance(self.upsampler, NetworkUpsampler):
+            inputs = self.upsampler.preprocess(rgb_padded, filled, valid)
+            timings["preprocess"] = _elapsed_ms(start)
+            start = time.perf_counter()
+            output = self.upsampler.infer(inputs)
+            timings["network"] = _elapsed_ms(start)
+            start = time.perf_counter()
+            depth_hr = self.upsampler.postprocess(output, inputs)
+        else:
+            timings["preprocess"] = _elapsed_ms(start)
+            start = time.perf_counter()
+            depth_hr = self.upsampler.upsample(rgb_padded, filled, valid, self.scale)
+            timings["network"] = _elapsed_ms(start)
+            start = time.perf_counter()
+
+        depth_hr = self._apply_hole_policy(depth_hr, too_far, rgb.shape[:2])
+        timings["postprocess"] = _elapsed_ms(start)
+        return SRResult(depth=depth_hr, timings_ms=timings)
+
+    def _apply_hole_policy(self, depth_hr: np.ndarray, too_far: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+        """Crop the padded output to `size`, NaN over large input holes and outside the depth range."""
+        s = self.scale
+        out = np.array(depth_hr[: size[0], : size[1]], dtype=np.float32)  # own, writable copy
+        if too_far.any():
+            blocked = np.repeat(np.repeat(too_far, s, axis=0), s, axis=1)
+            out[blocked[: size[0], : size[1]]] = np.nan
+        with np.errstate(invalid="ignore"):
+            out[(out < self.config.min_depth) | (out > self.config.max_depth)] = np.nan
+        return out
+
+
+def _check_inputs(rgb: np.ndarray, depth: np.ndarray) -> None:
+    if not isinstance(rgb, np.ndarray) or not isinstance(depth, np.ndarray):
+        raise FrameError("bad_type", "rgb and depth must be numpy arrays")
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise FrameError("bad_shape", f"rgb must be H x W x 3, got shape {rgb.shape}")
+    if depth.ndim != 2 or depth.size == 0:
+        raise FrameError("bad_shape", f"depth must be a non-empty h x w array, got shape {depth.shape}")
+    if rgb.dtype != np.uint8:
+        raise FrameError("bad_dtype", f"rgb must be uint8, got {rgb.dtype}")
+    if not np.issubdtype(depth.dtype, np.floating):
+        raise FrameError(
+            "bad_dtype", f"depth must be floating-point metres, got {depth.dtype} (convert millimetres first)"
+        )
+
+
+def _elapsed_ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1e3

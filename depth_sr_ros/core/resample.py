@@ -1,0 +1,144 @@
+"""Depth on the model grid: nearest resampling, hole fill, hole policy, normalisation, PIL resize.
+
+The model grid of an `H x W` RGB image at scale `s` is `(ceil(H / s), ceil(W / s))`: grid pixel
+`(i, j)` covers RGB pixels `[i*s, (i+1)*s) x [j*s, (j+1)*s)`. When `H` or `W` is not a multiple of
+`s`, the last grid row/column covers the RGB image's border plus padding (see `pad_to_multiple`).
+
+Depth of another size (registered to the RGB camera, covering the same field of view) is brought
+to the grid by nearest-neighbour sampling on pixel centres: each grid pixel takes the one input
+pixel whose footprint holds its centre. Depths are never averaged, so no value appears that lies
+between a foreground and a background surface, and NaN (invalid) is carried as is.
+See docs/pipeline.md for the whole policy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from depth_sr_ros.core.errors import FrameError
+
+_PIL_METHODS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+}
+
+
+def pil_resize(array: np.ndarray, size: tuple[int, int], method: str = "bicubic") -> np.ndarray:
+    """Resize a 2-D array as a float32 PIL image: `Image.fromarray(a).resize(size, method)`.
+
+    `size` is `(width, height)`, PIL's order. Bicubic is PIL's antialiased bicubic, the one the
+    gdsr benchmark protocol (PROTOCOL.md) uses both to make its inputs and as its baseline;
+    OpenCV's INTER_CUBIC is a different filter. Units are kept (the filter is linear).
+    """
+    if array.ndim != 2:
+        raise ValueError(f"pil_resize takes a 2-D array, got shape {array.shape}")
+    try:
+        resample = _PIL_METHODS[method]
+    except KeyError:
+        raise ValueError(f"unknown resize method {method!r}; known: {', '.join(_PIL_METHODS)}") from None
+    image = Image.fromarray(np.ascontiguousarray(array, dtype=np.float32), mode="F")
+    return np.asarray(image.resize(size, resample), dtype=np.float32)
+
+
+def grid_shape(rgb_shape: tuple[int, ...], scale: int) -> tuple[int, int]:
+    """The model input grid `(ceil(H / scale), ceil(W / scale))` of an `H x W (x C)` image."""
+    return math.ceil(rgb_shape[0] / scale), math.ceil(rgb_shape[1] / scale)
+
+
+def check_aspect(depth_shape: tuple[int, ...], rgb_shape: tuple[int, ...], tolerance: float) -> None:
+    """Raise FrameError("aspect_mismatch") when the two images' width/height ratios differ by more
+    than `tolerance`, relative (0.03 = 3 %). Registered depth must cover the RGB field of view."""
+    depth_aspect = depth_shape[1] / depth_shape[0]
+    rgb_aspect = rgb_shape[1] / rgb_shape[0]
+    mismatch = abs(depth_aspect / rgb_aspect - 1.0)
+    if mismatch > tolerance:
+        raise FrameError(
+            "aspect_mismatch",
+            f"depth {depth_shape[1]}x{depth_shape[0]} and RGB {rgb_shape[1]}x{rgb_shape[0]} differ in "
+            f"aspect ratio by {mismatch:.1%} (tolerance {tolerance:.1%}); is the depth registered to the RGB camera?",
+        )
+
+
+def _nearest_indices(n_out: int, out_pitch: float, n_in: int, in_pitch: float) -> np.ndarray:
+    """Input index whose footprint holds each output pixel centre; pitches in RGB pixels."""
+    centres = (np.arange(n_out) + 0.5) * out_pitch
+    return np.minimum((centres / in_pitch).astype(np.intp), n_in - 1)
+
+
+def resample_to_grid(depth: np.ndarray, rgb_shape: tuple[int, ...], scale: int) -> np.ndarray:
+    """Bring registered depth of any size to the model grid of an RGB image, nearest on centres.
+
+    The input depth covers the RGB image (its pixel pitch is `H / h` RGB pixels); grid pixels have
+    a pitch of `scale` RGB pixels. Returns `depth` itself when it already has the grid's shape.
+    Call `check_aspect` first: this function stretches whatever it is given.
+    """
+    grid = grid_shape(rgb_shape, scale)
+    if depth.shape == grid:
+        return depth
+    rows = _nearest_indices(grid[0], scale, depth.shape[0], rgb_shape[0] / depth.shape[0])
+    cols = _nearest_indices(grid[1], scale, depth.shape[1], rgb_shape[1] / depth.shape[1])
+    return depth[np.ix_(rows, cols)]
+
+
+def pad_to_multiple(rgb: np.ndarray, scale: int) -> np.ndarray:
+    """Pad `rgb` at the bottom and right by edge replication to a multiple of `scale` (no copy when
+    it already is one), so that the grid times `scale` is exactly its size."""
+    pad_h = -rgb.shape[0] % scale
+    pad_w = -rgb.shape[1] % scale
+    if pad_h == 0 and pad_w == 0:
+        return rgb
+    return np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+
+
+def fill_holes(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Copy of `depth` with every invalid pixel set to its nearest valid pixel's depth.
+
+    Nearest in the (approximate, 5x5 mask) Euclidean sense of `cv2.distanceTransformWithLabels`.
+    `valid` must hold at least one True. Returns `depth` itself when every pixel is valid.
+    """
+    if valid.all():
+        return depth
+    _, labels = cv2.distanceTransformWithLabels(
+        valid.astype(np.uint8) ^ 1, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    # With DIST_LABEL_PIXEL every zero (= valid) pixel gets its own label, 1, 2, ... in raster order,
+    # and every other pixel the label of its nearest zero pixel.
+    return depth[valid][labels - 1].astype(depth.dtype, copy=False)
+
+
+def hole_mask(valid: np.ndarray, max_hole_radius: int) -> np.ndarray:
+    """True where an invalid pixel lies farther than `max_hole_radius` pixels (exact Euclidean)
+    from the nearest valid pixel: the part of a hole too large to fill, left NaN in the output."""
+    if valid.all():
+        return np.zeros(valid.shape, dtype=bool)
+    distance = cv2.distanceTransform(valid.astype(np.uint8) ^ 1, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return distance > max_hole_radius
+
+
+def normalise(
+    depth: np.ndarray, valid: np.ndarray, lo: float | None = None, hi: float | None = None
+) -> tuple[np.ndarray, float, float]:
+    """`(depth - lo) / (hi - lo)` as float32, with `lo`, `hi` the min and max of the valid depth
+    unless given. A flat frame (`hi == lo`) divides by 1 instead, so it maps to 0."""
+    if lo is None or hi is None:
+        valid_depth = depth[valid]
+        lo = float(valid_depth.min()) if lo is None else lo
+        hi = float(valid_depth.max()) if hi is None else hi
+    norm = (depth - np.float32(lo)) / np.float32(_span(lo, hi))
+    return norm.astype(np.float32, copy=False), lo, hi
+
+
+def denormalise(norm: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Inverse of `normalise` with the same `lo`, `hi`; float32."""
+    return (norm * np.float32(_span(lo, hi)) + np.float32(lo)).astype(np.float32, copy=False)
+
+
+def _span(lo: float, hi: float) -> float:
+    return hi - lo if hi > lo else 1.0
