@@ -131,7 +131,8 @@ def intrinsics_from_camera_info(msg: Any) -> Intrinsics:
     (an uncalibrated camera publishes K = 0).
     """
     transform, width, height = _image_transform(msg)
-    k = transform @ _float_array(msg.k, 9, "k").reshape(3, 3)
+    with np.errstate(invalid="ignore"):
+        k = transform @ _float_array(msg.k, 9, "k").reshape(3, 3)
     fx, fy, cx, cy = float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2])
     if not (math.isfinite(fx) and fx > 0 and math.isfinite(fy) and fy > 0):
         raise FrameError(
@@ -163,9 +164,12 @@ def scaled_camera_info_fields(msg: Any, width: int, height: int) -> CameraInfoFi
       resize).
     - binning_x/y are reset to 0 and roi to all zeros (do_rectify false): the output is a
       full image whose own K and P already account for the original crop and binning.
+
+    Raises FrameError("bad_camera_info") as `intrinsics_from_camera_info` does.
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"target size must be positive; got {width}x{height}")
+    intrinsics_from_camera_info(msg)  # validates K, size, roi and binning
     transform, image_width, image_height = _image_transform(msg)
     resize = np.diag([width / image_width, height / image_height, 1.0])
     to_output = resize @ transform
