@@ -21,7 +21,9 @@ def ros_camera_info(k, p=None, width=640, height=480, binning=(0, 0), roi=(0, 0,
     fx, _, cx, _, fy, cy, *_ = k
     p = p if p is not None else [fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0]
     return TYPES["sensor_msgs/msg/CameraInfo"](
-        header=TYPES["std_msgs/msg/Header"](stamp=TYPES["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id=""),
+        header=TYPES["std_msgs/msg/Header"](
+            stamp=TYPES["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id=""
+        ),
         height=height,
         width=width,
         distortion_model="plumb_bob",

@@ -18,7 +18,9 @@ TYPES = get_typestore(Stores.ROS2_HUMBLE).types
 
 def ros_image(encoding: str, height: int, width: int, step: int, data: bytes, is_bigendian: int = 0):
     """A real rosbags sensor_msgs/Image (data as the uint8 ndarray rosbags uses)."""
-    header = TYPES["std_msgs/msg/Header"](stamp=TYPES["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="")
+    header = TYPES["std_msgs/msg/Header"](
+        stamp=TYPES["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id=""
+    )
     return TYPES["sensor_msgs/msg/Image"](
         header=header,
         height=height,
@@ -67,7 +69,14 @@ def test_mono8_grey_is_replicated():
 
 @pytest.mark.parametrize(
     "make_data",
-    [bytes, bytearray, memoryview, lambda raw: array.array("B", raw), list, lambda raw: np.frombuffer(raw, np.uint8)],
+    [
+        bytes,
+        bytearray,
+        memoryview,
+        lambda raw: array.array("B", raw),
+        list,
+        lambda raw: np.frombuffer(raw, np.uint8),
+    ],
     ids=["bytes", "bytearray", "memoryview", "array_B", "list", "ndarray"],
 )
 def test_any_object_with_image_fields_and_any_data_container(make_data):
@@ -118,7 +127,13 @@ def test_depth_from_image_does_not_modify_the_message():
 def test_16uc1_output_rounds_millimetres_and_marks_invalid_as_zero():
     depth = np.array([[1.2344, 1.2346, np.nan], [np.inf, -1.0, 70.0], [0.0004, 65.535, 0.5]], np.float32)
     fields = depth_to_image_fields(depth, "16UC1")
-    assert (fields.height, fields.width, fields.encoding, fields.is_bigendian, fields.step) == (3, 3, "16UC1", 0, 6)
+    assert (fields.height, fields.width, fields.encoding, fields.is_bigendian, fields.step) == (
+        3,
+        3,
+        "16UC1",
+        0,
+        6,
+    )
     assert fields.data.dtype == np.uint8 and fields.data.ndim == 1
     millimetres = struct.unpack("<9H", fields.data.tobytes())
     assert millimetres == (1234, 1235, 0, 0, 0, 0, 0, 65535, 500)
@@ -139,7 +154,9 @@ def test_32fc1_output_is_metres_with_nan_for_every_invalid_value():
     assert (fields.encoding, fields.step, fields.is_bigendian) == ("32FC1", 8, 0)
     values = struct.unpack("<4f", fields.data.tobytes())
     assert values[0] == 1.25 and all(np.isnan(values[1:]))
-    np.testing.assert_array_equal(depth_from_image(fields), np.array([[1.25, np.nan], [np.nan, np.nan]], np.float32))
+    np.testing.assert_array_equal(
+        depth_from_image(fields), np.array([[1.25, np.nan], [np.nan, np.nan]], np.float32)
+    )
 
 
 @pytest.mark.parametrize(

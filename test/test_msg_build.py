@@ -30,7 +30,11 @@ TUM_INTRINSICS = {"fx": 517.3, "fy": 516.5, "cx": 318.6, "cy": 255.3}  # tum_fr1
 def tum_frame() -> tuple[np.ndarray, np.ndarray]:
     """Frame 00 of TUM fr1: (raw depth uint16, 1/5000 m per unit; BGR colour uint8)."""
     folder = next(
-        (path for path in TUM_CANDIDATES if (path / "depth" / "00.png").exists() and (path / "rgb" / "00.png").exists()),
+        (
+            path
+            for path in TUM_CANDIDATES
+            if (path / "depth" / "00.png").exists() and (path / "rgb" / "00.png").exists()
+        ),
         None,
     )
     assert folder is not None, f"TUM fr1 frame 00 not found in any of {[str(p) for p in TUM_CANDIDATES]}"
@@ -163,4 +167,3 @@ def test_builder_needs_every_message_type():
     types = {key: SimpleNamespace for key in MESSAGE_KEYS if key != "PointField"}
     with pytest.raises(KeyError, match="PointField"):
         MessageBuilder(types, data_adapter=bytes, float_array_adapter=list)
-

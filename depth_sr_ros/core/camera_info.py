@@ -119,7 +119,11 @@ def _image_transform(msg: Any) -> tuple[np.ndarray, int, int]:
             f"roi {roi_width}x{roi_height}, binning {binning_x}x{binning_y}); expected a positive size",
         )
     transform = np.array(
-        [[1.0 / binning_x, 0.0, -x_offset / binning_x], [0.0, 1.0 / binning_y, -y_offset / binning_y], [0, 0, 1]]
+        [
+            [1.0 / binning_x, 0.0, -x_offset / binning_x],
+            [0.0, 1.0 / binning_y, -y_offset / binning_y],
+            [0, 0, 1],
+        ]
     )
     return transform, width, height
 

@@ -64,7 +64,9 @@ def _pixel_rows(msg: Any, bytes_per_pixel: int) -> np.ndarray:
     """`height x (width * bytes_per_pixel)` uint8 view of the image rows, padding dropped."""
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
-        raise FrameError("empty_image", f"{msg.encoding} image is {width}x{height}; expected a non-empty image")
+        raise FrameError(
+            "empty_image", f"{msg.encoding} image is {width}x{height}; expected a non-empty image"
+        )
     row_bytes = width * bytes_per_pixel
     if step < row_bytes:
         raise FrameError(
@@ -141,7 +143,8 @@ def depth_to_image_fields(depth_m: np.ndarray, encoding: str = "32FC1") -> Image
         pixels = millimetres.astype("<u2")
     else:
         raise FrameError(
-            "unsupported_encoding", f"output depth encoding {encoding!r} is not supported; expected 32FC1 or 16UC1"
+            "unsupported_encoding",
+            f"output depth encoding {encoding!r} is not supported; expected 32FC1 or 16UC1",
         )
     return ImageFields(
         height=height,

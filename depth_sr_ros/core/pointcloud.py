@@ -62,7 +62,11 @@ class PointCloudFields:
     is_dense: bool
 
 
-XYZ_FIELDS = (PointFieldSpec("x", 0, FLOAT32), PointFieldSpec("y", 4, FLOAT32), PointFieldSpec("z", 8, FLOAT32))
+XYZ_FIELDS = (
+    PointFieldSpec("x", 0, FLOAT32),
+    PointFieldSpec("y", 4, FLOAT32),
+    PointFieldSpec("z", 8, FLOAT32),
+)
 RGB_FIELD = PointFieldSpec("rgb", 12, FLOAT32)
 
 
