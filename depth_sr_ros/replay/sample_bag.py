@@ -1,0 +1,171 @@
+"""Build the bundled sample bag from the real TUM RGB-D freiburg1 frames in `samples/tum_fr1`.
+
+The bag looks the way a ToF-style RGB-D camera publishes (see samples/tum_fr1/ATTRIBUTION.md):
+
+| topic | type | content |
+|---|---|---|
+| `/camera/color/image_raw` | Image | 640x480 `rgb8` |
+| `/camera/color/camera_info` | CameraInfo | TUM fr1 calibration, plumb_bob D |
+| `/camera/depth/image_raw` | Image | 160x120 `16UC1` millimetres, 0 = hole |
+| `/camera/depth/camera_info` | CameraInfo | the colour calibration scaled to 160x120 |
+| `/ground_truth/depth/image_raw` | Image | 640x480 `16UC1` millimetres (the full sensor depth) |
+
+The TUM depth is registered to the colour camera, so every topic lives in the colour camera's
+optical frame. Decimation x4: each low-resolution pixel is the mean of the 2x2 pixels at the
+centre of its 4x4 block (the block centre, as `cv2.resize` maps pixel centres), and it is a hole
+(0) unless all four are valid, so the sensor's holes stay holes and no depth is invented.
+
+Stamps: RGB at 30 Hz from a fixed epoch; depth 4 ms later with +-1.5 ms seeded jitter; each
+CameraInfo carries its image's stamp; ground truth carries the depth stamp. Records are logged
+(bag time) a few milliseconds after their stamps, so depth sometimes arrives before its RGB
+frame, which exercises the approximate synchroniser. Everything is deterministic.
+
+Frame 03: in the source folder `depth/03.png` is byte-identical to `depth/01.png` (its edges
+line up with RGB frame 01, not 03), so it is not published. RGB frame 03 goes out without depth,
+a dropped depth frame that replay must report as an unpaired RGB message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from depth_sr_ros.core.camera_info import CameraInfoFields, scaled_camera_info_fields
+from depth_sr_ros.core.image_msg import ImageFields
+from depth_sr_ros.core.msg_build import rosbags_builder
+from depth_sr_ros.replay.bag_io import BagWriter, load_typestore
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "samples" / "tum_fr1"
+
+RGB_TOPIC = "/camera/color/image_raw"
+RGB_INFO_TOPIC = "/camera/color/camera_info"
+DEPTH_TOPIC = "/camera/depth/image_raw"
+DEPTH_INFO_TOPIC = "/camera/depth/camera_info"
+GT_TOPIC = "/ground_truth/depth/image_raw"
+FRAME_ID = "camera_color_optical_frame"
+
+DECIMATION = 4
+TUM_DEPTH_PER_METRE = 5000.0
+FRAMES = ("00", "01", "02", "03")
+FRAMES_WITHOUT_DEPTH = frozenset({"03"})  # depth/03.png duplicates depth/01.png
+
+EPOCH_NS = 1_700_000_000 * 10**9
+PERIOD_NS = 33_333_333  # 30 Hz
+DEPTH_OFFSET_NS = 4_000_000
+DEPTH_JITTER_NS = 1_500_000
+RGB_LATENCY_NS = 10_000_000  # stamp -> bag (log) time
+DEPTH_LATENCY_NS = 6_000_000
+SEED = 118
+
+
+@dataclass(frozen=True)
+class SampleBag:
+    """The bag written and what is in it (frame counts per topic)."""
+
+    path: Path
+    counts: dict[str, int]
+
+
+def tum_depth_to_millimetres(raw: np.ndarray) -> np.ndarray:
+    """TUM uint16 depth (metres = value / 5000, 0 = none) -> uint16 millimetres, 0 = none."""
+    mm = np.rint(raw.astype(np.float64) * (1000.0 / TUM_DEPTH_PER_METRE))
+    return np.clip(mm, 0, np.iinfo(np.uint16).max).astype(np.uint16)
+
+
+def decimate_depth(depth_mm: np.ndarray, factor: int = DECIMATION) -> np.ndarray:
+    """Hole-keeping decimation: mean of each block's central 2x2 pixels, 0 unless all are valid.
+
+    `depth_mm` is H x W uint16 (0 = hole) with H, W multiples of `factor` (an even number).
+    """
+    if factor % 2 or depth_mm.shape[0] % factor or depth_mm.shape[1] % factor:
+        raise ValueError(f"need an even factor dividing the image size; got {factor} for {depth_mm.shape}")
+    h, w = depth_mm.shape[0] // factor, depth_mm.shape[1] // factor
+    mid = factor // 2
+    blocks = depth_mm.reshape(h, factor, w, factor)[:, mid - 1 : mid + 1, :, mid - 1 : mid + 1]
+    centre = blocks.transpose(0, 2, 1, 3).reshape(h, w, 4).astype(np.float64)
+    valid = (centre > 0).all(axis=2)
+    return np.where(valid, np.rint(centre.mean(axis=2)), 0).astype(np.uint16)
+
+
+def rgb_camera_info(intrinsics_path: Path) -> CameraInfoFields:
+    """CameraInfo fields of the colour camera from the sample's intrinsics.json (plumb_bob)."""
+    cal = json.loads(intrinsics_path.read_text())
+    k = np.array([cal["fx"], 0, cal["cx"], 0, cal["fy"], cal["cy"], 0, 0, 1], dtype=np.float64)
+    p = np.array([cal["fx"], 0, cal["cx"], 0, 0, cal["fy"], cal["cy"], 0, 0, 0, 1, 0], dtype=np.float64)
+    return CameraInfoFields(
+        height=int(cal["height"]),
+        width=int(cal["width"]),
+        distortion_model="plumb_bob",
+        d=np.array(cal["distortion_plumb_bob"], dtype=np.float64),
+        k=k,
+        r=np.eye(3).reshape(-1),
+        p=p,
+    )
+
+
+def _image_fields(array: np.ndarray, encoding: str) -> ImageFields:
+    array = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
+    height, width = array.shape[:2]
+    return ImageFields(height, width, encoding, 0, array.nbytes // height, array.reshape(-1).view(np.uint8))
+
+
+def _header(typestore: Any, stamp_ns: int) -> Any:
+    time_cls = typestore.types["builtin_interfaces/msg/Time"]
+    header_cls = typestore.types["std_msgs/msg/Header"]
+    return header_cls(stamp=time_cls(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=FRAME_ID)
+
+
+def _stamps() -> list[tuple[int, int]]:
+    """(rgb stamp, depth stamp) in ns per frame."""
+    rng = np.random.default_rng(SEED)
+    jitter = rng.integers(-DEPTH_JITTER_NS, DEPTH_JITTER_NS + 1, size=len(FRAMES))
+    return [(EPOCH_NS + i * PERIOD_NS, EPOCH_NS + i * PERIOD_NS + DEPTH_OFFSET_NS + int(j))
+            for i, j in enumerate(jitter)]
+
+
+def build_sample_bag(
+    out_path: str | Path, storage: str = "mcap", typestore: str = "humble", sample_dir: Path = SAMPLE_DIR
+) -> SampleBag:
+    """Write the sample bag to `out_path` (a new rosbag2 directory) and return what it holds."""
+    store = load_typestore(typestore)
+    build = rosbags_builder(store)
+    rgb_info = rgb_camera_info(sample_dir / "intrinsics.json")
+    rgb_info_msg = build.camera_info(_header(store, 0), rgb_info)
+    depth_info = scaled_camera_info_fields(rgb_info_msg, rgb_info.width // DECIMATION, rgb_info.height // DECIMATION)
+
+    records: list[tuple[int, str, Any]] = []  # (log time, topic, message)
+    for name, (rgb_stamp, depth_stamp) in zip(FRAMES, _stamps()):
+        bgr = cv2.imread(str(sample_dir / "rgb" / f"{name}.png"), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(f"cannot read {sample_dir / 'rgb' / f'{name}.png'}")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb_log = rgb_stamp + RGB_LATENCY_NS
+        records.append((rgb_log, RGB_TOPIC, build.image(_header(store, rgb_stamp), _image_fields(rgb, "rgb8"))))
+        records.append((rgb_log + 1, RGB_INFO_TOPIC, build.camera_info(_header(store, rgb_stamp), rgb_info)))
+        if name in FRAMES_WITHOUT_DEPTH:
+            continue
+        raw = cv2.imread(str(sample_dir / "depth" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        if raw is None or raw.dtype != np.uint16:
+            raise FileNotFoundError(f"cannot read 16-bit {sample_dir / 'depth' / f'{name}.png'}")
+        full_mm = tum_depth_to_millimetres(raw)
+        depth_log = depth_stamp + DEPTH_LATENCY_NS
+        depth_header = _header(store, depth_stamp)
+        records.append((depth_log, DEPTH_TOPIC, build.image(depth_header, _image_fields(decimate_depth(full_mm), "16UC1"))))
+        records.append((depth_log + 1, DEPTH_INFO_TOPIC, build.camera_info(depth_header, depth_info)))
+        records.append((depth_log + 2, GT_TOPIC, build.image(depth_header, _image_fields(full_mm, "16UC1"))))
+
+    records.sort(key=lambda record: record[0])
+    counts = {topic: 0 for topic in (RGB_TOPIC, RGB_INFO_TOPIC, DEPTH_TOPIC, DEPTH_INFO_TOPIC, GT_TOPIC)}
+    with BagWriter(out_path, store, storage=storage) as writer:
+        for topic, msgtype in ((RGB_TOPIC, "Image"), (RGB_INFO_TOPIC, "CameraInfo"), (DEPTH_TOPIC, "Image"),
+                               (DEPTH_INFO_TOPIC, "CameraInfo"), (GT_TOPIC, "Image")):
+            writer.add_topic(topic, f"sensor_msgs/msg/{msgtype}")
+        for log_time, topic, message in records:
+            writer.write(topic, log_time, message)
+            counts[topic] += 1
+    return SampleBag(Path(out_path), counts)
