@@ -1,0 +1,141 @@
+"""`onnxruntime` backend: the network exported to ONNX and run by an ONNX Runtime session.
+
+Execution providers are asked for in the order TensorRT EP, CUDA EP, CPU, keeping only those
+this ONNX Runtime build offers (`ort.get_available_providers()`); on `device="cpu"` only the
+CPU provider is asked for. After the session is created, `session.get_providers()` says which
+providers were really loaded, and that is logged: a GPU provider that fails to load (missing
+CUDA or TensorRT libraries) silently leaves ONNX Runtime on the CPU otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from depth_sr_ros.backends import (
+    BACKENDS,
+    INPUT_NAMES,
+    OUTPUT_NAME,
+    Availability,
+    BackendBuildError,
+    BackendConfig,
+    InferenceBackend,
+    Shapes,
+)
+from depth_sr_ros.backends.engine_cache import cached_onnx
+
+LOG = logging.getLogger(__name__)
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def cpu_threads(config: BackendConfig) -> int:
+    """`config.num_threads`, else `OMP_NUM_THREADS`, else the cores this process may use."""
+    if config.num_threads > 0:
+        return config.num_threads
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def provider_list(config: BackendConfig, available: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(provider, options) in preference order, filtered by what this build offers."""
+    wanted: list[tuple[str, dict[str, Any]]] = []
+    if config.wants_cuda:
+        device_id = str(config.device_index)
+        trt_cache = Path(config.engine_cache_dir) / "ort_tensorrt"
+        wanted += [
+            (
+                "TensorrtExecutionProvider",
+                {
+                    "device_id": device_id,
+                    "trt_fp16_enable": str(config.precision == "fp16"),
+                    "trt_max_workspace_size": str(config.workspace_mb << 20),
+                    "trt_engine_cache_enable": "True",
+                    "trt_engine_cache_path": str(trt_cache),
+                    "trt_timing_cache_enable": "True",
+                    "trt_timing_cache_path": str(trt_cache),
+                },
+            ),
+            ("CUDAExecutionProvider", {"device_id": device_id}),
+        ]
+    wanted.append(("CPUExecutionProvider", {}))
+    return [(name, options) for name, options in wanted if name in available]
+
+
+@BACKENDS.register("onnxruntime")
+class OnnxRuntimeBackend(InferenceBackend):
+    name = "onnxruntime"
+
+    def __init__(self, model, config: BackendConfig) -> None:
+        super().__init__(model, config)
+        self.session = None
+        self.providers: list[str] = []
+
+    @staticmethod
+    def unavailable_reason(config: BackendConfig, availability: Availability) -> str | None:
+        if not availability.ort_providers:
+            return "onnxruntime is not installed"
+        if config.wants_cuda and not availability.ort_gpu:
+            return (
+                "this onnxruntime build offers no GPU provider "
+                f"({', '.join(availability.ort_providers)}); install onnxruntime-gpu"
+            )
+        return None
+
+    def describe(self) -> str:
+        return f"onnxruntime[{self.providers[0] if self.providers else 'not built'}]"
+
+    def _build(self, shapes: Shapes) -> None:
+        import onnxruntime as ort
+
+        try:
+            onnx_path = cached_onnx(self.model, shapes, self.config.engine_cache_dir, self.config.opset)
+        except ValueError as exc:
+            raise BackendBuildError(str(exc)) from exc
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = cpu_threads(self.config)
+        options.inter_op_num_threads = 1
+        asked = provider_list(self.config, ort.get_available_providers())
+        if asked[0][0] == "TensorrtExecutionProvider":
+            Path(asked[0][1]["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=asked)
+        except Exception as exc:  # ONNX Runtime raises several unrelated types
+            raise BackendBuildError(f"onnxruntime could not load {onnx_path.name}: {exc}") from exc
+        self.providers = list(self.session.get_providers())
+        self._check_io()
+        asked_names = [name for name, _ in asked]
+        LOG.info(
+            "onnxruntime runs %s on %s (asked for %s, %d CPU threads)",
+            onnx_path.name, self.providers[0], ", ".join(asked_names), options.intra_op_num_threads,
+        )
+        if self.config.wants_cuda and self.providers[0] not in GPU_PROVIDERS:
+            message = (
+                f"onnxruntime loaded no GPU provider (asked for {', '.join(asked_names)}, got "
+                f"{', '.join(self.providers)}): check the CUDA/cuDNN/TensorRT libraries"
+            )
+            raise BackendBuildError(message)
+        self.warm_up(shapes)
+
+    def _check_io(self) -> None:
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if sorted(inputs) != sorted(INPUT_NAMES) or OUTPUT_NAME not in outputs:
+            raise BackendBuildError(
+                f"exported graph has inputs {inputs} and outputs {outputs}; "
+                f"expected inputs {list(INPUT_NAMES)} and output {OUTPUT_NAME!r}"
+            )
+
+    def _infer(self, rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        assert self.session is not None, "run() builds before inferring"
+        feeds = dict(zip(INPUT_NAMES, (rgb, depth, mask), strict=True))
+        (out,) = self.session.run([OUTPUT_NAME], feeds)
+        return np.ascontiguousarray(out, dtype=np.float32)

@@ -1,0 +1,65 @@
+"""`torch` backend: the network in eager PyTorch on the CPU or a CUDA device.
+
+On CUDA with `precision="fp16"` the forward pass runs under `torch.autocast(float16)`, which
+keeps normalisation and reductions in float32; the CPU always runs float32.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import torch
+
+from depth_sr_ros.backends import (
+    BACKENDS,
+    Availability,
+    BackendBuildError,
+    BackendConfig,
+    InferenceBackend,
+    Shapes,
+)
+
+LOG = logging.getLogger(__name__)
+
+
+@BACKENDS.register("torch")
+class TorchBackend(InferenceBackend):
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module, config: BackendConfig) -> None:
+        super().__init__(model, config)
+        self.device = torch.device(config.device)
+        self.autocast = config.precision == "fp16" and self.device.type == "cuda"
+        self.net: torch.nn.Module | None = None
+        if config.precision == "fp16" and not self.autocast:
+            LOG.info("torch on the CPU runs fp32; precision fp16 applies on CUDA only")
+
+    @staticmethod
+    def unavailable_reason(config: BackendConfig, availability: Availability) -> str | None:
+        if config.wants_cuda and not availability.cuda:
+            return "torch sees no CUDA device"
+        return None
+
+    def describe(self) -> str:
+        return f"torch[{self.device}{', fp16 autocast' if self.autocast else ''}]"
+
+    def _build(self, shapes: Shapes) -> None:
+        if self.net is None:
+            if self.device.type == "cuda":
+                if not torch.cuda.is_available():
+                    raise BackendBuildError("torch sees no CUDA device")
+                # A copy: the caller's model stays on the CPU for ONNX export and other backends.
+                self.net = copy.deepcopy(self.model).to(self.device)
+            else:
+                self.net = self.model
+            self.net.eval()
+        self.warm_up(shapes)
+
+    def _infer(self, rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        assert self.net is not None, "run() builds before inferring"
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.autocast):
+            inputs = [torch.from_numpy(a).to(self.device, non_blocking=True) for a in (rgb, depth, mask)]
+            out = self.net(*inputs)
+        return np.ascontiguousarray(out.float().cpu().numpy())
