@@ -167,3 +167,23 @@ def test_builder_needs_every_message_type():
     types = {key: SimpleNamespace for key in MESSAGE_KEYS if key != "PointField"}
     with pytest.raises(KeyError, match="PointField"):
         MessageBuilder(types, data_adapter=bytes, float_array_adapter=list)
+
+
+def test_rclpy_messages_with_the_documented_adapters():
+    sensor_msgs = pytest.importorskip("sensor_msgs.msg")
+    std_msgs = pytest.importorskip("std_msgs.msg")
+    builder = MessageBuilder(
+        {key: getattr(sensor_msgs, key) for key in MESSAGE_KEYS},
+        data_adapter=lambda data: array.array("B", data.tobytes()),
+        float_array_adapter=lambda values: values.tolist(),
+    )
+    header = std_msgs.Header(frame_id="camera_rgb_optical_frame")
+    depth = np.array([[1.0, np.nan, 2.5], [0.75, 3.0, 4.0]], np.float32)
+    np.testing.assert_array_equal(
+        depth_from_image(builder.image(header, depth_to_image_fields(depth, "16UC1"))), depth
+    )
+    info = builder.camera_info(header, camera_info_fields())
+    assert intrinsics_from_camera_info(info).fx == 517.3
+    fields = point_cloud_fields(depth, intrinsics_from_camera_info(info).scaled(3, 2))
+    cloud = builder.point_cloud(header, fields)
+    assert bytes(cloud.data) == fields.data.tobytes() and cloud.is_dense is False
