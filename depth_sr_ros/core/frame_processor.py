@@ -1,0 +1,155 @@
+"""One synchronised message quadruple -> output field sets; the object the node and replay both drive.
+
+    proc = FrameProcessor(DepthSR(SRConfig(...)), OutputConfig())
+    out = proc.process(rgb_msg, rgb_info_msg, depth_msg, depth_info_msg, want_points=True)
+
+Messages are read by field name only (rclpy and `rosbags` messages alike). The outputs live in
+the RGB camera's optical frame at the RGB resolution: the SR depth image (32FC1 metres or 16UC1
+millimetres, REP 118), the RGB CameraInfo re-expressed for the published image (roi and binning
+folded in), and optionally an organised PointCloud2. The caller gives them the RGB header.
+
+Checks, each a `FrameError` the caller counts by reason:
+- "missing_camera_info": no RGB CameraInfo (the depth CameraInfo may be None: registered depth);
+- "size_mismatch": a CameraInfo describes another resolution than its image;
+- "unregistered_depth": the depth CameraInfo is not the RGB camera at a lower resolution (focal
+  lengths or principal point disagree beyond `REGISTRATION_TOLERANCE`), so the pipeline, which
+  takes depth registered to the RGB camera, would give a silently wrong answer;
+- plus the decoders' and the pipeline's own ("unsupported_encoding", "truncated_data",
+  "bad_camera_info", "aspect_mismatch", "all_invalid_depth", ...).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from depth_sr_ros.core.camera_info import (
+    CameraInfoFields,
+    Intrinsics,
+    intrinsics_from_camera_info,
+    scaled_camera_info_fields,
+)
+from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.image_msg import ImageFields, depth_from_image, depth_to_image_fields, rgb_from_image
+from depth_sr_ros.core.pipeline import DepthSR
+from depth_sr_ros.core.pointcloud import PointCloudFields, point_cloud_fields
+
+OUTPUT_ENCODINGS = ("32FC1", "16UC1")
+# Relative tolerance on focal lengths, and on the principal point as a fraction of the image size,
+# when the depth camera (scaled to the RGB size) is compared with the RGB camera. Drivers scale
+# cx/cy with either the pixel-corner or the pixel-centre convention; at x8 these differ by 3.5 px
+# on a 640-wide image (0.5%), well inside 2%.
+REGISTRATION_TOLERANCE = 0.02
+
+
+@dataclass
+class OutputConfig:
+    """What the processor publishes.
+
+    output_encoding: "32FC1" (metres, NaN invalid; default) or "16UC1" (millimetres, 0 invalid).
+    point_cloud_rgb: XYZRGB points (packed float rgb) instead of XYZ.
+    point_stride: keep every n-th row and column in the cloud (1 = every pixel).
+    """
+
+    output_encoding: str = "32FC1"
+    point_cloud_rgb: bool = False
+    point_stride: int = 1
+
+    def __post_init__(self) -> None:
+        if self.output_encoding not in OUTPUT_ENCODINGS:
+            raise ValueError(f"output_encoding must be one of {OUTPUT_ENCODINGS}, got {self.output_encoding!r}")
+        if self.point_stride < 1:
+            raise ValueError(f"point_stride must be >= 1, got {self.point_stride}")
+
+
+@dataclass
+class FrameOutput:
+    """Field sets to publish (header: the RGB message's), the SR depth and per-stage times.
+
+    depth: H x W float32 metres, NaN invalid, RGB optical frame. timings_ms: "decode",
+    "preprocess", "network", "postprocess" (the pipeline's), "encode", "pointcloud" (when
+    points were made) and "total", in milliseconds.
+    """
+
+    image: ImageFields
+    camera_info: CameraInfoFields
+    points: PointCloudFields | None
+    depth: np.ndarray
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class FrameProcessor:
+    """Decode, check, super-resolve and encode one frame; raises FrameError on a bad frame."""
+
+    def __init__(self, pipeline: DepthSR, output: OutputConfig | None = None) -> None:
+        self.pipeline = pipeline
+        self.output = output if output is not None else OutputConfig()
+
+    def process(self, rgb_msg: Any, rgb_info_msg: Any, depth_msg: Any, depth_info_msg: Any | None,
+                want_points: bool) -> FrameOutput:
+        start = time.perf_counter()
+        timings: dict[str, float] = {}
+        rgb, depth, intrinsics = self._decode(rgb_msg, rgb_info_msg, depth_msg, depth_info_msg)
+        timings["decode"] = _ms_since(start)
+
+        result = self.pipeline.process(rgb, depth)
+        timings.update(result.timings_ms)
+
+        mark = time.perf_counter()
+        height, width = result.depth.shape
+        image = depth_to_image_fields(result.depth, self.output.output_encoding)
+        camera_info = scaled_camera_info_fields(rgb_info_msg, width, height)
+        timings["encode"] = _ms_since(mark)
+
+        points = None
+        if want_points:
+            mark = time.perf_counter()
+            colour = rgb if self.output.point_cloud_rgb else None
+            points = point_cloud_fields(result.depth, intrinsics, colour, self.output.point_stride)
+            timings["pointcloud"] = _ms_since(mark)
+        timings["total"] = _ms_since(start)
+        return FrameOutput(image, camera_info, points, result.depth, timings)
+
+    def _decode(self, rgb_msg: Any, rgb_info_msg: Any, depth_msg: Any,
+                depth_info_msg: Any | None) -> tuple[np.ndarray, np.ndarray, Intrinsics]:
+        if rgb_info_msg is None:
+            raise FrameError("missing_camera_info", "no RGB CameraInfo for this frame; the output needs its intrinsics")
+        rgb = np.ascontiguousarray(rgb_from_image(rgb_msg))
+        depth = depth_from_image(depth_msg)
+        intrinsics = intrinsics_from_camera_info(rgb_info_msg)
+        _check_size("RGB", intrinsics, rgb.shape)
+        if depth_info_msg is not None:
+            depth_intrinsics = intrinsics_from_camera_info(depth_info_msg)
+            _check_size("depth", depth_intrinsics, depth.shape)
+            _check_registered(depth_intrinsics, intrinsics)
+        return rgb, depth, intrinsics
+
+
+def _check_size(name: str, intrinsics: Intrinsics, shape: tuple[int, ...]) -> None:
+    if (intrinsics.height, intrinsics.width) != tuple(shape[:2]):
+        raise FrameError(
+            "size_mismatch",
+            f"{name} CameraInfo describes {intrinsics.width}x{intrinsics.height} but the {name} image is "
+            f"{shape[1]}x{shape[0]}",
+        )
+
+
+def _check_registered(depth: Intrinsics, rgb: Intrinsics) -> None:
+    """FrameError("unregistered_depth") unless `depth` is the RGB camera at another resolution."""
+    as_rgb = depth.scaled(rgb.width, rgb.height)
+    focal_error = max(abs(as_rgb.fx - rgb.fx) / rgb.fx, abs(as_rgb.fy - rgb.fy) / rgb.fy)
+    centre_error = max(abs(as_rgb.cx - rgb.cx) / rgb.width, abs(as_rgb.cy - rgb.cy) / rgb.height)
+    if focal_error > REGISTRATION_TOLERANCE or centre_error > REGISTRATION_TOLERANCE:
+        raise FrameError(
+            "unregistered_depth",
+            f"depth CameraInfo scaled to {rgb.width}x{rgb.height} has fx={as_rgb.fx:.1f} fy={as_rgb.fy:.1f} "
+            f"cx={as_rgb.cx:.1f} cy={as_rgb.cy:.1f}; the RGB camera has fx={rgb.fx:.1f} fy={rgb.fy:.1f} "
+            f"cx={rgb.cx:.1f} cy={rgb.cy:.1f}. The pipeline needs depth registered to the RGB camera",
+        )
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1e3
