@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,9 +49,8 @@ def default_device() -> str:
 
 
 def default_cache_dir() -> Path:
-    """`$DEPTH_SR_CACHE` or `~/.cache/depth_sr_ros`: exported ONNX graphs and TensorRT engines."""
-    env = os.environ.get("DEPTH_SR_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "depth_sr_ros"
+    """`~/.cache/depth_sr_ros/engines` (as `SRConfig`): exported ONNX graphs and TensorRT engines."""
+    return Path.home() / ".cache" / "depth_sr_ros" / "engines"
 
 
 @dataclass
