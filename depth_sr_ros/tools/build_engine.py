@@ -46,8 +46,7 @@ def engine_shapes(height: int, width: int, scale: int) -> tuple[tuple[int, ...],
 
 
 def run(args: argparse.Namespace) -> int:
-    from depth_sr_ros.backends import BackendBuildError, BackendConfig, GpuOutOfMemoryError
-    from depth_sr_ros.backends import Availability
+    from depth_sr_ros.backends import Availability, BackendBuildError, BackendConfig, GpuOutOfMemoryError
     from depth_sr_ros.backends.tensorrt_backend import TensorRTBackend
 
     here = Availability.probe()
