@@ -27,7 +27,7 @@ from depth_sr_ros.core.resample import denormalise, normalise, pil_resize
 GUIDED_FILTER_DEFAULTS: dict[int, tuple[int, float]] = {2: (1, 3e-5), 4: (1, 3e-5), 8: (2, 1e-4), 16: (5, 1e-4)}
 
 # Floor of the joint bilateral range-kernel exponent (see JointBilateralUpsampler).
-_MIN_RANGE_EXPONENT = np.float32(-60.0)
+_MIN_RANGE_EXPONENT = np.float32(-50.0)
 
 
 def grey_guide(rgb: np.ndarray) -> np.ndarray:
@@ -143,7 +143,7 @@ class JointBilateralUpsampler:
     p's colour and q's colour (sigma_range, on RGB in [0, 1]; q's colour is the mean colour of its
     high-res footprint). Beyond the border, q repeats the edge pixel. Filled holes (valid_lr
     False) weigh `hole_weight` times less than measured depth. The range weight is floored at
-    exp(-60), so that a pixel unlike all its neighbours falls back to the spatial weights instead
+    exp(-50), so that a pixel unlike all its neighbours falls back to the spatial weights instead
     of 0 / 0 in float32. Needs H = h * scale and W = w * scale exactly (the pipeline pads to it).
     Vectorised: the loop runs over the window offsets only.
 
@@ -155,7 +155,7 @@ class JointBilateralUpsampler:
     radius: int = 1
     sigma_spatial: float = 0.5
     sigma_range: float = 0.1
-    hole_weight: float = 1e-3
+    hole_weight: float = 1e-6
 
     def upsample(self, rgb: np.ndarray, depth_lr: np.ndarray, valid_lr: np.ndarray, scale: int) -> np.ndarray:
         height, width = _check_scale(rgb, depth_lr)
