@@ -1,0 +1,674 @@
+"""Everything the ROS 2 node decides, without ROS: parameters, topics, health, the callback body.
+
+`depth_sr_ros.ros.node` only adapts rclpy to what is here, so all of it is tested without a ROS
+installation (with `rosbags` message classes standing in for rclpy's).
+
+Parameters
+----------
+`PARAMETERS` is the one table of node parameters (name, type, default, description, allowed
+values or range, and when a change takes effect). The node's `ParameterDescriptor`s, the
+launch file's argument choices and `config/sr.yaml` are all made from it.
+
+Runtime changes (`plan_change`) follow one policy, by the parameter's `apply` class:
+- `APPLY_REBUILD` (scale, backbone, weights, inference_backend, precision, device,
+  engine_cache_dir, min_depth, max_depth): while the node is configured, the node builds a
+  complete new pipeline with the new values first and swaps it in between two frames. If the
+  build fails (missing weights, no CUDA, engine build error) the change is rejected with the
+  build error as its reason and the old pipeline keeps running. Frames arriving during a rebuild
+  wait in the subscription queues (sensor-data QoS keeps only the newest).
+- `APPLY_LIVE` (output_encoding, publish_points, point_cloud_rgb, point_stride, tf_timeout):
+  applied from the next frame on.
+- `APPLY_ON_ACTIVATE` (queue_size, slop, exact_sync, input_mode, health_period): read when the
+  node activates, because they shape the subscriptions and timers. While the node is active a
+  change is refused with a reason that says to deactivate, set, and activate again.
+
+Health
+------
+`HealthMonitor` counts per-input messages, synchronised pairs, published frames, end-to-end
+latency (the pair's RGB header stamp to the moment of publishing, on the node's clock, so sim
+time during bag replay) and per-reason frame skips, and renders a one-line summary every
+`health_period` seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Protocol, cast
+
+from depth_sr_ros.core.errors import FrameError
+
+NODE_NAME = "depth_sr_node"
+
+# ---------------------------------------------------------------------------------------------
+# Topics (relative names, remapped in launch; depth_image_proc style)
+
+RGB_IMAGE = "rgb/image"
+RGB_INFO = "rgb/camera_info"
+DEPTH_IMAGE = "depth/image"
+DEPTH_INFO = "depth/camera_info"
+LIDAR_POINTS = "lidar/points"
+OUT_IMAGE = "depth_sr/image"
+OUT_INFO = "depth_sr/camera_info"
+OUT_POINTS = "depth_sr/points"
+
+INPUT_MODES = ("depth", "lidar")
+
+# launch argument -> the relative input topic it remaps
+REMAP_ARGUMENTS: dict[str, str] = {
+    "rgb_image": RGB_IMAGE,
+    "rgb_info": RGB_INFO,
+    "depth_image": DEPTH_IMAGE,
+    "depth_info": DEPTH_INFO,
+    "lidar_points": LIDAR_POINTS,
+}
+
+
+def input_topics(input_mode: str) -> tuple[str, ...]:
+    """The synchronised inputs, in the order the sync callback receives them."""
+    if input_mode == "depth":
+        return (RGB_IMAGE, RGB_INFO, DEPTH_IMAGE, DEPTH_INFO)
+    if input_mode == "lidar":
+        return (RGB_IMAGE, RGB_INFO, LIDAR_POINTS)
+    raise ValueError(f"input_mode must be one of {INPUT_MODES}; got {input_mode!r}")
+
+
+def output_topics() -> tuple[str, str, str]:
+    return (OUT_IMAGE, OUT_INFO, OUT_POINTS)
+
+
+_TOPIC_NAME = re.compile(r"^~?/?[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$")
+
+
+def is_valid_topic_name(name: str) -> bool:
+    """ROS 2 topic name rules (tokens start with a letter; `_`, digits; no `//`, no trailing `/`)."""
+    return bool(_TOPIC_NAME.match(name)) and "__" not in name
+
+
+def remappings(targets: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Launch remap rules from `{remap argument: target topic}`; empty or identical targets are skipped.
+
+    Raises `ValueError` naming the argument when a target is not a valid topic name.
+    """
+    rules = []
+    for argument, target in targets.items():
+        source = REMAP_ARGUMENTS[argument]
+        target = target.strip()
+        if not target or target == source:
+            continue
+        if not is_valid_topic_name(target):
+            raise ValueError(f"{argument}:={target!r} is not a valid ROS topic name")
+        rules.append((source, target))
+    return rules
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter table
+
+APPLY_REBUILD = "rebuild"
+APPLY_LIVE = "live"
+APPLY_ON_ACTIVATE = "on_activate"
+
+SCALES = (2, 4, 8, 16)
+CLASSIC_BACKBONES = ("bicubic", "guided_filter", "joint_bilateral", "normalized_conv")
+NETWORK_BACKBONES = ("lite", "nafnet_adain", "gta_dinov2")
+BACKBONE_CHOICES = ("auto", *CLASSIC_BACKBONES, *NETWORK_BACKBONES)
+INFERENCE_BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+PRECISIONS = ("fp32", "fp16")
+OUTPUT_ENCODINGS = ("32FC1", "16UC1")
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter. `choices` or `value_range` (inclusive) constrain the value."""
+
+    name: str
+    type: type
+    default: Any
+    description: str
+    apply: str
+    choices: tuple[Any, ...] | None = None
+    value_range: tuple[float, float] | None = None
+    pattern: re.Pattern[str] | None = None
+    pattern_text: str = ""
+
+    def constraints_text(self) -> str:
+        """The human-readable constraint, for `ParameterDescriptor.additional_constraints`."""
+        if self.choices is not None:
+            return "one of: " + ", ".join(str(c) for c in self.choices)
+        if self.value_range is not None:
+            return f"from {self.value_range[0]} to {self.value_range[1]} (inclusive)"
+        return self.pattern_text
+
+    def check(self, value: Any) -> str | None:
+        """None when `value` is allowed, else the reason it is not."""
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not self.type:
+            return f"{self.name} must be {self.type.__name__}; got {type(value).__name__} {value!r}"
+        if self.choices is not None and value not in self.choices:
+            return f"{self.name}={value!r} is not allowed; {self.constraints_text()}"
+        if self.value_range is not None:
+            lo, hi = self.value_range
+            number = float(cast(float, value))
+            if not math.isfinite(number):
+                return f"{self.name}={value!r} must be finite"
+            if not lo <= number <= hi:
+                return f"{self.name}={value!r} is out of range; {self.constraints_text()}"
+        if self.pattern is not None and not self.pattern.match(str(value)):
+            return f"{self.name}={value!r} is not allowed; {self.pattern_text}"
+        return None
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("scale", int, 4, "Upsampling factor: depth is super-resolved to the RGB resolution from a "
+              "model input grid of RGB size / scale (input depth of another size is resampled to it).",
+              APPLY_REBUILD, choices=SCALES),
+    ParamSpec("backbone", str, "auto", "Super-resolution backbone by registry name; 'auto' = the best "
+              "shipped backbone for the scale.", APPLY_REBUILD, choices=BACKBONE_CHOICES),
+    ParamSpec("weights", str, "", "Weights file (.safetensors) for a network backbone; empty = the "
+              "shipped weights for backbone and scale.", APPLY_REBUILD),
+    ParamSpec("inference_backend", str, "auto", "Inference backend for network backbones; 'auto' = "
+              "TensorRT, else ONNX Runtime, else PyTorch.", APPLY_REBUILD, choices=INFERENCE_BACKENDS),
+    ParamSpec("precision", str, "fp32", "Network precision (fp16 only where the backend supports it).",
+              APPLY_REBUILD, choices=PRECISIONS),
+    ParamSpec("device", str, "auto", "Compute device: auto (CUDA if available, else CPU), cpu, cuda or "
+              "cuda:N.", APPLY_REBUILD, pattern=_DEVICE, pattern_text="auto, cpu, cuda or cuda:N"),
+    ParamSpec("engine_cache_dir", str, "", "Directory for cached TensorRT engines; empty = the "
+              "backend's default cache directory.", APPLY_REBUILD),
+    ParamSpec("min_depth", float, 0.1, "Nearest valid depth in metres; input depth below it is "
+              "treated as invalid.", APPLY_REBUILD, value_range=(0.0, 1000.0)),
+    ParamSpec("max_depth", float, 20.0, "Farthest valid depth in metres; input depth beyond it is "
+              "treated as invalid.", APPLY_REBUILD, value_range=(0.01, 1000.0)),
+    ParamSpec("output_encoding", str, "32FC1", "Encoding of depth_sr/image: 32FC1 metres (NaN = "
+              "invalid) or 16UC1 millimetres (0 = invalid), REP 118.", APPLY_LIVE,
+              choices=OUTPUT_ENCODINGS),
+    ParamSpec("publish_points", bool, True, "Publish depth_sr/points (built only while it has "
+              "subscribers).", APPLY_LIVE),
+    ParamSpec("point_cloud_rgb", bool, True, "Colour the point cloud (XYZRGB) instead of XYZ.", APPLY_LIVE),
+    ParamSpec("point_stride", int, 1, "Keep every Nth pixel in each direction in the point cloud.",
+              APPLY_LIVE, value_range=(1, 16)),
+    ParamSpec("queue_size", int, 10, "Synchroniser queue size per input (message_filters).",
+              APPLY_ON_ACTIVATE, value_range=(1, 1000)),
+    ParamSpec("slop", float, 0.05, "Largest stamp difference in seconds for an approximate-time pair.",
+              APPLY_ON_ACTIVATE, value_range=(0.0, 10.0)),
+    ParamSpec("exact_sync", bool, False, "Pair only identical stamps (TimeSynchronizer) instead of "
+              "ApproximateTimeSynchronizer.", APPLY_ON_ACTIVATE),
+    ParamSpec("input_mode", str, "depth", "'depth': depth/image + depth/camera_info registered to the "
+              "RGB camera; 'lidar': lidar/points (PointCloud2) projected into the RGB camera with TF.",
+              APPLY_ON_ACTIVATE, choices=INPUT_MODES),
+    ParamSpec("tf_timeout", float, 0.05, "Seconds to wait for the LiDAR-to-camera transform at the "
+              "cloud's stamp (lidar mode).", APPLY_LIVE, value_range=(0.0, 10.0)),
+    ParamSpec("health_period", float, 5.0, "Seconds between health summaries in the log.",
+              APPLY_ON_ACTIVATE, value_range=(0.5, 3600.0)),
+)
+
+PARAMETER_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
+
+# parameters that are also launch arguments (their values arrive as strings)
+LAUNCH_PARAMETERS = (
+    "scale", "backbone", "weights", "inference_backend", "precision", "device",
+    "output_encoding", "publish_points", "point_cloud_rgb", "input_mode",
+)
+
+
+class ParameterRejected(ValueError):
+    """A parameter value or change that the node refuses; the text is the reason."""
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """The node's parameter values (defaults live only in `PARAMETERS`)."""
+
+    scale: int
+    backbone: str
+    weights: str
+    inference_backend: str
+    precision: str
+    device: str
+    engine_cache_dir: str
+    min_depth: float
+    max_depth: float
+    output_encoding: str
+    publish_points: bool
+    point_cloud_rgb: bool
+    point_stride: int
+    queue_size: int
+    slop: float
+    exact_sync: bool
+    input_mode: str
+    tf_timeout: float
+    health_period: float
+
+    @classmethod
+    def defaults(cls) -> NodeParams:
+        return cls(**{spec.name: spec.default for spec in PARAMETERS})
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> NodeParams:
+        """Defaults overridden by `values`, all validated; raises `ParameterRejected`."""
+        return validated(replace(cls.defaults(), **_checked(values)))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in values.items():
+        spec = PARAMETER_BY_NAME.get(name)
+        if spec is None:
+            raise ParameterRejected(f"unknown parameter {name!r}")
+        reason = spec.check(value)
+        if reason:
+            raise ParameterRejected(reason)
+        out[name] = float(value) if spec.type is float else value
+    return out
+
+
+def validated(params: NodeParams) -> NodeParams:
+    """Check every value and the rules between values; raises `ParameterRejected`."""
+    _checked(params.as_dict())
+    if params.min_depth >= params.max_depth:
+        raise ParameterRejected(
+            f"min_depth ({params.min_depth} m) must be smaller than max_depth ({params.max_depth} m)"
+        )
+    return params
+
+
+def parse_launch_value(name: str, text: str) -> Any:
+    """A launch argument string as the parameter's type (never evaluated); raises `ParameterRejected`."""
+    spec = PARAMETER_BY_NAME.get(name)
+    if spec is None:
+        raise ParameterRejected(f"unknown parameter {name!r}")
+    text = text.strip()
+    value: Any
+    try:
+        if spec.type is bool:
+            lowered = text.lower()
+            if lowered not in ("true", "false"):
+                raise ValueError
+            value = lowered == "true"
+        elif spec.type is int:
+            value = int(text, 10)
+        elif spec.type is float:
+            value = float(text)
+        else:
+            value = text
+    except ValueError:
+        raise ParameterRejected(f"{name}:={text!r} is not a valid {spec.type.__name__}") from None
+    reason = spec.check(value)
+    if reason:
+        raise ParameterRejected(reason)
+    return value
+
+
+def launch_overrides(arguments: Mapping[str, str]) -> dict[str, Any]:
+    """Typed parameter overrides from launch arguments; empty strings mean 'keep the params file value'."""
+    return {name: parse_launch_value(name, text) for name, text in arguments.items() if text.strip()}
+
+
+def parameters_yaml(node_name: str = "/**") -> dict[str, Any]:
+    """The content of `config/sr.yaml`: every parameter's default under `ros__parameters`."""
+    return {node_name: {"ros__parameters": {spec.name: spec.default for spec in PARAMETERS}}}
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    """What a runtime parameter change needs: the new values and which parts to rebuild."""
+
+    params: NodeParams
+    rebuild_pipeline: bool
+    rebuild_output: bool
+
+
+def plan_change(current: NodeParams, changes: Mapping[str, Any], configured: bool, active: bool) -> ChangePlan:
+    """Validate a set of parameter changes against the runtime policy (module docstring).
+
+    `configured`: a pipeline exists (inactive or active). Raises `ParameterRejected` with the reason.
+    """
+    updates = _checked(changes)
+    changed = {name for name, value in updates.items() if getattr(current, name) != value}
+    if active:
+        frozen = sorted(n for n in changed if PARAMETER_BY_NAME[n].apply == APPLY_ON_ACTIVATE)
+        if frozen:
+            raise ParameterRejected(
+                f"{', '.join(frozen)} can only change while the node is inactive (they shape the "
+                "subscriptions): deactivate the node, set it, then activate again"
+            )
+    params = validated(replace(current, **updates))
+    rebuild = configured and any(PARAMETER_BY_NAME[n].apply == APPLY_REBUILD for n in changed)
+    output = configured and not rebuild and any(
+        n in ("output_encoding", "point_cloud_rgb", "point_stride") for n in changed
+    )
+    return ChangePlan(params, rebuild_pipeline=rebuild, rebuild_output=output)
+
+
+def want_points(params: NodeParams, subscriber_count: int) -> bool:
+    """Build the cloud only when it is enabled and somebody listens."""
+    return params.publish_points and subscriber_count > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters -> core configuration
+
+
+def sr_config(params: NodeParams) -> Any:
+    """The pipeline configuration (`core.pipeline.SRConfig`) for these parameters.
+
+    Empty `weights`/`engine_cache_dir` keep SRConfig's defaults (shipped weights, default cache);
+    device "auto" becomes "cuda" where torch sees a GPU, else "cpu".
+    """
+    from depth_sr_ros.core.pipeline import SRConfig
+
+    optional: dict[str, Any] = {}
+    if params.weights:
+        optional["weights"] = params.weights
+    if params.engine_cache_dir:
+        optional["engine_cache_dir"] = params.engine_cache_dir
+    return SRConfig(
+        scale=params.scale,
+        backbone=params.backbone,
+        inference_backend=params.inference_backend,
+        precision=params.precision,
+        device=resolve_device(params.device),
+        min_depth=params.min_depth,
+        max_depth=params.max_depth,
+        **optional,
+    )
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    from depth_sr_ros.backends import default_device
+
+    return default_device()
+
+
+def output_config(params: NodeParams) -> Any:
+    """The output configuration (`core.frame_processor.OutputConfig`) for these parameters."""
+    from depth_sr_ros.core.frame_processor import OutputConfig
+
+    return OutputConfig(
+        output_encoding=params.output_encoding,
+        point_cloud_rgb=params.point_cloud_rgb,
+        point_stride=params.point_stride,
+    )
+
+
+class ProcessorSlot:
+    """Holds the live pipeline and FrameProcessor; a replacement is built first and swapped on success.
+
+    `build` raising leaves the slot as it was, so a failed runtime rebuild keeps the old pipeline.
+    """
+
+    def __init__(
+        self,
+        build_pipeline: Callable[[NodeParams], Any] | None = None,
+        build_processor: Callable[[Any, NodeParams], Any] | None = None,
+    ) -> None:
+        self._build_pipeline = build_pipeline or _build_pipeline
+        self._build_processor = build_processor or _build_processor
+        self.pipeline: Any = None
+        self.processor: Any = None
+
+    def build(self, params: NodeParams) -> None:
+        pipeline = self._build_pipeline(params)
+        processor = self._build_processor(pipeline, params)
+        self.pipeline, self.processor = pipeline, processor
+
+    def set_output(self, params: NodeParams) -> None:
+        if self.pipeline is None:
+            raise RuntimeError("no pipeline: configure the node first")
+        self.processor = self._build_processor(self.pipeline, params)
+
+    def release(self) -> None:
+        self.pipeline = self.processor = None
+        release_gpu_memory()
+
+
+def _build_pipeline(params: NodeParams) -> Any:
+    from depth_sr_ros.core.pipeline import DepthSR
+
+    return DepthSR(sr_config(params))
+
+
+def _build_processor(pipeline: Any, params: NodeParams) -> Any:
+    from depth_sr_ros.core.frame_processor import FrameProcessor
+
+    return FrameProcessor(pipeline, output_config(params))
+
+
+def release_gpu_memory() -> None:
+    """Return cached CUDA memory to the driver, only if torch is loaded and CUDA was initialised."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------------------------------------
+# Health
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """One reporting window (rates, latency) plus running totals (counts since activation)."""
+
+    window_s: float
+    frames: int
+    rate_hz: float
+    latency_mean_ms: float
+    latency_max_ms: float
+    processing_mean_ms: float
+    received: dict[str, int]
+    pairs: int
+    skips_window: int
+    skips_total: dict[str, int]
+
+    @property
+    def unpaired(self) -> dict[str, int]:
+        """Messages per input not (yet) in any pair: dropped by the synchroniser or still queued."""
+        return {name: max(count - self.pairs, 0) for name, count in self.received.items()}
+
+    @property
+    def level(self) -> str:
+        """"ok", "warn" (frames skipped in this window) or "stale" (inputs but no output)."""
+        if self.skips_window:
+            return "warn"
+        if self.frames == 0:
+            return "stale"
+        return "ok"
+
+    def summary(self) -> str:
+        parts = [f"{self.rate_hz:.1f} Hz out ({self.frames} frames in {self.window_s:.1f} s)"]
+        if self.frames:
+            parts.append(
+                f"latency stamp->publish mean {self.latency_mean_ms:.1f} ms, max {self.latency_max_ms:.1f} ms"
+            )
+            parts.append(f"processing mean {self.processing_mean_ms:.1f} ms")
+        unpaired = ", ".join(f"{name} {count}" for name, count in self.unpaired.items())
+        parts.append(f"pairs {self.pairs}" + (f", unpaired {unpaired}" if unpaired else ""))
+        skipped = sum(self.skips_total.values())
+        if skipped:
+            reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skips_total.items()))
+            parts.append(f"skipped {skipped} ({reasons})")
+        else:
+            parts.append("skipped 0")
+        return "; ".join(parts)
+
+
+@dataclass
+class HealthMonitor:
+    """Counts what the node sees and does; `report(now)` closes a window every `period_s` seconds.
+
+    Times are seconds on one clock (the node passes its ROS clock, sim time in replay).
+    """
+
+    period_s: float
+    window_start: float = 0.0
+    received: Counter[str] = field(default_factory=Counter)
+    pairs: int = 0
+    skips: Counter[str] = field(default_factory=Counter)
+    _frames: int = 0
+    _latency_sum_ms: float = 0.0
+    _latency_max_ms: float = 0.0
+    _processing_sum_ms: float = 0.0
+    _skips_window: int = 0
+
+    def count_input(self, topic: str) -> None:
+        self.received[topic] += 1
+
+    def count_pair(self) -> None:
+        self.pairs += 1
+
+    def count_skip(self, reason: str) -> None:
+        self.skips[reason] += 1
+        self._skips_window += 1
+
+    def count_published(self, stamp_s: float, publish_s: float, processing_ms: float) -> None:
+        latency_ms = (publish_s - stamp_s) * 1000.0
+        self._frames += 1
+        self._latency_sum_ms += latency_ms
+        self._latency_max_ms = max(self._latency_max_ms, latency_ms) if self._frames > 1 else latency_ms
+        self._processing_sum_ms += processing_ms
+
+    def due(self, now_s: float) -> bool:
+        return now_s - self.window_start >= self.period_s
+
+    def report(self, now_s: float) -> HealthReport:
+        window = max(now_s - self.window_start, 1e-9)
+        frames = self._frames
+        report = HealthReport(
+            window_s=window,
+            frames=frames,
+            rate_hz=frames / window,
+            latency_mean_ms=self._latency_sum_ms / frames if frames else math.nan,
+            latency_max_ms=self._latency_max_ms if frames else math.nan,
+            processing_mean_ms=self._processing_sum_ms / frames if frames else math.nan,
+            received=dict(self.received),
+            pairs=self.pairs,
+            skips_window=self._skips_window,
+            skips_total=dict(self.skips),
+        )
+        self.window_start = now_s
+        self._frames = 0
+        self._latency_sum_ms = self._latency_max_ms = self._processing_sum_ms = 0.0
+        self._skips_window = 0
+        return report
+
+
+# ---------------------------------------------------------------------------------------------
+# The sync callback body
+
+
+INTERNAL_ERROR = "internal_error"  # an unexpected exception while processing one pair
+
+
+class MessageFactory(Protocol):
+    """What `handle_pair` needs from a `core.msg_build.MessageBuilder`."""
+
+    def image(self, header: Any, fields: Any) -> Any: ...
+
+    def camera_info(self, header: Any, fields: Any) -> Any: ...
+
+    def point_cloud(self, header: Any, fields: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class OutputMessages:
+    """The messages to publish for one input pair, all stamped with the RGB header."""
+
+    image: Any
+    camera_info: Any
+    points: Any | None
+    stamp_s: float
+    processing_ms: float
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """Either `messages` to publish, or `skip`: why the pair was unusable (its reason is counted)."""
+
+    messages: OutputMessages | None = None
+    skip: FrameError | None = None
+    exception: Exception | None = None  # set for INTERNAL_ERROR skips, so the node can log the traceback
+
+
+def stamp_seconds(header: Any) -> float:
+    """A message header's stamp in seconds (`sec` + `nanosec`)."""
+    return int(header.stamp.sec) + int(header.stamp.nanosec) * 1e-9
+
+
+class FrameHandler:
+    """Turns a synchronised input set into output messages; bad pairs are counted, never raised."""
+
+    def __init__(self, builder: MessageFactory, health: HealthMonitor) -> None:
+        self.builder = builder
+        self.health = health
+
+    def handle_pair(
+        self, processor: Any, rgb: Any, rgb_info: Any, depth: Any, depth_info: Any, want_points: bool
+    ) -> PairResult:
+        """Depth mode: RGB image + info, depth image + info -> SR depth, info, cloud."""
+        return self._run(
+            rgb, lambda: _require(processor).process(rgb, rgb_info, depth, depth_info, want_points)
+        )
+
+    def handle_lidar(
+        self,
+        processor: Any,
+        rgb: Any,
+        rgb_info: Any,
+        cloud: Any,
+        extrinsic: Callable[[], Any],
+        want_points: bool,
+    ) -> PairResult:
+        """LiDAR mode: `extrinsic()` gives the cloud-to-camera transform or raises FrameError."""
+
+        def process() -> Any:
+            transform = extrinsic()
+            return _require(processor).process_lidar(rgb, rgb_info, cloud, transform, want_points)
+
+        return self._run(rgb, process)
+
+    def _run(self, rgb: Any, process: Callable[[], Any]) -> PairResult:
+        self.health.count_pair()
+        start = time.perf_counter()
+        try:
+            out = process()
+            header = rgb.header
+            messages = OutputMessages(
+                image=self.builder.image(header, out.image),
+                camera_info=self.builder.camera_info(header, out.camera_info),
+                points=None if out.points is None else self.builder.point_cloud(header, out.points),
+                stamp_s=stamp_seconds(header),
+                processing_ms=(time.perf_counter() - start) * 1000.0,
+            )
+        except FrameError as error:
+            self.health.count_skip(error.reason)
+            return PairResult(skip=error)
+        except Exception as error:  # noqa: BLE001 - a bug or a device failure must not stop the stream
+            self.health.count_skip(INTERNAL_ERROR)
+            return PairResult(skip=FrameError(INTERNAL_ERROR, f"{type(error).__name__}: {error}"), exception=error)
+        return PairResult(messages=messages)
+
+
+def _require(processor: Any) -> Any:
+    if processor is None:
+        raise FrameError("not_configured", "no pipeline is loaded (the node is not configured)")
+    return processor
+
+
+def extrinsic_from_transform(transform: Any) -> Any:
+    """`core.projection.Extrinsic` from a geometry_msgs/TransformStamped (fields only)."""
+    from depth_sr_ros.core.projection import Extrinsic
+
+    t, q = transform.transform.translation, transform.transform.rotation
+    return Extrinsic.from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))

@@ -1,0 +1,392 @@
+"""The ROS-free half of the node: parameters, topics, health and the sync callback body.
+
+Messages are `rosbags` (Humble typestore) objects built from the bundled real TUM frames, so the
+callback body is exercised exactly as the node drives it, minus rclpy.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from rosbags.typesys import Stores, get_typestore
+
+from depth_sr_ros.core.camera_info import scaled_camera_info_fields
+from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.image_msg import ImageFields, depth_from_image
+from depth_sr_ros.core.msg_build import rosbags_builder
+from depth_sr_ros.replay.sample_bag import (
+    FRAME_ID,
+    SAMPLE_DIR,
+    decimate_depth,
+    rgb_camera_info,
+    tum_depth_to_millimetres,
+)
+from depth_sr_ros.ros import node_logic as nl
+
+REPO = Path(__file__).resolve().parent.parent
+TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
+BUILDER = rosbags_builder(TYPESTORE)
+
+
+# ----------------------------------------------------------------------------------- messages
+
+
+def _header(stamp_ns: int):
+    time_cls = TYPESTORE.types["builtin_interfaces/msg/Time"]
+    header_cls = TYPESTORE.types["std_msgs/msg/Header"]
+    return header_cls(stamp=time_cls(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=FRAME_ID)
+
+
+def _image(array: np.ndarray, encoding: str, stamp_ns: int):
+    height, width = array.shape[:2]
+    data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    return BUILDER.image(_header(stamp_ns), ImageFields(height, width, encoding, 0, data.size // height, data))
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Real RGB 640x480 rgb8 and x4-decimated 160x120 16UC1 depth (TUM fr1 frame 00)."""
+    rgb = cv2.cvtColor(cv2.imread(str(SAMPLE_DIR / "rgb" / "00.png"), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    raw = cv2.imread(str(SAMPLE_DIR / "depth" / "00.png"), cv2.IMREAD_UNCHANGED)
+    depth_mm = decimate_depth(tum_depth_to_millimetres(raw))
+    return rgb, depth_mm
+
+
+def _quadruple(frames, stamp_ns: int, depth_offset_ns: int = 4_000_000):
+    rgb, depth_mm = frames
+    rgb_msg = _image(rgb, "rgb8", stamp_ns)
+    rgb_info = BUILDER.camera_info(_header(stamp_ns), rgb_camera_info(SAMPLE_DIR / "intrinsics.json"))
+    depth_msg = _image(depth_mm, "16UC1", stamp_ns + depth_offset_ns)
+    depth_fields = scaled_camera_info_fields(rgb_info, depth_mm.shape[1], depth_mm.shape[0])
+    depth_info = BUILDER.camera_info(_header(stamp_ns + depth_offset_ns), depth_fields)
+    return rgb_msg, rgb_info, depth_msg, depth_info
+
+
+def _handler(period_s: float = 5.0) -> nl.FrameHandler:
+    return nl.FrameHandler(BUILDER, nl.HealthMonitor(period_s))
+
+
+def _processor(**overrides) -> object:
+    params = nl.NodeParams.from_values({"backbone": "bicubic", "device": "cpu", **overrides})
+    slot = nl.ProcessorSlot()
+    slot.build(params)
+    return slot.processor
+
+
+# --------------------------------------------------------------------------------- parameters
+
+
+def test_table_and_params_dataclass_name_the_same_parameters():
+    assert [spec.name for spec in nl.PARAMETERS] == list(nl.NodeParams.defaults().as_dict())
+    assert set(nl.LAUNCH_PARAMETERS) <= set(nl.PARAMETER_BY_NAME)
+
+
+def test_every_default_is_valid_and_constrained_text_is_given():
+    params = nl.NodeParams.defaults()
+    assert nl.validated(params) == params
+    for spec in nl.PARAMETERS:
+        assert spec.check(spec.default) is None, spec.name
+        assert spec.description.strip(), spec.name
+        if spec.choices is not None or spec.value_range is not None:
+            assert spec.constraints_text(), spec.name
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("scale", 3, "one of: 2, 4, 8, 16"),
+        ("scale", "4", "must be int"),
+        ("scale", 4.0, "must be int"),
+        ("backbone", "resnet", "one of"),
+        ("inference_backend", "openvino", "one of"),
+        ("precision", "int8", "one of"),
+        ("device", "gpu", "cuda:N"),
+        ("output_encoding", "16UC3", "one of"),
+        ("publish_points", 1, "must be bool"),
+        ("point_stride", 0, "out of range"),
+        ("point_stride", True, "must be int"),
+        ("slop", math.nan, "finite"),
+        ("slop", -0.1, "out of range"),
+        ("queue_size", 0, "out of range"),
+        ("input_mode", "radar", "one of"),
+    ],
+)
+def test_bad_values_are_rejected_with_a_reason(name, value, fragment):
+    reason = nl.PARAMETER_BY_NAME[name].check(value)
+    assert reason is not None and fragment in reason and name in reason
+
+
+def test_good_values_pass_and_ints_are_accepted_for_floats():
+    assert nl.PARAMETER_BY_NAME["device"].check("cuda:1") is None
+    assert nl.PARAMETER_BY_NAME["scale"].check(16) is None
+    params = nl.NodeParams.from_values({"slop": 0, "backbone": "gta_dinov2"})
+    assert params.slop == 0.0 and isinstance(params.slop, float)
+
+
+def test_cross_parameter_rule_and_unknown_names():
+    with pytest.raises(nl.ParameterRejected, match="min_depth"):
+        nl.NodeParams.from_values({"min_depth": 5.0, "max_depth": 2.0})
+    with pytest.raises(nl.ParameterRejected, match="unknown parameter"):
+        nl.NodeParams.from_values({"scael": 4})
+
+
+def test_launch_strings_are_converted_never_evaluated():
+    assert nl.parse_launch_value("scale", "8") == 8
+    assert nl.parse_launch_value("publish_points", "False") is False
+    assert nl.parse_launch_value("backbone", " lite ") == "lite"
+    for name, text in [("scale", "8.0"), ("scale", "3"), ("scale", "__import__('os').getpid()"),
+                       ("publish_points", "yes"), ("backbone", "bicubic; rm -rf /")]:
+        with pytest.raises(nl.ParameterRejected):
+            nl.parse_launch_value(name, text)
+    assert nl.launch_overrides({"scale": "16", "backbone": "", "weights": "  "}) == {"scale": 16}
+
+
+def test_backbone_choices_are_the_registry_names_plus_auto():
+    from depth_sr_ros.core.backbones import load_backbones
+
+    assert set(nl.BACKBONE_CHOICES) == {"auto", *load_backbones().names()}
+
+
+def test_config_yaml_matches_the_parameter_table():
+    content = yaml.safe_load((REPO / "config" / "sr.yaml").read_text())
+    assert content == nl.parameters_yaml()
+    values = content["/**"]["ros__parameters"]
+    for name, value in values.items():
+        assert type(value) is nl.PARAMETER_BY_NAME[name].type, name
+
+
+# ------------------------------------------------------------------------- runtime change policy
+
+
+def test_subscription_parameters_are_refused_while_active_and_accepted_while_inactive():
+    current = nl.NodeParams.defaults()
+    with pytest.raises(nl.ParameterRejected, match="deactivate"):
+        nl.plan_change(current, {"queue_size": 20}, configured=True, active=True)
+    plan = nl.plan_change(current, {"queue_size": 20}, configured=True, active=False)
+    assert plan.params.queue_size == 20 and not plan.rebuild_pipeline and not plan.rebuild_output
+    # setting the same value again is not a change
+    same = nl.plan_change(current, {"input_mode": "depth"}, configured=True, active=True)
+    assert same.params == current
+
+
+def test_model_parameters_rebuild_only_when_a_pipeline_exists():
+    current = nl.NodeParams.defaults()
+    plan = nl.plan_change(current, {"scale": 8, "backbone": "guided_filter"}, configured=True, active=True)
+    assert plan.rebuild_pipeline and plan.params.scale == 8
+    assert not nl.plan_change(current, {"scale": 8}, configured=False, active=False).rebuild_pipeline
+
+
+def test_output_parameters_apply_live_and_bad_changes_are_rejected():
+    current = nl.NodeParams.defaults()
+    plan = nl.plan_change(current, {"output_encoding": "16UC1"}, configured=True, active=True)
+    assert plan.rebuild_output and not plan.rebuild_pipeline
+    with pytest.raises(nl.ParameterRejected, match="one of"):
+        nl.plan_change(current, {"scale": 5}, configured=True, active=True)
+    with pytest.raises(nl.ParameterRejected, match="max_depth"):
+        nl.plan_change(current, {"max_depth": 0.05}, configured=True, active=True)
+
+
+def test_failed_rebuild_keeps_the_old_pipeline():
+    built = []
+
+    def build_pipeline(params):
+        if params.backbone == "lite":
+            raise FileNotFoundError("no shipped weights for lite x4")
+        built.append(params.backbone)
+        return f"pipeline:{params.backbone}"
+
+    slot = nl.ProcessorSlot(build_pipeline, lambda pipeline, params: (pipeline, params.output_encoding))
+    slot.build(nl.NodeParams.defaults())
+    before = slot.processor
+    with pytest.raises(FileNotFoundError):
+        slot.build(nl.NodeParams.from_values({"backbone": "lite"}))
+    assert slot.processor is before
+    slot.set_output(nl.NodeParams.from_values({"output_encoding": "16UC1"}))
+    assert slot.processor == ("pipeline:auto", "16UC1")
+    slot.release()
+    assert slot.processor is None and slot.pipeline is None
+
+
+def test_parameters_map_onto_the_core_configs():
+    params = nl.NodeParams.from_values({"scale": 8, "backbone": "guided_filter", "device": "cpu",
+                                        "output_encoding": "16UC1", "point_stride": 2})
+    sr = nl.sr_config(params)
+    assert (sr.scale, sr.backbone, sr.device, sr.weights) == (8, "guided_filter", "cpu", None)
+    assert (sr.min_depth, sr.max_depth) == (params.min_depth, params.max_depth)
+    out = nl.output_config(params)
+    assert (out.output_encoding, out.point_cloud_rgb, out.point_stride) == ("16UC1", True, 2)
+    assert nl.sr_config(nl.NodeParams.from_values({"weights": "/w.safetensors"})).weights == "/w.safetensors"
+
+
+# -------------------------------------------------------------------------------------- topics
+
+
+def test_topics_are_relative_and_valid():
+    for topic in (*nl.input_topics("depth"), *nl.input_topics("lidar"), *nl.output_topics()):
+        assert nl.is_valid_topic_name(topic) and not topic.startswith("/"), topic
+    assert nl.input_topics("lidar") == ("rgb/image", "rgb/camera_info", "lidar/points")
+    with pytest.raises(ValueError):
+        nl.input_topics("sonar")
+    assert set(nl.REMAP_ARGUMENTS.values()) == set(nl.input_topics("depth")) | set(nl.input_topics("lidar"))
+
+
+def test_remap_arguments_become_rules():
+    rules = nl.remappings({"rgb_image": "/camera/color/image_raw", "depth_image": "depth/image", "rgb_info": ""})
+    assert rules == [("rgb/image", "/camera/color/image_raw")]
+    for bad in ("/camera//image", "camera/1image", "/camera/image/", "cam era"):
+        with pytest.raises(ValueError, match="rgb_image"):
+            nl.remappings({"rgb_image": bad})
+
+
+def test_points_only_when_enabled_and_subscribed():
+    params = nl.NodeParams.defaults()
+    assert nl.want_points(params, 1) and not nl.want_points(params, 0)
+    assert not nl.want_points(nl.NodeParams.from_values({"publish_points": False}), 3)
+
+
+# -------------------------------------------------------------------------------------- health
+
+
+def test_health_window_rate_latency_and_skips():
+    health = nl.HealthMonitor(period_s=2.0, window_start=100.0)
+    for i in range(4):
+        health.count_input("rgb/image")
+        health.count_input("depth/image")
+    health.count_input("rgb/image")  # an RGB frame without depth
+    for latency in (0.030, 0.050, 0.040):
+        health.count_pair()
+        health.count_published(stamp_s=100.5, publish_s=100.5 + latency, processing_ms=20.0)
+    health.count_pair()
+    health.count_skip("truncated_data")
+    assert not health.due(101.9) and health.due(102.0)
+
+    report = health.report(102.0)
+    assert report.frames == 3 and report.rate_hz == pytest.approx(1.5)
+    assert report.latency_mean_ms == pytest.approx(40.0) and report.latency_max_ms == pytest.approx(50.0)
+    assert report.unpaired == {"rgb/image": 1, "depth/image": 0}
+    assert report.skips_total == {"truncated_data": 1} and report.level == "warn"
+    text = report.summary()
+    for fragment in ("1.5 Hz", "mean 40.0 ms", "max 50.0 ms", "rgb/image 1", "truncated_data 1"):
+        assert fragment in text
+
+    quiet = health.report(104.0)  # a new window: rates reset, totals kept
+    assert quiet.frames == 0 and quiet.level == "stale" and quiet.skips_total == {"truncated_data": 1}
+    assert math.isnan(quiet.latency_mean_ms) and "skipped 1" in quiet.summary()
+
+
+# --------------------------------------------------------------------------- the callback body
+
+
+def test_a_real_pair_becomes_sr_depth_info_and_cloud(frames):
+    handler = _handler()
+    stamp = 1_700_000_000_123_456_789
+    result = handler.handle_pair(_processor(), *_quadruple(frames, stamp), want_points=True)
+    assert result.skip is None, result.skip
+    out = result.messages
+    assert (out.image.height, out.image.width, out.image.encoding) == (480, 640, "32FC1")
+    assert out.image.header.stamp.sec == stamp // 10**9 and out.image.header.stamp.nanosec == stamp % 10**9
+    assert out.image.header.frame_id == FRAME_ID
+    depth = depth_from_image(out.image)
+    assert np.isfinite(depth).mean() > 0.5
+    assert 0.3 < np.nanmedian(depth) < 6.0  # an office scene, metres
+    assert (out.camera_info.width, out.camera_info.height) == (640, 480)
+    assert out.camera_info.k[0] == pytest.approx(517.3)
+    assert out.points.width * out.points.height == 640 * 480
+    assert {f.name for f in out.points.fields} >= {"x", "y", "z", "rgb"}
+    assert out.points.header.stamp == out.image.header.stamp
+    assert out.stamp_s == pytest.approx(stamp * 1e-9) and out.processing_ms > 0
+    assert handler.health.pairs == 1 and not handler.health.skips
+
+
+def test_no_cloud_unless_wanted_and_16uc1_output(frames):
+    handler = _handler()
+    result = handler.handle_pair(
+        _processor(output_encoding="16UC1"), *_quadruple(frames, 10**9), want_points=False
+    )
+    assert result.messages.points is None
+    assert result.messages.image.encoding == "16UC1"
+    assert result.messages.image.step == 640 * 2
+
+
+def _corrupt(quadruple, case):
+    rgb, rgb_info, depth, depth_info = quadruple
+    if case == "wrong_encoding":
+        depth.encoding = "bgr8"
+    elif case == "truncated_data":
+        depth.data = depth.data[: depth.data.size // 2]
+    elif case == "size_mismatch":
+        depth_info.width, depth_info.height = 320, 240
+    elif case == "missing_camera_info":
+        rgb_info = None
+    elif case == "uncalibrated_camera_info":
+        rgb_info.k = np.zeros(9)
+    return rgb, rgb_info, depth, depth_info
+
+
+@pytest.mark.parametrize(
+    "case", ["wrong_encoding", "truncated_data", "size_mismatch", "missing_camera_info", "uncalibrated_camera_info"]
+)
+def test_a_bad_pair_is_counted_and_the_next_good_pair_still_processed(frames, case):
+    handler = _handler()
+    processor = _processor()
+    bad = handler.handle_pair(processor, *_corrupt(_quadruple(frames, 10**9), case), want_points=True)
+    assert bad.messages is None and isinstance(bad.skip, FrameError)
+    assert bad.skip.reason != nl.INTERNAL_ERROR, bad.skip
+    assert sum(handler.health.skips.values()) == 1
+    good = handler.handle_pair(processor, *_quadruple(frames, 2 * 10**9), want_points=True)
+    assert good.skip is None and good.messages.image.width == 640
+    assert handler.health.pairs == 2
+
+
+def test_skip_reasons_name_the_problem(frames):
+    handler = _handler()
+    processor = _processor()
+    for case in ("wrong_encoding", "truncated_data"):
+        handler.handle_pair(processor, *_corrupt(_quadruple(frames, 10**9), case), want_points=False)
+    assert handler.health.skips == {"unsupported_encoding": 1, "truncated_data": 1}
+
+
+def test_unexpected_errors_are_counted_not_raised(frames):
+    class Broken:
+        def process(self, *args):
+            raise RuntimeError("CUDA error: an illegal memory access")
+
+    handler = _handler()
+    result = handler.handle_pair(Broken(), *_quadruple(frames, 10**9), want_points=True)
+    assert result.skip.reason == nl.INTERNAL_ERROR and "illegal memory" in str(result.skip)
+    assert isinstance(result.exception, RuntimeError)
+    unconfigured = handler.handle_pair(None, *_quadruple(frames, 10**9), want_points=True)
+    assert unconfigured.skip.reason == "not_configured"
+    assert handler.health.skips == {nl.INTERNAL_ERROR: 1, "not_configured": 1}
+
+
+def test_lidar_transform_failures_are_counted(frames):
+    handler = _handler()
+    rgb, rgb_info, _, _ = _quadruple(frames, 10**9)
+
+    def no_tf():
+        raise FrameError("no_transform", "lidar_link -> camera_color_optical_frame unavailable")
+
+    result = handler.handle_lidar(_processor(), rgb, rgb_info, object(), no_tf, want_points=True)
+    assert result.skip.reason == "no_transform" and handler.health.skips == {"no_transform": 1}
+
+
+def test_extrinsic_from_a_transform_stamped():
+    types = TYPESTORE.types
+    half = math.sqrt(0.5)
+    transform = types["geometry_msgs/msg/TransformStamped"](
+        header=_header(0),
+        child_frame_id="lidar_link",
+        transform=types["geometry_msgs/msg/Transform"](
+            translation=types["geometry_msgs/msg/Vector3"](x=0.1, y=-0.2, z=0.3),
+            rotation=types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=half, w=half),  # +90 deg about z
+        ),
+    )
+    extrinsic = nl.extrinsic_from_transform(transform)
+    point = extrinsic.rotation @ np.array([1.0, 0.0, 0.0]) + extrinsic.translation
+    assert point == pytest.approx([0.1, 0.8, 0.3])
