@@ -1,0 +1,90 @@
+"""`depth-sr bench` on a tiny run: a classic backbone and the small `lite` network (untrained) at
+160x120, a few frames, both CPU backends; the JSON and Markdown outputs carry every field."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
+from depth_sr_ros.tools import bench
+
+HEIGHT, WIDTH, SCALE = 120, 160, 4
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--backbones", "bicubic", "lite",
+            "--backends", "onnxruntime", "torch",
+            "--height", str(HEIGHT), "--width", str(WIDTH), "--scale", str(SCALE),
+            "--frames", "3", "--warmup", "1", "--untrained", "--device", "cpu",
+            "--cache-dir", str(out / "cache"),
+            "--json", str(out / "bench.json"), "--markdown", str(out / "bench.md"),
+        ]
+    )
+    assert bench.run(args) == 0
+    return json.loads((out / "bench.json").read_text()), (out / "bench.md").read_text()
+
+
+def test_one_record_per_backbone_and_backend(tiny_run):
+    payload, _ = tiny_run
+    combos = [(r["backbone"], r["backend"]) for r in payload["records"]]
+    assert combos == [("bicubic", "numpy"), ("lite", "onnxruntime"), ("lite", "torch")]
+    details = [r["backend_detail"] for r in payload["records"]]
+    assert details[1] == "onnxruntime[CPUExecutionProvider]" and details[2].startswith("torch[cpu")
+
+
+def test_record_fields(tiny_run):
+    payload, _ = tiny_run
+    for record in payload["records"]:
+        assert set(record["stages_ms"]) == set(bench.STAGES)
+        assert all(v >= 0 for v in record["stages_ms"].values())
+        assert record["network_ms"] == record["stages_ms"]["network"]
+        assert (record["height"], record["width"], record["scale"]) == (HEIGHT, WIDTH, SCALE)
+        assert 0 < record["overhead_ms"] < record["total_ms"]
+        assert record["overhead_p90_ms"] >= record["overhead_ms"]
+        assert record["copy_baseline_ms"] > 0 and record["bicubic_baseline_ms"] > 0
+        assert set(record["stage_copy_baseline_ms"]) == set(bench.OVERHEAD_STAGES)
+        assert record["fps"] == pytest.approx(1e3 / record["total_ms"], rel=1e-3)
+        assert record["memory"]["rss_peak_mb"] > 0 and record["memory"]["frame_alloc_peak_mb"] > 0
+        assert "cores" in record["machine"]
+    lite = payload["records"][1]
+    assert lite["untrained"] and lite["network_vs_bicubic"] > 0
+
+
+def test_copy_baseline_covers_messages_in_and_out(tiny_run):
+    payload, _ = tiny_run
+    lr = (HEIGHT // SCALE) * (WIDTH // SCALE)
+    inputs = HEIGHT * WIDTH * 3 + lr * 2  # rgb8 + 16UC1
+    outputs = HEIGHT * WIDTH * 4 + HEIGHT * WIDTH * 16  # 32FC1 image + XYZRGB cloud
+    assert payload["records"][0]["bytes"]["frame"] == inputs + outputs
+
+
+def test_machine_and_markdown(tiny_run):
+    payload, text = tiny_run
+    machine = payload["machine"]
+    assert machine["cpu"] and machine["usable_cores"] >= 1 and machine["onnxruntime"]
+    assert "load_average_1min_after" in machine
+    assert machine["cpu"] in text and "depth-sr bench" in text
+    assert text.count(f"| x{SCALE} |") == 2 * len(payload["records"])  # both tables
+
+
+@pytest.mark.parametrize("scale", [2, 8, 3])
+def test_sample_frames_are_real_messages(scale):
+    frames = bench.sample_frames(480, 640, scale)
+    assert len(frames) >= 3
+    frame = frames[0]
+    rgb, depth = rgb_from_image(frame.rgb), depth_from_image(frame.depth)
+    assert rgb.shape == (480, 640, 3) and rgb.dtype == np.uint8
+    assert depth.shape == (-(-480 // scale), -(-640 // scale))
+    assert 0.2 < np.isfinite(depth).mean() < 1.0  # raw Kinect depth: holes and valid metres
+    assert np.nanmax(depth) < 10.0
+    assert (frame.depth_info.width, frame.depth_info.height) == (depth.shape[1], depth.shape[0])
