@@ -24,7 +24,7 @@ import importlib.util
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -322,8 +322,6 @@ _AUTO_REASON = {
 
 
 def _with_device(config: BackendConfig, device: str) -> BackendConfig:
-    from dataclasses import replace
-
     return config if device == config.device else replace(config, device=device)
 
 
