@@ -37,7 +37,7 @@ class BackboneSpec:
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 
-_BACKBONE_MODULES = ("depth_sr_ros.core.classic", "depth_sr_ros.models")
+_BACKBONE_MODULES = ("depth_sr_ros.core.classic", "depth_sr_ros.core.sparse", "depth_sr_ros.models")
 
 
 def register_backbone(
