@@ -21,7 +21,7 @@ Checks, each a `FrameError` the caller counts by reason:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,10 +32,13 @@ from depth_sr_ros.core.camera_info import (
     intrinsics_from_camera_info,
     scaled_camera_info_fields,
 )
+from depth_sr_ros.core.cloud_read import points_from_cloud
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.image_msg import ImageFields, depth_from_image, depth_to_image_fields, rgb_from_image
 from depth_sr_ros.core.pipeline import DepthSR
 from depth_sr_ros.core.pointcloud import PointCloudFields, point_cloud_fields
+from depth_sr_ros.core.projection import Extrinsic, project_points
+from depth_sr_ros.core.resample import grid_shape
 
 OUTPUT_ENCODINGS = ("32FC1", "16UC1")
 # Relative tolerance on focal lengths, and on the principal point as a fraction of the image size,
@@ -79,10 +82,14 @@ class FrameOutput:
     points: PointCloudFields | None
     depth: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
+    input_counts: dict[str, int] = field(default_factory=dict)  # process_lidar: points kept/dropped by reason
 
 
 class FrameProcessor:
-    """Decode, check, super-resolve and encode one frame; raises FrameError on a bad frame."""
+    """Decode, check, super-resolve and encode one frame; raises FrameError on a bad frame.
+
+    `process` takes a depth image registered to the RGB camera; `process_lidar` a PointCloud2.
+    """
 
     def __init__(self, pipeline: DepthSR, output: OutputConfig | None = None) -> None:
         self.pipeline = pipeline
@@ -94,7 +101,45 @@ class FrameProcessor:
         timings: dict[str, float] = {}
         rgb, depth, intrinsics = self._decode(rgb_msg, rgb_info_msg, depth_msg, depth_info_msg)
         timings["decode"] = _ms_since(start)
+        return self._super_resolve(rgb, depth, intrinsics, rgb_info_msg, want_points, start, timings)
 
+    def process_lidar(self, rgb_msg: Any, rgb_info_msg: Any, cloud_msg: Any, extrinsic: Extrinsic,
+                      want_points: bool) -> FrameOutput:
+        """A LiDAR PointCloud2 in place of the depth image; same outputs as `process`.
+
+        `extrinsic` maps the cloud's frame (`cloud_msg.header.frame_id`) into the RGB optical
+        frame at the cloud's stamp (tf2 `lookup_transform(rgb_frame, cloud_frame, stamp)`). The
+        points are projected with the RGB intrinsics (plumb_bob distortion applied) onto the
+        pipeline's grid (RGB size / scale), nearest point per pixel: sparse depth whose valid
+        pixels are the pipeline's mask. `FrameOutput.input_counts` says how many points were
+        kept or dropped ("nan", "behind", "outside", "occluded"). Raises FrameError
+        ("no_points_in_view") when no point lands in the image.
+        """
+        start = time.perf_counter()
+        timings: dict[str, float] = {}
+        if rgb_info_msg is None:
+            raise FrameError("missing_camera_info", "no RGB CameraInfo for this frame; the output needs its intrinsics")
+        rgb = np.ascontiguousarray(rgb_from_image(rgb_msg))
+        intrinsics = intrinsics_from_camera_info(rgb_info_msg)
+        _check_size("RGB", intrinsics, rgb.shape)
+        points = points_from_cloud(cloud_msg)
+        timings["decode"] = _ms_since(start)
+        mark = time.perf_counter()
+        grid = grid_shape(rgb.shape, self.pipeline.scale)
+        # The grid covers the RGB image padded to a multiple of the scale (bottom/right), which
+        # leaves fx, cx unchanged: project with the padded size so the pitch is exactly `scale`.
+        padded = replace(intrinsics, width=grid[1] * self.pipeline.scale, height=grid[0] * self.pipeline.scale)
+        projected = project_points(extrinsic.apply(points), padded, grid)
+        timings["project"] = _ms_since(mark)
+        if projected.counts["kept"] == 0:
+            raise FrameError("no_points_in_view", f"none of the {len(points)} LiDAR points lands in the image "
+                             f"({projected.counts}); check the extrinsic and the cloud's frame")
+        output = self._super_resolve(rgb, projected.depth, intrinsics, rgb_info_msg, want_points, start, timings)
+        output.input_counts = projected.counts
+        return output
+
+    def _super_resolve(self, rgb: np.ndarray, depth: np.ndarray, intrinsics: Intrinsics, rgb_info_msg: Any,
+                       want_points: bool, start: float, timings: dict[str, float]) -> FrameOutput:
         result = self.pipeline.process(rgb, depth)
         timings.update(result.timings_ms)
 
