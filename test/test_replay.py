@@ -118,7 +118,8 @@ def write_bag(path: Path, storage: str = "mcap", typestore: str = "humble", skip
 def replay_config(bag: Path, out: Path, **overrides) -> ReplayConfig:
     settings = {"bag": bag, "out_dir": out, "rgb_topic": TOPICS["rgb"], "rgb_info_topic": TOPICS["rgb_info"],
                 "depth_topic": TOPICS["depth"], "depth_info_topic": TOPICS["depth_info"], "gt_topic": TOPICS["gt"],
-                "sr": SRConfig(scale=S, backbone="guided_filter"), "progress": False}
+                "sr": SRConfig(scale=S, backbone="guided_filter"), "progress": False,
+                "slop_s": 0.010}  # under half the 30 Hz frame period: a dropped frame cannot mispair
     settings.update(overrides)
     return ReplayConfig(**settings)
 
@@ -200,6 +201,7 @@ def test_replay_without_optional_topics_and_with_16uc1_output(tmp_path: Path) ->
     args = parser.parse_args([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--rgb-topic", TOPICS["rgb"],
                               "--rgb-info-topic", TOPICS["rgb_info"], "--depth-topic", TOPICS["depth"],
                               "--depth-info-topic", "", "--backbone", "bicubic", "--output-encoding", "16UC1",
+                              "--slop", "0.01",
                               "--no-points", "--no-previews", "--no-progress"])
     assert replay_tool.run(args) == 0
     outputs = read_outputs(tmp_path / "out" / "sr_bag")
@@ -227,3 +229,14 @@ def test_rerun_into_the_same_folder_replaces_the_output_bag(tmp_path: Path) -> N
     second = run_replay(config)
     assert first.pairs_processed == second.pairs_processed == 5
     assert len(read_outputs(tmp_path / "out" / "sr_bag")[OUTPUT_IMAGE_TOPIC]) == 5
+
+
+def test_slop_wider_than_half_a_frame_pairs_across_a_dropped_frame_like_message_filters(tmp_path: Path) -> None:
+    # Depth 8 is corrupt and depth 9 is logged before RGB 9. With slop 0.05 s (over half the
+    # 33 ms period) the greedy policy pairs depth 9 with the waiting RGB 8, as the node would.
+    rgb_stamps = write_bag(tmp_path / "in")
+    report = run_replay(replay_config(tmp_path / "in", tmp_path / "out", slop_s=0.05, previews=False))
+    outputs = read_outputs(tmp_path / "out" / "sr_bag")
+    stamps = [stamp(m) for m in outputs[OUTPUT_IMAGE_TOPIC]]
+    assert rgb_stamps[8] in stamps and rgb_stamps[9] not in stamps
+    assert report.ledger.skipped[TOPICS["rgb"]]["partner_taken"] == 1

@@ -65,7 +65,7 @@ class ReplayConfig:
     sr: SRConfig = field(default_factory=SRConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     queue_size: int = 10
-    slop_s: float = 0.010
+    slop_s: float = 0.05
     exact_sync: bool = False
     typestore: str = "humble"
     previews: bool = True

@@ -3,6 +3,8 @@
 Topic defaults are the bundled sample bag's; pass your camera's topics for your own bags. An
 empty string (`--depth-info-topic ''`) turns an optional input off. With `--gt-topic`, every
 frame is also scored against ground truth, beside the `bicubic` baseline on the same frames.
+Pipeline, sync and output defaults are the node's (`depth_sr_ros.ros.node_logic.PARAMETERS`,
+config/sr.yaml), so a replay behaves like the node with its default parameters.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.replay import sample_bag
 from depth_sr_ros.replay.bag_io import TYPESTORES, BagError
 from depth_sr_ros.replay.runner import ReplayConfig, format_summary, run_replay
+from depth_sr_ros.ros.node_logic import NodeParams
 
 LOG = logging.getLogger(__name__)
+NODE = NodeParams.defaults()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,18 +34,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth-info-topic", default=sample_bag.DEPTH_INFO_TOPIC,
                         help="depth CameraInfo topic ('' = none; the RGB intrinsics define the output)")
     parser.add_argument("--gt-topic", default="", help="ground-truth depth Image at the RGB resolution ('' = none)")
-    parser.add_argument("--backbone", default="auto", help="backbone name, or 'auto' for the best shipped weights")
+    parser.add_argument("--backbone", default=NODE.backbone,
+                        help=f"backbone name, or 'auto' for the best shipped weights (default {NODE.backbone})")
     parser.add_argument("--weights", default=None, help="weights file for a network backbone")
-    parser.add_argument("--scale", type=int, default=4, help="upsampling factor of the model grid (default 4)")
-    parser.add_argument("--slop", type=float, default=0.010, help="approximate-sync slop in seconds (default 0.010)")
-    parser.add_argument("--queue-size", type=int, default=10, help="sync queue size per stream (default 10)")
+    parser.add_argument("--scale", type=int, default=NODE.scale, help=f"upsampling factor (default {NODE.scale})")
+    parser.add_argument("--slop", type=float, default=NODE.slop,
+                        help=f"approximate-sync slop in seconds (default {NODE.slop})")
+    parser.add_argument("--queue-size", type=int, default=NODE.queue_size,
+                        help=f"sync queue size per stream (default {NODE.queue_size})")
     parser.add_argument("--exact-sync", action="store_true", help="pair equal stamps only (TimeSynchronizer)")
     parser.add_argument("--typestore", choices=sorted(TYPESTORES), default="humble",
                         help="message definitions for bags that embed none (sqlite3 bags from Humble)")
-    parser.add_argument("--output-encoding", choices=OUTPUT_ENCODINGS, default="32FC1",
-                        help="SR depth encoding: 32FC1 metres (default) or 16UC1 millimetres")
-    parser.add_argument("--point-cloud-rgb", action="store_true", help="write XYZRGB points instead of XYZ")
-    parser.add_argument("--point-stride", type=int, default=1, help="keep every n-th row/column in the cloud")
+    parser.add_argument("--output-encoding", choices=OUTPUT_ENCODINGS, default=NODE.output_encoding,
+                        help=f"SR depth encoding: 32FC1 metres or 16UC1 millimetres (default {NODE.output_encoding})")
+    parser.add_argument("--point-cloud", choices=("xyz", "xyzrgb"), default="xyzrgb" if NODE.point_cloud_rgb else "xyz",
+                        help="point fields (default: the node's)")
+    parser.add_argument("--point-stride", type=int, default=NODE.point_stride,
+                        help="keep every n-th row/column in the cloud")
     parser.add_argument("--no-points", action="store_true", help="do not write depth_sr/points")
     parser.add_argument("--no-previews", action="store_true", help="do not write PNG previews")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -56,8 +65,9 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         depth_topic=args.depth_topic,
         depth_info_topic=args.depth_info_topic,
         gt_topic=args.gt_topic,
-        sr=SRConfig(scale=args.scale, backbone=args.backbone, weights=args.weights),
-        output=OutputConfig(args.output_encoding, args.point_cloud_rgb, args.point_stride),
+        sr=SRConfig(scale=args.scale, backbone=args.backbone, weights=args.weights, min_depth=NODE.min_depth,
+                    max_depth=NODE.max_depth),
+        output=OutputConfig(args.output_encoding, args.point_cloud == "xyzrgb", args.point_stride),
         queue_size=args.queue_size,
         slop_s=args.slop,
         exact_sync=args.exact_sync,
