@@ -167,3 +167,21 @@ class Dinov2Tokens(nn.Module):
             tokens = self.model.layernorm(hidden[layer])[:, self.prefix_tokens:]
             maps.append(tokens.transpose(1, 2).reshape(batch, self.hidden_size, grid_h, grid_w))
         return maps
+
+
+def architecture_only(weights_name: str) -> nn.Module:
+    """A randomly initialised model with the published architecture of `weights_name` (no weights
+    read): for counting parameters and FLOPs. Build it under `torch.device("meta")` to skip memory."""
+    transformers = _transformers()
+    vits14 = {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "mlp_ratio": 4,
+              "patch_size": PATCH_SIZE, "image_size": 518}
+    if weights_name == "dinov2_vits14":
+        return transformers.Dinov2Model(transformers.Dinov2Config(**vits14)).eval()
+    if weights_name == "depth_anything_v2_small":
+        backbone = {"model_type": "dinov2", "out_indices": [3, 6, 9, 12], "reshape_hidden_states": False, **vits14}
+        config = transformers.DepthAnythingConfig(
+            backbone_config=backbone, reassemble_hidden_size=384, neck_hidden_sizes=[48, 96, 192, 384],
+            fusion_hidden_size=64, head_hidden_size=32, depth_estimation_type="relative",
+        )
+        return transformers.DepthAnythingForDepthEstimation(config).eval()
+    raise KeyError(f"unknown foundation weights {weights_name!r}; known: {', '.join(FOUNDATION_WEIGHTS)}")

@@ -137,7 +137,8 @@ class NAFNetAdaIN(nn.Module):
 )
 def nafnet_adain(scale: int, depth_anything: str | Path | nn.Module | None = None, **kwargs: object) -> NAFNetAdaIN:
     """Build `nafnet_adain`. `depth_anything`: a local Depth Anything V2 Small directory/file (or a
-    ready guide module); given, the guide path reads its relative depth, else the RGB image.
+    loaded `DepthAnythingForDepthEstimation`); given, the guide path reads its relative depth, else
+    the RGB image.
 
     Other kwargs are `NAFNetAdaINConfig` fields (`width`, `enc_blocks`, `middle_blocks`, ...).
     """
@@ -146,10 +147,8 @@ def nafnet_adain(scale: int, depth_anything: str | Path | nn.Module | None = Non
     if depth_anything is not None:
         from depth_sr_ros.models.foundation import RelativeDepthGuide, load_depth_anything
 
-        guide_model = (
-            depth_anything if isinstance(depth_anything, nn.Module)
-            else RelativeDepthGuide(load_depth_anything(depth_anything))
-        )
+        loaded = depth_anything if isinstance(depth_anything, nn.Module) else load_depth_anything(depth_anything)
+        guide_model = loaded if isinstance(loaded, RelativeDepthGuide) else RelativeDepthGuide(loaded)
         kwargs["guide"] = "depth_anything"
     elif kwargs.get("guide") == "depth_anything":
         from depth_sr_ros.models.foundation import missing_foundation_error

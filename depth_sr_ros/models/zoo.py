@@ -100,5 +100,5 @@ def describe_missing(backbone: str, scale: int) -> str:
         f"no weights for {backbone} x{scale}: pass a *.safetensors file (with its .card.json) or put "
         f"them in one of {[str(d) for d in model_dirs()] or 'the model directories'} / $DEPTH_SR_MODELS. "
         f"Shipped: {', '.join(shipped) or 'none'}. "
-        f"Backbones that need no weights: {', '.join(classic) or 'none'}"
+        f"Backbones that need no weights: {', '.join(classic) or 'none'}."
     )
