@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from pathlib import Path
 
 import cv2
@@ -12,6 +14,7 @@ from depth_sr_ros.core.camera_info import intrinsics_from_camera_info
 from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
 from depth_sr_ros.replay import sample_bag as sb
 from depth_sr_ros.replay.bag_io import BagError, BagReader, BagWriter, load_typestore
+from depth_sr_ros.replay.runner import ReplayConfig, run_replay
 
 
 def read_all(path: Path, typestore: str = "humble") -> list:
@@ -131,3 +134,36 @@ def test_unknown_typestore_and_storage_are_rejected(tmp_path: Path) -> None:
         load_typestore("noetic")
     with pytest.raises(ValueError, match="storage"):
         BagWriter(tmp_path / "x", load_typestore("jazzy"), storage="bag")
+
+
+def make_humble_style(bag: Path) -> None:
+    """Turn a sqlite3 bag into what Humble's rosbag2 records: schema 3, no message definitions."""
+    (db,) = bag.glob("*.db3")
+    with sqlite3.connect(db) as connection:
+        connection.execute("DROP TABLE message_definitions")
+        connection.execute("UPDATE schema SET schema_version = 3, ros_distro = 'humble'")
+    metadata = bag / "metadata.yaml"
+    text = re.sub(r"\n\s*type_description_hash: *\n?\s*RIHS01_[0-9a-f]+", "", metadata.read_text())
+    metadata.write_text(text.replace("version: 9", "version: 5"))
+
+
+def test_bag_without_embedded_definitions_is_decoded_with_the_typestore(tmp_path: Path) -> None:
+    bag = sb.build_sample_bag(tmp_path / "bag", storage="sqlite3")
+    make_humble_style(bag.path)
+    with BagReader(bag.path, "humble") as reader:
+        assert all(c.msgdef.data == "" for c in reader.reader.connections)  # nothing embedded
+    config = ReplayConfig(bag=bag.path, out_dir=tmp_path / "out", rgb_topic=sb.RGB_TOPIC,
+                          rgb_info_topic=sb.RGB_INFO_TOPIC, depth_topic=sb.DEPTH_TOPIC,
+                          depth_info_topic=sb.DEPTH_INFO_TOPIC, typestore="humble", previews=False,
+                          progress=False)
+    report = run_replay(config)
+    assert report.pairs_processed == 3 and report.ledger.balanced()
+
+
+def test_truncated_bag_file_is_a_clear_error(tmp_path: Path) -> None:
+    bag = sb.build_sample_bag(tmp_path / "bag")
+    (mcap,) = bag.path.glob("*.mcap")
+    data = mcap.read_bytes()
+    mcap.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BagError, match="cannot open bag"), BagReader(bag.path):
+        pass
