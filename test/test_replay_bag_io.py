@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from rosbags.highlevel import AnyReader
 
 from depth_sr_ros.core.camera_info import intrinsics_from_camera_info
 from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
@@ -167,3 +168,23 @@ def test_truncated_bag_file_is_a_clear_error(tmp_path: Path) -> None:
     mcap.write_bytes(data[: len(data) // 2])
     with pytest.raises(BagError, match="cannot open bag"), BagReader(bag.path):
         pass
+
+
+def test_storage_failure_mid_bag_ends_reading_with_a_counted_record(tmp_path: Path, monkeypatch) -> None:
+    bag = sb.build_sample_bag(tmp_path / "bag")
+    original = AnyReader.messages
+
+    def failing_messages(self, *args, **kwargs):
+        for n, item in enumerate(original(self, *args, **kwargs)):
+            if n == 12:  # after the first two frames
+                raise OSError("simulated damaged chunk")
+            yield item
+
+    monkeypatch.setattr(AnyReader, "messages", failing_messages)
+    config = ReplayConfig(bag=bag.path, out_dir=tmp_path / "out", rgb_topic=sb.RGB_TOPIC,
+                          rgb_info_topic=sb.RGB_INFO_TOPIC, depth_topic=sb.DEPTH_TOPIC,
+                          depth_info_topic=sb.DEPTH_INFO_TOPIC, gt_topic=sb.GT_TOPIC, previews=False,
+                          progress=False)
+    report = run_replay(config)
+    assert report.ledger.skipped["(storage)"] == {"storage_error": 1}
+    assert report.pairs_processed == 2 and report.ledger.balanced()
