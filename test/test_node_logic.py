@@ -27,6 +27,7 @@ from depth_sr_ros.replay.sample_bag import (
     tum_depth_to_millimetres,
 )
 from depth_sr_ros.ros import node_logic as nl
+from depth_sr_ros.ros.rclpy_messages import float_list, uint8_array
 
 REPO = Path(__file__).resolve().parent.parent
 TYPESTORE = get_typestore(Stores.ROS2_HUMBLE)
@@ -390,3 +391,12 @@ def test_extrinsic_from_a_transform_stamped():
     extrinsic = nl.extrinsic_from_transform(transform)
     point = extrinsic.rotation @ np.array([1.0, 0.0, 0.0]) + extrinsic.translation
     assert point == pytest.approx([0.1, 0.8, 0.3])
+
+
+def test_rclpy_adapters_give_the_containers_rclpy_takes():
+    strided = np.arange(24, dtype=np.uint8).reshape(4, 6)[:, ::2]  # not contiguous
+    data = uint8_array(strided)
+    assert data.typecode == "B" and list(data) == strided.reshape(-1).tolist()
+    values = float_list(np.eye(3, dtype=np.float32))
+    assert values == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    assert all(type(v) is float for v in values)

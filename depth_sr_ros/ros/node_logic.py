@@ -422,7 +422,10 @@ class ProcessorSlot:
     def build(self, params: NodeParams) -> None:
         pipeline = self._build_pipeline(params)
         processor = self._build_processor(pipeline, params)
+        replacing = self.pipeline is not None
         self.pipeline, self.processor = pipeline, processor
+        if replacing:  # the old pipeline is unreferenced now: hand its cached GPU memory back
+            release_gpu_memory()
 
     def set_output(self, params: NodeParams) -> None:
         if self.pipeline is None:

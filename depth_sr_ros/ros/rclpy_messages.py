@@ -1,0 +1,48 @@
+"""The rclpy `MessageBuilder`: core field sets -> sensor_msgs messages the node can publish.
+
+rclpy stores `uint8[]` fields as `array.array('B')` and takes one without checking every element
+(any other sequence is checked element by element, far too slow for an image), and it wants
+Python lists of floats for the CameraInfo `d`/`k`/`r`/`p` arrays (`d` is a sequence, which does
+not take an ndarray). sensor_msgs is imported when the builder is made, so this module imports
+without ROS.
+"""
+
+from __future__ import annotations
+
+import array
+from typing import Any
+
+import numpy as np
+
+from depth_sr_ros.core.msg_build import MessageBuilder
+
+
+def uint8_array(data: np.ndarray) -> array.array[int]:
+    """A 1-D uint8 ndarray as the `array.array('B')` rclpy keeps for `uint8[]` (one copy)."""
+    out = array.array("B")
+    out.frombytes(np.ascontiguousarray(data, dtype=np.uint8).reshape(-1).data)
+    return out
+
+
+def float_list(values: np.ndarray) -> list[float]:
+    return [float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+
+
+def rclpy_builder() -> MessageBuilder:
+    """A MessageBuilder for rclpy's sensor_msgs classes (needs a sourced ROS 2 environment)."""
+    from sensor_msgs.msg import (
+        CameraInfo,
+        Image,
+        PointCloud2,
+        PointField,
+        RegionOfInterest,
+    )
+
+    types: dict[str, Any] = {
+        "Image": Image,
+        "CameraInfo": CameraInfo,
+        "PointCloud2": PointCloud2,
+        "PointField": PointField,
+        "RegionOfInterest": RegionOfInterest,
+    }
+    return MessageBuilder(types, data_adapter=uint8_array, float_array_adapter=float_list)
