@@ -9,6 +9,12 @@ One pass over the bag in record (log-time) order, as a live node would receive i
 - the pair runs through `FrameProcessor` (and through the `bicubic` baseline when ground truth is
   given), and the outputs are written to an MCAP bag with the RGB header (frame and stamp).
 
+LiDAR mode (`lidar_topic`): a PointCloud2 topic takes the depth stream's place in the sync (so a
+10 Hz LiDAR pairs with the nearest of a 30 Hz camera's frames within `slop`; the other camera frames
+are unpaired and counted), and each pair runs through `FrameProcessor.process_lidar`. The
+LiDAR-to-camera extrinsic is `extrinsic` when given, else looked up at the cloud's stamp in the
+bag's `/tf_static` and `/tf` (`TransformBuffer`); ground truth is matched to the RGB stamp.
+
 Every message of the requested topics is accounted for: processed, or skipped with a reason
 (`MessageLedger`). Outputs in `out_dir`: `sr_bag/` (MCAP), `frames.csv`, `metrics.json`,
 `previews/*.png`.
@@ -36,7 +42,9 @@ from depth_sr_ros.core.metrics import METRIC_NAMES, depth_metrics, mean_metrics
 from depth_sr_ros.core.msg_build import rosbags_builder
 from depth_sr_ros.core.pipeline import DepthSR, SRConfig
 from depth_sr_ros.core.preview import colorize_depth, colorize_error, depth_range, side_by_side, write_png
+from depth_sr_ros.core.projection import Extrinsic
 from depth_sr_ros.core.sync import Pair, StampSync, match_camera_info, seconds_to_ns
+from depth_sr_ros.core.transforms import TransformBuffer
 from depth_sr_ros.replay.bag_io import BagReader, BagWriter, load_typestore
 
 LOG = logging.getLogger(__name__)
@@ -49,6 +57,8 @@ PREVIEW_ERROR_MAX_M = 0.10
 WARNINGS_PER_REASON = 3  # log the first few skips of each reason; the summary counts them all
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
+TF_TOPICS = {"/tf_static": True, "/tf": False}  # topic -> static
 
 
 @dataclass
@@ -71,6 +81,8 @@ class ReplayConfig:
     previews: bool = True
     points: bool = True
     progress: bool = True
+    lidar_topic: str = ""  # PointCloud2 in place of depth_topic (depth_info_topic unused)
+    extrinsic: Extrinsic | None = None  # LiDAR frame -> RGB optical frame; None: the bag's /tf_static, /tf
 
 
 class MessageLedger:
@@ -168,8 +180,12 @@ class ReplayRunner:
         self.sync = StampSync(config.queue_size, config.slop_s, config.exact_sync)
         self.slop_ns = 0 if config.exact_sync else seconds_to_ns(config.slop_s)
         keep = max(4 * config.queue_size, 32)
+        self.depth_topic = config.lidar_topic or config.depth_topic
+        self.depth_info_topic = "" if config.lidar_topic else config.depth_info_topic
+        self.tf = TransformBuffer()
+        self.tf_latest_stamp = -1  # of dynamic transforms; a cloud waits for /tf to pass its stamp
         self.aux = {topic: _AuxStream(topic, keep)
-                    for topic in (config.rgb_info_topic, config.depth_info_topic, config.gt_topic) if topic}
+                    for topic in (config.rgb_info_topic, self.depth_info_topic, config.gt_topic) if topic}
         self.pending: list[tuple[Pair, int]] = []  # (pair, log time it completed)
         self.frame_rows: list[dict[str, Any]] = []
         self.frame_metrics: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -185,12 +201,16 @@ class ReplayRunner:
         bag_out = out_dir / "sr_bag"
         if (bag_out / "metadata.yaml").exists():
             shutil.rmtree(bag_out)  # the output bag of an earlier run into the same folder
-        topics = {"rgb": cfg.rgb_topic, "rgb_info": cfg.rgb_info_topic, "depth": cfg.depth_topic,
-                  "depth_info": cfg.depth_info_topic, "ground_truth": cfg.gt_topic}
+        topics = {"rgb": cfg.rgb_topic, "rgb_info": cfg.rgb_info_topic, "depth": self.depth_topic,
+                  "depth_info": self.depth_info_topic, "ground_truth": cfg.gt_topic}
         topics = {role: topic for role, topic in topics.items() if topic}
         msgtypes = {role: INFO_TYPE if role.endswith("info") else IMAGE_TYPE for role in topics}
+        if cfg.lidar_topic:
+            msgtypes["depth"] = CLOUD_TYPE
         with BagReader(cfg.bag, cfg.typestore) as reader, BagWriter(bag_out, self.typestore) as writer:
             reader.require(topics, msgtypes)
+            if cfg.lidar_topic and cfg.extrinsic is None:
+                topics.update({topic: topic for topic in TF_TOPICS if topic in reader.topics()})
             writer.add_topic(OUTPUT_IMAGE_TOPIC, IMAGE_TYPE)
             writer.add_topic(OUTPUT_INFO_TOPIC, INFO_TYPE)
             if cfg.points:
@@ -202,10 +222,10 @@ class ReplayRunner:
                     bar.update(record.topic == cfg.rgb_topic)
             self._flush(writer, everything=True)
         for item in self.sync.finish():
-            topic = cfg.rgb_topic if item.stream == "rgb" else cfg.depth_topic
+            topic = cfg.rgb_topic if item.stream == "rgb" else self.depth_topic
             self.ledger.skip(topic, item.reason)
-        for role, stream in zip(("rgb_info", "depth_info", "ground_truth"), self.aux.values()):
-            stream.settle(self.ledger, "unmatched_ground_truth" if role == "ground_truth" else "unused_camera_info")
+        for topic, stream in self.aux.items():
+            stream.settle(self.ledger, "unmatched_ground_truth" if topic == cfg.gt_topic else "unused_camera_info")
         return self._finish(out_dir, bag_out)
 
     def _on_record(self, record: Any, writer: BagWriter) -> None:
@@ -216,6 +236,10 @@ class ReplayRunner:
             self._warn(reason, f"skipping {topic} record at {record.log_time_ns}: {record.error}")
             self.ledger.skip(topic, reason)
             return
+        if topic in TF_TOPICS:
+            self._add_transforms(topic, record.message)
+            self._flush(writer)
+            return
         stamp = stamp_ns(record.message)
         if topic in self.aux:
             self.aux[topic].add(stamp, record.message)
@@ -225,11 +249,27 @@ class ReplayRunner:
                 self.pending.append((pair, record.log_time_ns))
         self._flush(writer)
 
+    def _add_transforms(self, topic: str, message: Any) -> None:
+        try:
+            self.tf.add_message(message, static=TF_TOPICS[topic])
+        except ValueError as err:
+            self._warn("bad_transform", f"skipping a {topic} message: {err}")
+            self.ledger.skip(topic, "bad_transform")
+            return
+        self.ledger.processed[topic] += 1
+        if not TF_TOPICS[topic] and message.transforms:
+            self.tf_latest_stamp = max(self.tf_latest_stamp, *(stamp_ns(t) for t in message.transforms))
+
+    def _gt_stamp(self, pair: Pair) -> int:
+        """Ground truth lives at the RGB camera: matched to the depth stamp, or the RGB stamp for LiDAR."""
+        return pair.rgb.stamp_ns if self.config.lidar_topic else pair.depth.stamp_ns
+
     def _ready(self, pair: Pair) -> bool:
         cfg = self.config
-        needs = {cfg.rgb_info_topic: pair.rgb.stamp_ns, cfg.depth_info_topic: pair.depth.stamp_ns,
-                 cfg.gt_topic: pair.depth.stamp_ns + self.slop_ns}
-        return all(self.aux[t].latest_stamp >= s for t, s in needs.items() if t)
+        needs = {cfg.rgb_info_topic: pair.rgb.stamp_ns, self.depth_info_topic: pair.depth.stamp_ns,
+                 cfg.gt_topic: self._gt_stamp(pair) + self.slop_ns}
+        tf_ready = self.tf_latest_stamp < 0 or self.tf_latest_stamp >= pair.depth.stamp_ns
+        return tf_ready and all(self.aux[t].latest_stamp >= s for t, s in needs.items() if t)
 
     def _flush(self, writer: BagWriter, everything: bool = False) -> None:
         while self.pending and (everything or len(self.pending) > self.config.queue_size
@@ -254,29 +294,28 @@ class ReplayRunner:
     def _process(self, pair: Pair, log_time: int, writer: BagWriter) -> None:
         cfg = self.config
         rgb_info = self._lookup(cfg.rgb_info_topic, pair.rgb.stamp_ns)
-        depth_info = self._lookup(cfg.depth_info_topic, pair.depth.stamp_ns)
-        gt = self._lookup(cfg.gt_topic, pair.depth.stamp_ns, nearest=True)
-        used = [(cfg.rgb_info_topic, rgb_info), (cfg.depth_info_topic, depth_info), (cfg.gt_topic, gt)]
+        depth_info = self._lookup(self.depth_info_topic, pair.depth.stamp_ns)
+        gt = self._lookup(cfg.gt_topic, self._gt_stamp(pair), nearest=True)
+        used = [(cfg.rgb_info_topic, rgb_info), (self.depth_info_topic, depth_info), (cfg.gt_topic, gt)]
         used = [(topic, item[0]) for topic, item in used if item is not None]
         row: dict[str, Any] = {"frame": len(self.frame_rows), "rgb_stamp_ns": pair.rgb.stamp_ns,
                                "depth_stamp_ns": pair.depth.stamp_ns}
         self.frame_rows.append(row)
         try:
-            if cfg.depth_info_topic and depth_info is None:
+            if self.depth_info_topic and depth_info is None:
                 raise FrameError("missing_camera_info", "no depth CameraInfo at or before the depth stamp")
-            out = self.processor.process(pair.rgb.payload, rgb_info[1] if rgb_info else None, pair.depth.payload,
-                                         depth_info[1] if depth_info else None, want_points=cfg.points)
+            out = self._run(self.processor, pair, rgb_info, depth_info, cfg.points)
         except FrameError as err:
             self._warn(err.reason, f"frame at {pair.rgb.stamp_ns} skipped ({err.reason}): {err}")
             row.update(status=err.reason)
             self.pairs_skipped[err.reason] += 1
-            for topic in (cfg.rgb_topic, cfg.depth_topic):
+            for topic in (cfg.rgb_topic, self.depth_topic):
                 self.ledger.skip(topic, err.reason)
             for topic, index in used:
                 self.aux[topic].failed[index] = err.reason
             return
         row.update(status="ok", **{f"{stage}_ms": round(ms, 3) for stage, ms in out.timings_ms.items()})
-        for topic in (cfg.rgb_topic, cfg.depth_topic):
+        for topic in (cfg.rgb_topic, self.depth_topic):
             self.ledger.processed[topic] += 1
         for topic, index in used:
             if topic != cfg.gt_topic:
@@ -292,6 +331,18 @@ class ReplayRunner:
                 ground_truth.failed[gt[0]] = f"ground_truth_{row['gt']}"
         if cfg.previews:
             self._preview(len(self.frame_rows) - 1, pair, out, gt_depth)
+
+    def _run(self, processor: FrameProcessor, pair: Pair, rgb_info: Any, depth_info: Any,
+             want_points: bool) -> FrameOutput:
+        rgb_info_msg = rgb_info[1] if rgb_info else None
+        if not self.config.lidar_topic:
+            return processor.process(pair.rgb.payload, rgb_info_msg, pair.depth.payload,
+                                     depth_info[1] if depth_info else None, want_points=want_points)
+        extrinsic = self.config.extrinsic
+        if extrinsic is None:
+            extrinsic = self.tf.lookup(pair.rgb.payload.header.frame_id, pair.depth.payload.header.frame_id,
+                                       pair.depth.stamp_ns)
+        return processor.process_lidar(pair.rgb.payload, rgb_info_msg, pair.depth.payload, extrinsic, want_points)
 
     def _write(self, pair: Pair, log_time: int, out: FrameOutput, writer: BagWriter) -> None:
         header = pair.rgb.payload.header  # outputs carry the RGB frame and stamp
@@ -317,8 +368,7 @@ class ReplayRunner:
         row["gt"] = "ok"
         scores = {self.backbone: depth_metrics(out.depth, gt_depth)}
         if self.baseline is not None:
-            base = self.baseline.process(pair.rgb.payload, rgb_info[1] if rgb_info else None, pair.depth.payload,
-                                         depth_info[1] if depth_info else None, want_points=False)
+            base = self._run(self.baseline, pair, rgb_info, depth_info, want_points=False)
             scores[BASELINE] = depth_metrics(base.depth, gt_depth)
         for method, values in scores.items():
             self.frame_metrics[method].append(values)
@@ -326,11 +376,13 @@ class ReplayRunner:
         return gt_depth
 
     def _preview(self, index: int, pair: Pair, out: FrameOutput, gt_depth: np.ndarray | None) -> None:
-        depth_in = depth_from_image(pair.depth.payload)
-        lo, hi = depth_range(out.depth, depth_in, *([gt_depth] if gt_depth is not None else []))
+        depth_in = None if self.config.lidar_topic else depth_from_image(pair.depth.payload)
+        lo, hi = depth_range(out.depth, *(d for d in (depth_in, gt_depth) if d is not None))
         rgb = cv2.cvtColor(np.ascontiguousarray(rgb_from_image(pair.rgb.payload)), cv2.COLOR_RGB2BGR)
-        panels = [("rgb", rgb), (f"input {depth_in.shape[1]}x{depth_in.shape[0]}", colorize_depth(depth_in, lo, hi)),
-                  (self.backbone, colorize_depth(out.depth, lo, hi))]
+        panels = [("rgb", rgb)]
+        if depth_in is not None:  # a LiDAR cloud has no input image to show
+            panels.append((f"input {depth_in.shape[1]}x{depth_in.shape[0]}", colorize_depth(depth_in, lo, hi)))
+        panels.append((self.backbone, colorize_depth(out.depth, lo, hi)))
         if gt_depth is not None:
             panels += [("ground truth", colorize_depth(gt_depth, lo, hi)),
                        (f"|error| 0-{PREVIEW_ERROR_MAX_M:.2f} m", colorize_error(out.depth, gt_depth, PREVIEW_ERROR_MAX_M))]

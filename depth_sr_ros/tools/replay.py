@@ -3,6 +3,8 @@
 Topic defaults are the bundled sample bag's; pass your camera's topics for your own bags. An
 empty string (`--depth-info-topic ''`) turns an optional input off. With `--gt-topic`, every
 frame is also scored against ground truth, beside the `bicubic` baseline on the same frames.
+With `--lidar-topic`, a LiDAR PointCloud2 replaces the depth image (docs/lidar.md): the
+LiDAR-to-camera transform comes from the bag's /tf_static and /tf, or from `--extrinsic`.
 Pipeline, sync and output defaults are the node's (`depth_sr_ros.ros.node_logic.PARAMETERS`,
 config/sr.yaml), so a replay behaves like the node with its default parameters.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from depth_sr_ros.core.frame_processor import OUTPUT_ENCODINGS, OutputConfig
 from depth_sr_ros.core.pipeline import SRConfig
+from depth_sr_ros.core.transforms import EXTRINSIC_HELP, parse_extrinsic
 from depth_sr_ros.replay import sample_bag
 from depth_sr_ros.replay.bag_io import TYPESTORES, BagError
 from depth_sr_ros.replay.runner import ReplayConfig, format_summary, run_replay
@@ -33,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="low-resolution depth Image topic (16UC1/mono16 mm or 32FC1 m), registered to the RGB")
     parser.add_argument("--depth-info-topic", default=sample_bag.DEPTH_INFO_TOPIC,
                         help="depth CameraInfo topic ('' = none; the RGB intrinsics define the output)")
+    parser.add_argument("--lidar-topic", default="",
+                        help="LiDAR PointCloud2 topic in place of --depth-topic ('' = depth image input); "
+                        "pair it with the camera with --slop of at least half the camera period")
+    parser.add_argument("--extrinsic", type=parse_extrinsic, default=None,
+                        help=f"LiDAR extrinsic {EXTRINSIC_HELP}; default: the bag's /tf_static and /tf")
     parser.add_argument("--gt-topic", default="", help="ground-truth depth Image at the RGB resolution ('' = none)")
     parser.add_argument("--backbone", default=NODE.backbone,
                         help=f"backbone name, or 'auto' for the best shipped weights (default {NODE.backbone})")
@@ -65,6 +73,8 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         depth_topic=args.depth_topic,
         depth_info_topic=args.depth_info_topic,
         gt_topic=args.gt_topic,
+        lidar_topic=args.lidar_topic,
+        extrinsic=args.extrinsic,
         sr=SRConfig(scale=args.scale, backbone=args.backbone, weights=args.weights, min_depth=NODE.min_depth,
                     max_depth=NODE.max_depth),
         output=OutputConfig(args.output_encoding, args.point_cloud == "xyzrgb", args.point_stride),
