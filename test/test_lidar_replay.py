@@ -115,3 +115,290 @@ def test_process_lidar_bad_cloud_and_missing_info_are_frame_errors(processor: Fr
     with pytest.raises(FrameError) as error:
         processor.process_lidar(_image_msg(rgb), None, cloud, LIDAR_TO_CAMERA, want_points=False)
     assert error.value.reason == "missing_camera_info"
+
+
+# --- replay of a LiDAR-like bag built from the real TUM frames ------------------------------------
+
+SECOND = 1_000_000_000
+CAMERA_PERIOD = 33_333_333  # 30 Hz
+LIDAR_OFFSET = 7_000_000  # a scan is stamped 7 ms after the camera frame it pairs with (10 Hz)
+EPOCH = 1_700_000_000 * SECOND
+RGB_TOPIC, INFO_TOPIC, GT_TOPIC, LIDAR_TOPIC = "/camera/color/image_raw", "/camera/color/camera_info", \
+    "/camera/depth/ground_truth", "/points"
+CAMERA_FRAME, LIDAR_FRAME = "camera_color_optical_frame", "velodyne"
+# URDF-style mounting: base_link -> camera_link -> optical frame (rpy -pi/2, 0, -pi/2), base_link -> velodyne
+OPTICAL_IN_BODY = (-0.5, 0.5, -0.5, 0.5)
+BASE_TO_CAMERA_LINK = ((0.10, 0.0, 0.30), (0.0, 0.0, 0.0, 1.0))
+BASE_TO_VELODYNE = ((0.06, 0.01, 0.38), (0.0, 0.0, 0.0174524, 0.9998477))  # 2 degrees of yaw
+
+
+def true_lidar_to_camera() -> Extrinsic:
+    """velodyne -> optical frame, composed by hand from the mounting above."""
+    camera_link = Extrinsic.from_translation_quaternion(*BASE_TO_CAMERA_LINK)  # camera_link -> base
+    optical = Extrinsic.from_translation_quaternion((0, 0, 0), OPTICAL_IN_BODY)  # optical -> camera_link
+    velodyne = Extrinsic.from_translation_quaternion(*BASE_TO_VELODYNE)  # velodyne -> base
+    return camera_link.compose(optical).inverse().compose(velodyne)
+
+
+def ring_scan(points_lidar: np.ndarray, rings: int = 32, fov_deg: tuple[float, float] = (-22.5, 22.5),
+              azimuth_step_deg: float = 0.35, beam_tolerance_deg: float = 0.06) -> np.ndarray:
+    """A spinning-LiDAR subset of dense points (LiDAR frame, z up): `rings` beams evenly spread over
+    `fov_deg` elevation, one return per beam and azimuth step, the nearest (first) return."""
+    x, y, z = points_lidar.T
+    elevation = np.degrees(np.arctan2(z, np.hypot(x, y)))
+    azimuth = np.degrees(np.arctan2(y, x))
+    spacing = (fov_deg[1] - fov_deg[0]) / (rings - 1)
+    beam = np.rint((elevation - fov_deg[0]) / spacing).astype(np.int64)
+    on_beam = (beam >= 0) & (beam < rings) & (np.abs(elevation - (fov_deg[0] + beam * spacing)) < beam_tolerance_deg)
+    cell = beam * 10**6 + np.floor(azimuth / azimuth_step_deg).astype(np.int64)
+    distance = np.linalg.norm(points_lidar, axis=1)
+    order = np.lexsort((distance, cell))
+    order = order[on_beam[order]]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = cell[order][1:] != cell[order][:-1]
+    return points_lidar[order[first]]
+
+
+def nearest_fill(sparse: np.ndarray) -> np.ndarray:
+    """Nearest-neighbour interpolation of the finite pixels of `sparse` (everywhere)."""
+    from depth_sr_ros.core.resample import fill_holes
+
+    valid = np.isfinite(sparse)
+    return fill_holes(np.where(valid, sparse, 0).astype(np.float32), valid)
+
+
+def linear_fill(sparse: np.ndarray) -> np.ndarray:
+    """Linear interpolation over the Delaunay triangulation of the finite pixels of `sparse`
+    (what scipy's griddata(method="linear") computes), NaN outside their convex hull."""
+    import cv2
+
+    h, w = sparse.shape
+    rows, cols = np.nonzero(np.isfinite(sparse))
+    subdiv = cv2.Subdiv2D((0, 0, w, h))
+    subdiv.insert([(float(c), float(r)) for r, c in zip(rows, cols)])
+    triangles = subdiv.getTriangleList().reshape(-1, 3, 2)
+    inside = np.all((triangles[..., 0] >= 0) & (triangles[..., 0] < w) & (triangles[..., 1] >= 0)
+                    & (triangles[..., 1] < h), axis=1)  # drop triangles on Subdiv2D's outer vertices
+    vertices = np.rint(triangles[inside]).astype(np.int32)
+    owner = np.full((h, w), -1, np.int32)
+    for index, triangle in enumerate(vertices):
+        cv2.fillConvexPoly(owner, triangle, int(index))
+    py, px = np.nonzero(owner >= 0)
+    tri = vertices[owner[py, px]].astype(np.float64)
+    (x1, y1), (x2, y2), (x3, y3) = tri[:, 0].T, tri[:, 1].T, tri[:, 2].T
+    det = (y2 - y3) * (x1 - x3) + (x3 - x2) * (y1 - y3)
+    ok = det != 0
+    det = np.where(ok, det, 1.0)
+    l1 = ((y2 - y3) * (px - x3) + (x3 - x2) * (py - y3)) / det
+    l2 = ((y3 - y1) * (px - x3) + (x1 - x3) * (py - y3)) / det
+    depth_at = [sparse[tri[:, k, 1].astype(int), tri[:, k, 0].astype(int)] for k in range(3)]
+    out = np.full((h, w), np.nan, np.float32)
+    out[py[ok], px[ok]] = (l1 * depth_at[0] + l2 * depth_at[1] + (1 - l1 - l2) * depth_at[2])[ok]
+    return out
+
+
+def test_linear_fill_reproduces_a_plane_and_nearest_fill_copies_samples() -> None:
+    rng = np.random.default_rng(3)
+    sparse = np.full((40, 50), np.nan, np.float32)
+    rows, cols = rng.integers(0, 40, 60), rng.integers(0, 50, 60)
+    sparse[rows, cols] = 1.0 + 0.02 * rows + 0.01 * cols
+    sparse[0, 0], sparse[0, 49], sparse[39, 0], sparse[39, 49] = 1.0, 1.49, 1.78, 2.27  # hull = image
+    plane = 1.0 + 0.02 * np.arange(40)[:, None] + 0.01 * np.arange(50)[None, :]
+    linear = linear_fill(sparse)
+    assert np.isfinite(linear[1:-1, 1:-1]).all()  # Subdiv2D may leave pixels on the hull's own edges
+    assert np.isfinite(linear).mean() > 0.98
+    np.testing.assert_allclose(linear[np.isfinite(linear)], plane[np.isfinite(linear)], atol=1e-5)
+    nearest = nearest_fill(sparse)
+    np.testing.assert_array_equal(nearest[np.isfinite(sparse)], sparse[np.isfinite(sparse)])
+    assert set(np.unique(nearest)) <= set(np.unique(sparse[np.isfinite(sparse)]))
+
+
+def _tum_frames() -> list[tuple[np.ndarray, np.ndarray]]:
+    """(RGB, depth in metres with NaN holes) of the bundled TUM frames that have their own depth."""
+    import cv2
+
+    from depth_sr_ros.replay import sample_bag
+
+    frames = []
+    for name in sample_bag.FRAMES:
+        if name in sample_bag.FRAMES_WITHOUT_DEPTH:
+            continue
+        bgr = cv2.imread(str(sample_bag.SAMPLE_DIR / "rgb" / f"{name}.png"), cv2.IMREAD_COLOR)
+        raw = cv2.imread(str(sample_bag.SAMPLE_DIR / "depth" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        depth = raw.astype(np.float32) / np.float32(sample_bag.TUM_DEPTH_PER_METRE)
+        depth[raw == 0] = np.nan
+        frames.append((cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth))
+    return frames
+
+
+def _transform(store, parent: str, child: str, pose, stamp_ns: int = 0):
+    (tx, ty, tz), (qx, qy, qz, qw) = pose
+    types = store.types
+    return types["geometry_msgs/msg/TransformStamped"](
+        header=types["std_msgs/msg/Header"](
+            stamp=types["builtin_interfaces/msg/Time"](sec=stamp_ns // SECOND, nanosec=stamp_ns % SECOND),
+            frame_id=parent),
+        child_frame_id=child,
+        transform=types["geometry_msgs/msg/Transform"](
+            translation=types["geometry_msgs/msg/Vector3"](x=tx, y=ty, z=tz),
+            rotation=types["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw)))
+
+
+def write_lidar_bag(path, with_tf: bool = True) -> dict[str, object]:
+    """RGB + CameraInfo + ground truth at 30 Hz and a 32-ring LiDAR at 10 Hz, from the TUM frames.
+
+    Camera frame 3i shows TUM frame i; the two camera frames after it show frame i + 1 (they
+    pair with no scan). Scan i is TUM frame i's depth back-projected (plumb_bob undistorted),
+    moved into the velodyne frame and cut to a 32-ring pattern; it is stamped 7 ms after camera
+    frame 3i. /tf_static holds the mounting (base_link -> camera_link -> optical, base_link ->
+    velodyne). Returns the RGB stamps that should be processed, the sparse clouds (camera frame)
+    and the frames.
+    """
+    from depth_sr_ros.core.camera_info import intrinsics_from_camera_info
+    from depth_sr_ros.core.image_msg import ImageFields
+    from depth_sr_ros.core.msg_build import rosbags_builder
+    from depth_sr_ros.replay import sample_bag
+    from depth_sr_ros.replay.bag_io import BagWriter, load_typestore
+
+    store = load_typestore("humble")
+    build = rosbags_builder(store)
+    info_fields = sample_bag.rgb_camera_info(sample_bag.SAMPLE_DIR / "intrinsics.json")
+    frames = _tum_frames()
+    lidar_to_camera = true_lidar_to_camera()
+
+    def header(stamp: int, frame_id: str):
+        time = store.types["builtin_interfaces/msg/Time"](sec=stamp // SECOND, nanosec=stamp % SECOND)
+        return store.types["std_msgs/msg/Header"](stamp=time, frame_id=frame_id)
+
+    def image(array: np.ndarray, encoding: str) -> ImageFields:
+        array = np.ascontiguousarray(array)
+        return ImageFields(array.shape[0], array.shape[1], encoding, 0, array.nbytes // array.shape[0],
+                           array.reshape(-1).view(np.uint8))
+
+    camera = intrinsics_from_camera_info(build.camera_info(header(0, CAMERA_FRAME), info_fields))
+    records, paired_stamps, clouds_in_camera = [], [], []
+    for k in range(3 * len(frames)):
+        stamp = EPOCH + k * CAMERA_PERIOD
+        rgb, depth = frames[(k + 2) // 3 % len(frames)]
+        millimetres = np.nan_to_num(np.rint(depth * 1000), nan=0).astype(np.uint16)
+        records += [(stamp + 5_000_000, RGB_TOPIC, build.image(header(stamp, CAMERA_FRAME), image(rgb, "rgb8"))),
+                    (stamp + 5_000_001, INFO_TOPIC, build.camera_info(header(stamp, CAMERA_FRAME), info_fields)),
+                    (stamp + 5_000_002, GT_TOPIC, build.image(header(stamp, CAMERA_FRAME),
+                                                              image(millimetres, "16UC1")))]
+        if k % 3 == 0:
+            scan = ring_scan(lidar_to_camera.inverse().apply(back_project(depth, camera)))
+            clouds_in_camera.append(lidar_to_camera.apply(scan))
+            paired_stamps.append(stamp)
+            cloud = build.point_cloud(header(stamp + LIDAR_OFFSET, LIDAR_FRAME), lidar_cloud_fields(scan))
+            records.append((stamp + LIDAR_OFFSET + 20_000_000, LIDAR_TOPIC, cloud))
+    if with_tf:
+        tf_static = store.types["tf2_msgs/msg/TFMessage"](transforms=[
+            _transform(store, "base_link", "camera_link", BASE_TO_CAMERA_LINK),
+            _transform(store, "camera_link", CAMERA_FRAME, ((0.0, 0.0, 0.0), OPTICAL_IN_BODY)),
+            _transform(store, "base_link", LIDAR_FRAME, BASE_TO_VELODYNE)])
+        records.append((EPOCH, "/tf_static", tf_static))
+    with BagWriter(path, store) as writer:
+        for topic, msgtype in ((RGB_TOPIC, "sensor_msgs/msg/Image"), (INFO_TOPIC, "sensor_msgs/msg/CameraInfo"),
+                               (GT_TOPIC, "sensor_msgs/msg/Image"), (LIDAR_TOPIC, "sensor_msgs/msg/PointCloud2")):
+            writer.add_topic(topic, msgtype)
+        if with_tf:
+            writer.add_topic("/tf_static", "tf2_msgs/msg/TFMessage")
+        for log_time, topic, message in sorted(records, key=lambda r: r[0]):
+            writer.write(topic, log_time, message)
+    return {"stamps": paired_stamps, "clouds": clouds_in_camera, "frames": frames, "camera": camera}
+
+
+def _replay(bag, out, **overrides):
+    from depth_sr_ros.replay.runner import ReplayConfig, run_replay
+
+    settings = {"bag": bag, "out_dir": out, "rgb_topic": RGB_TOPIC, "rgb_info_topic": INFO_TOPIC,
+                "depth_topic": "", "depth_info_topic": "", "gt_topic": GT_TOPIC, "lidar_topic": LIDAR_TOPIC,
+                "sr": SRConfig(scale=4, backbone="normalized_conv"), "slop_s": 0.015, "previews": False,
+                "points": False, "progress": False}
+    settings.update(overrides)
+    return run_replay(ReplayConfig(**settings))
+
+
+def _output_depths(bag) -> dict[int, np.ndarray]:
+    from depth_sr_ros.core.image_msg import depth_from_image
+    from depth_sr_ros.replay.bag_io import BagReader
+    from depth_sr_ros.replay.runner import OUTPUT_IMAGE_TOPIC
+
+    with BagReader(bag) as reader:
+        return {m.header.stamp.sec * SECOND + m.header.stamp.nanosec: depth_from_image(m)
+                for m in (r.message for r in reader.records([OUTPUT_IMAGE_TOPIC]))}
+
+
+@pytest.fixture(scope="module")
+def lidar_bags(tmp_path_factory) -> dict[str, object]:
+    """The TUM LiDAR bag with /tf_static, and the same without it."""
+    root = tmp_path_factory.mktemp("lidar")
+    built = write_lidar_bag(root / "with_tf")
+    write_lidar_bag(root / "without_tf", with_tf=False)
+    return {**built, "with_tf": root / "with_tf", "without_tf": root / "without_tf"}
+
+
+def test_tum_lidar_bag_replay_beats_nearest_and_linear_interpolation(lidar_bags, tmp_path) -> None:
+    from depth_sr_ros.core.metrics import depth_metrics
+    from depth_sr_ros.core.projection import project_points
+
+    built = lidar_bags
+    report = _replay(built["with_tf"], tmp_path / "out")
+
+    # 30 Hz camera, 10 Hz LiDAR: each scan pairs with its own camera frame, the rest are counted
+    n = len(built["stamps"])
+    assert report.pairs_processed == n and report.ledger.balanced()
+    assert report.ledger.processed[LIDAR_TOPIC] == n and report.ledger.processed["/tf_static"] == 1
+    assert sum(report.ledger.skipped[RGB_TOPIC].values()) == 2 * n
+    outputs = _output_depths(tmp_path / "out" / "sr_bag")
+    assert sorted(outputs) == built["stamps"]
+
+    rows = []
+    for stamp, cloud, (_, gt) in zip(built["stamps"], built["clouds"], built["frames"]):
+        sparse = project_points(cloud, built["camera"], gt.shape).depth
+        methods = {"normalized_conv (replay)": outputs[stamp], "nearest": nearest_fill(sparse),
+                   "linear": linear_fill(sparse)}
+        common = np.isfinite(gt) & np.all([np.isfinite(d) for d in methods.values()], axis=0)
+        scores = {name: depth_metrics(np.where(common, d, np.nan), gt)["rmse"] for name, d in methods.items()}
+        coverage = {name: depth_metrics(d, gt)["coverage"] for name, d in methods.items()}
+        rows.append((scores, coverage, int(np.isfinite(sparse).sum()), common.mean()))
+    print("\nTUM fr1 frames 00-02, 32-ring LiDAR simulation, x4 grid; RMSE (m) on common valid pixels")
+    for i, (scores, coverage, n_points, common) in enumerate(rows):
+        cells = "  ".join(f"{name} {rmse:.4f} (cover {coverage[name]:.3f})" for name, rmse in scores.items())
+        print(f"frame {i}: {n_points} points, scored {common:.1%} of pixels: {cells}")
+    mean = {name: float(np.mean([r[0][name] for r in rows])) for name in rows[0][0]}
+    print("mean RMSE:", "  ".join(f"{name} {v:.4f}" for name, v in mean.items()))
+    ours = mean.pop("normalized_conv (replay)")
+    assert ours < mean["nearest"] and ours < mean["linear"]
+    assert all(r[1]["normalized_conv (replay)"] > 0.9 for r in rows)  # the hole policy leaves little open
+
+
+def test_extrinsic_option_replaces_tf_and_missing_tf_is_a_counted_skip(lidar_bags, tmp_path, capsys) -> None:
+    import argparse
+
+    from depth_sr_ros.tools import replay as replay_tool
+
+    fast = {"sr": SRConfig(scale=4, backbone="bicubic"), "gt_topic": ""}
+    with_tf = _replay(lidar_bags["with_tf"], tmp_path / "tf", **fast)
+    assert with_tf.pairs_processed == 3
+
+    missing = _replay(lidar_bags["without_tf"], tmp_path / "none", **fast)
+    assert missing.pairs_processed == 0 and missing.pairs_skipped == {"no_transform": 3}
+    assert dict(missing.ledger.skipped[LIDAR_TOPIC]) == {"no_transform": 3} and missing.ledger.balanced()
+
+    translation = true_lidar_to_camera().translation
+    pose = " ".join(f"{v:.9f}" for v in (*translation, *true_lidar_to_camera().as_quaternion()))
+    parser = argparse.ArgumentParser()
+    replay_tool.add_arguments(parser)
+    args = parser.parse_args([str(lidar_bags["without_tf"]), "--out", str(tmp_path / "cli"),
+                              "--rgb-topic", RGB_TOPIC, "--rgb-info-topic", INFO_TOPIC, "--depth-info-topic", "",
+                              "--lidar-topic", LIDAR_TOPIC, "--extrinsic", pose, "--slop", "0.015",
+                              "--backbone", "bicubic", "--scale", "4", "--no-previews", "--no-progress"])
+    assert replay_tool.run(args) == 0
+    assert "pairs processed: 3" in capsys.readouterr().out
+    by_tf, by_option = _output_depths(tmp_path / "tf" / "sr_bag"), _output_depths(tmp_path / "cli" / "sr_bag")
+    assert sorted(by_tf) == sorted(by_option) == lidar_bags["stamps"]
+    for stamp in by_tf:
+        np.testing.assert_allclose(by_option[stamp], by_tf[stamp], rtol=1e-6)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["bag", "--out", "x", "--extrinsic", "0 0 0 1 2 3"])
