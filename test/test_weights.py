@@ -1,0 +1,176 @@
+"""Our weights: safetensors + model card round trips, and clear errors for bad files; the zoo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_models import NETWORKS, TINY_KWARGS, foundation_kwargs, inputs, tiny_network
+
+from depth_sr_ros.models import zoo
+from depth_sr_ros.models.weights import (
+    ModelCard,
+    WeightsError,
+    card_path,
+    load_network,
+    read_card,
+    save_weights,
+    sha256_file,
+)
+
+
+def card_for(name: str, scale: int, **fields) -> ModelCard:
+    return ModelCard(
+        backbone=name, scale=scale, training_data="synthetic scenes (test)",
+        evaluation_protocol="none (test)", trained_on="CPU", **fields,
+    )
+
+
+def saved(tmp_path, name: str = "nafnet_adain", scale: int = 4, stem: str = "net", **card_fields):
+    model = tiny_network(name, scale)
+    foundation = ["dinov2_vits14"] if name == "gta_dinov2" else []
+    path = save_weights(model, tmp_path / f"{stem}.safetensors", card_for(name, scale, foundation=foundation,
+                                                                           **card_fields))
+    return model, path
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_round_trip_gives_identical_outputs(tmp_path, name: str) -> None:
+    model, path = saved(tmp_path, name, 2)
+    card = read_card(path)
+    assert card.sha256 == sha256_file(path)
+    assert card.parameters == sum(p.numel() for n, p in model.named_parameters() if not n.startswith("foundation."))
+    loaded = load_network(name, 2, path, **foundation_kwargs(name))
+    assert not loaded.training
+    x = inputs(5, 7, 2)
+    with torch.no_grad():
+        assert torch.equal(model(*x), loaded(*x))
+
+
+def test_card_is_readable_json_with_the_config(tmp_path) -> None:
+    _, path = saved(tmp_path, metrics={"val_rmse": 0.031})
+    data = json.loads(card_path(path).read_text())
+    assert card_path(path).name == "net.card.json"
+    assert data["backbone"] == "nafnet_adain" and data["scale"] == 4
+    assert data["config"]["width"] == TINY_KWARGS["nafnet_adain"]["width"]
+    assert data["config"]["guide"] == "rgb" and "scale" not in data["config"]
+    assert data["metrics"] == {"val_rmse": 0.031}
+
+
+def test_frozen_foundation_is_not_stored(tmp_path) -> None:
+    from safetensors import safe_open
+
+    model, path = saved(tmp_path, "gta_dinov2", 2)
+    with safe_open(str(path), "pt") as stored:
+        keys = set(stored.keys())
+    assert keys and not any(k.startswith("foundation.") for k in keys)
+    with pytest.raises(WeightsError, match="card.foundation"):
+        save_weights(model, tmp_path / "x.safetensors", card_for("gta_dinov2", 2))
+
+
+def test_wrong_shapes_are_named(tmp_path) -> None:
+    _, path = saved(tmp_path)
+    card = json.loads(card_path(path).read_text())
+    card["config"]["width"] = 8  # the card now describes a wider network than the file holds
+    card_path(path).write_text(json.dumps(card))
+    with pytest.raises(WeightsError, match=r"wrong shapes: decoders.0.0.beta: file \(1, 4, 1, 1\) vs network \(1, 8, 1, 1\)"):
+        load_network("nafnet_adain", 4, path)
+
+
+def test_missing_tensors_are_named(tmp_path) -> None:
+    _, path = saved(tmp_path)
+    card = json.loads(card_path(path).read_text())
+    card["config"]["middle_blocks"] = 2
+    card_path(path).write_text(json.dumps(card))
+    with pytest.raises(WeightsError, match=r"missing tensors: middle\.1\."):
+        load_network("nafnet_adain", 4, path)
+
+
+def test_missing_card(tmp_path) -> None:
+    _, path = saved(tmp_path)
+    card_path(path).unlink()
+    with pytest.raises(FileNotFoundError, match="no model card .* expected .*net.card.json"):
+        load_network("nafnet_adain", 4, path)
+
+
+def test_truncated_file(tmp_path) -> None:
+    _, path = saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError, match="truncated or corrupt"):
+        load_network("nafnet_adain", 4, path)
+
+
+def test_replaced_file_fails_the_sha_check(tmp_path) -> None:
+    _, path = saved(tmp_path)
+    card_text = card_path(path).read_text()
+    save_weights(tiny_network("nafnet_adain", 4, seed=5), path, card_for("nafnet_adain", 4))
+    card_path(path).write_text(card_text)  # old card, new file
+    with pytest.raises(WeightsError, match="does not match its card: sha256"):
+        load_network("nafnet_adain", 4, path)
+
+
+def test_pickle_is_never_unpickled(tmp_path) -> None:
+    _, path = saved(tmp_path)
+    torch.save(tiny_network("nafnet_adain", 4).state_dict(), path)  # a pickle under the safetensors name
+    card = json.loads(card_path(path).read_text())
+    card["sha256"] = sha256_file(path)
+    card_path(path).write_text(json.dumps(card))
+    with pytest.raises(WeightsError, match="truncated or corrupt"):
+        load_network("nafnet_adain", 4, path)
+
+
+def test_wrong_backbone_or_scale(tmp_path) -> None:
+    _, path = saved(tmp_path)
+    with pytest.raises(WeightsError, match="holds nafnet_adain x4 weights"):
+        load_network("nafnet_adain", 2, path)
+    with pytest.raises(WeightsError, match="holds nafnet_adain x4 weights"):
+        load_network("lite", 4, path)
+    with pytest.raises(ValueError, match="classic backbone"):
+        load_network("guided_filter", 4, path)
+
+
+def test_bad_cards(tmp_path) -> None:
+    _, path = saved(tmp_path)
+    card_path(path).write_text("{not json")
+    with pytest.raises(WeightsError, match="not valid JSON"):
+        read_card(path)
+    card_path(path).write_text(json.dumps({"backbone": "lite", "scale": 3, "sha256": "0" * 64}))
+    with pytest.raises(WeightsError, match="invalid value for scale"):
+        read_card(path)
+    card_path(path).write_text(json.dumps({"backbone": "lite", "scale": 4, "sha256": "0" * 64, "colour": 1}))
+    with pytest.raises(WeightsError, match=r"unknown fields \['colour'\]"):
+        read_card(path)
+
+
+@pytest.fixture
+def model_dir(tmp_path, monkeypatch):
+    directory = tmp_path / "models"
+    directory.mkdir()
+    monkeypatch.setattr(zoo, "model_dirs", lambda: [directory])
+    return directory
+
+
+def test_no_shipped_weights_lists_what_works(model_dir) -> None:
+    with pytest.raises(FileNotFoundError, match="no weights for nafnet_adain x4.*Shipped: none.*guided_filter"):
+        load_network("nafnet_adain", 4)
+    assert zoo.default_backbone(4) == ("guided_filter", None)
+
+
+def test_zoo_picks_the_lowest_validation_rmse(model_dir) -> None:
+    saved(model_dir, stem="good", metrics={"val_rmse": 0.02})
+    saved(model_dir, stem="worse", metrics={"val_rmse": 0.05})
+    saved(model_dir, stem="unscored")
+    saved(model_dir, "gta_dinov2", 4, stem="needs_vit", metrics={"val_rmse": 0.001})
+    (model_dir / "orphan.card.json").write_text("{}")  # no weights beside it: skipped
+    assert len(zoo.shipped_weights()) == 4
+    assert zoo.default_backbone(4) == ("nafnet_adain", model_dir / "good.safetensors")
+    assert zoo.default_backbone(2) == ("guided_filter", None)
+    assert zoo.find_weights("gta_dinov2", 4) == model_dir / "needs_vit.safetensors"
+    assert isinstance(load_network("nafnet_adain", 4), torch.nn.Module)
+
+
+def test_model_dirs_honour_the_environment(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DEPTH_SR_MODELS", str(tmp_path))
+    assert zoo.model_dirs()[0] == tmp_path.resolve()
