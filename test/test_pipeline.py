@@ -38,6 +38,8 @@ def test_config_defaults_are_the_documented_ones():
     assert (cfg.min_depth, cfg.max_depth, cfg.max_hole_radius, cfg.aspect_tolerance) == (0.1, 20.0, 2, 0.03)
     with pytest.raises(ValueError):
         SRConfig(min_depth=5.0, max_depth=1.0)
+    with pytest.raises(ValueError, match="precision"):
+        SRConfig(precision="int8")
 
 
 @pytest.mark.parametrize("backbone", ["bicubic", "guided_filter", "joint_bilateral"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from depth_sr_ros.core import resample
 from depth_sr_ros.core.backbones import get_backbone
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.network_upsampler import NetworkUpsampler
+
+PRECISIONS = ("fp32", "fp16")
 
 
 @dataclass
@@ -59,6 +61,8 @@ class SRConfig:
             raise ValueError(f"scale must be >= 1, got {self.scale}")
         if not 0 <= self.min_depth < self.max_depth:
             raise ValueError(f"need 0 <= min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.max_hole_radius < 0 or self.aspect_tolerance < 0:
             raise ValueError("max_hole_radius and aspect_tolerance must be >= 0")
 
@@ -103,9 +107,9 @@ class DepthSR:
 
         model = load_network(self.backbone_name, self.scale, self.weights)
         backend_config = BackendConfig(
-            precision=self.config.precision,
+            precision=cast(Literal["fp32", "fp16"], self.config.precision),
             device=self.config.device,
-            engine_cache_dir=self.config.engine_cache_dir,
+            engine_cache_dir=Path(self.config.engine_cache_dir).expanduser(),
         )
         return NetworkUpsampler(create_backend(self.config.inference_backend, model, backend_config), self.scale)
 
