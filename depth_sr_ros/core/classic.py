@@ -5,7 +5,8 @@ Each backbone object has `upsample(rgb, depth_lr, valid_lr, scale) -> depth_hr`:
     depth_lr: h x w float32, NaN-free (holes already filled by the pipeline), any unit
     valid_lr: h x w bool, True where the depth was measured (False = filled hole)
     returns:  H x W float32 in the unit of `depth_lr`
-The pipeline passes `H = h * scale`, `W = w * scale`; other sizes are resized to `H x W` as well.
+The pipeline passes `H = h * scale`, `W = w * scale`; bicubic and guided_filter resize to any
+`H x W`, joint_bilateral needs exactly that.
 They are unit-agnostic: where a parameter depends on the depth's magnitude (the guided filter's
 eps), depth is normalised internally by the valid input's min and max.
 """
