@@ -15,10 +15,14 @@ import pytest
 import yaml
 from rosbags.typesys import Stores, get_typestore
 
-from depth_sr_ros.core.camera_info import scaled_camera_info_fields
+from depth_sr_ros.core.camera_info import (
+    intrinsics_from_camera_info,
+    scaled_camera_info_fields,
+)
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.image_msg import ImageFields, depth_from_image
 from depth_sr_ros.core.msg_build import rosbags_builder
+from depth_sr_ros.core.pointcloud import point_cloud_fields
 from depth_sr_ros.replay.sample_bag import (
     FRAME_ID,
     SAMPLE_DIR,
@@ -377,17 +381,46 @@ def test_lidar_transform_failures_are_counted(frames):
     assert result.skip.reason == "no_transform" and handler.health.skips == {"no_transform": 1}
 
 
-def test_extrinsic_from_a_transform_stamped():
+def _transform_stamped(translation, quaternion, child="lidar_link"):
     types = TYPESTORE.types
-    half = math.sqrt(0.5)
-    transform = types["geometry_msgs/msg/TransformStamped"](
+    return types["geometry_msgs/msg/TransformStamped"](
         header=_header(0),
-        child_frame_id="lidar_link",
+        child_frame_id=child,
         transform=types["geometry_msgs/msg/Transform"](
-            translation=types["geometry_msgs/msg/Vector3"](x=0.1, y=-0.2, z=0.3),
-            rotation=types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=half, w=half),  # +90 deg about z
+            translation=types["geometry_msgs/msg/Vector3"](x=translation[0], y=translation[1], z=translation[2]),
+            rotation=types["geometry_msgs/msg/Quaternion"](
+                x=quaternion[0], y=quaternion[1], z=quaternion[2], w=quaternion[3]
+            ),
         ),
     )
+
+
+def test_a_real_lidar_like_cloud_becomes_dense_depth(frames):
+    """Every 4th pixel of the full TUM depth as a cloud (a sparse scan), through the lidar path."""
+    handler = _handler()
+    stamp = 5 * 10**9
+    rgb, rgb_info, _, _ = _quadruple(frames, stamp)
+    raw = cv2.imread(str(SAMPLE_DIR / "depth" / "00.png"), cv2.IMREAD_UNCHANGED)
+    depth_m = tum_depth_to_millimetres(raw).astype(np.float32) / 1000.0
+    depth_m[depth_m == 0] = np.nan
+    cloud_fields = point_cloud_fields(depth_m, intrinsics_from_camera_info(rgb_info), stride=4)
+    cloud = BUILDER.point_cloud(_header(stamp + 20_000_000), cloud_fields)
+    identity = _transform_stamped((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
+
+    result = handler.handle_lidar(
+        _processor(), rgb, rgb_info, cloud, lambda: nl.extrinsic_from_transform(identity), want_points=True
+    )
+    assert result.skip is None, result.skip
+    out = depth_from_image(result.messages.image)
+    assert out.shape == (480, 640) and result.messages.points.width * result.messages.points.height == 640 * 480
+    both = np.isfinite(out) & np.isfinite(depth_m)
+    assert both.mean() > 0.5
+    assert np.median(np.abs(out[both] - depth_m[both])) < 0.05  # metres, against the full sensor depth
+
+
+def test_extrinsic_from_a_transform_stamped():
+    half = math.sqrt(0.5)
+    transform = _transform_stamped((0.1, -0.2, 0.3), (0.0, 0.0, half, half))  # +90 deg about z
     extrinsic = nl.extrinsic_from_transform(transform)
     point = extrinsic.rotation @ np.array([1.0, 0.0, 0.0]) + extrinsic.translation
     assert point == pytest.approx([0.1, 0.8, 0.3])

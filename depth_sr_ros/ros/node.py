@@ -75,12 +75,6 @@ class DepthSRNode(LifecycleNode):
     """RGB-guided depth super-resolution as a managed (lifecycle) node."""
 
     def __init__(self, node_name: str = nl.NODE_NAME, **kwargs: Any) -> None:
-        super().__init__(node_name, **kwargs)
-        for spec in nl.PARAMETERS:
-            self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
-        # Registered after declaring, so values from the params file are checked in on_configure.
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-
         self._params = nl.NodeParams.defaults()
         self._slot = nl.ProcessorSlot()
         self._builder = rclpy_builder()
@@ -94,6 +88,12 @@ class DepthSRNode(LifecycleNode):
         self._health_timer: Any = None
         self._tf_buffer: Any = None
         self._tf_listener: Any = None
+        self._time_jump_handle: Any = None
+        super().__init__(node_name, **kwargs)
+        for spec in nl.PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
+        # Registered after declaring, so values from the params file are checked in on_configure.
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._updater = self._make_diagnostic_updater()
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -121,8 +121,8 @@ class DepthSRNode(LifecycleNode):
         self._create_subscriptions()
         self._health_timer = self.create_timer(self._params.health_period, self._report_health)
         self._active = True
-        topics = ", ".join(self.resolve_topic_name(t) for t in nl.input_topics(self._params.input_mode))
-        self.get_logger().info(f"active: synchronising {topics}")
+        topics = ", ".join(nl.input_topics(self._params.input_mode))
+        self.get_logger().info(f"active: synchronising {topics} in namespace {self.get_namespace()}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -209,13 +209,26 @@ class DepthSRNode(LifecycleNode):
         else:
             self._synchroniser = ApproximateTimeSynchronizer(self._subscribers, p.queue_size, p.slop)
         if p.input_mode == "lidar":
-            from tf2_ros import Buffer, TransformListener
-
-            self._tf_buffer = Buffer()
-            self._tf_listener = TransformListener(self._tf_buffer, self)
+            self._start_tf()
             self._synchroniser.registerCallback(self._on_lidar)
         else:
             self._synchroniser.registerCallback(self._on_pair)
+
+    def _start_tf(self) -> None:
+        """A TF buffer and listener; the buffer is cleared when the clock jumps back (a bag loop)."""
+        from rclpy.clock import JumpThreshold
+        from rclpy.duration import Duration
+        from tf2_ros import Buffer, TransformListener
+
+        self._tf_buffer = Buffer()
+        self._tf_listener = TransformListener(self._tf_buffer, self)
+        threshold = JumpThreshold(min_forward=None, min_backward=Duration(seconds=-1.0), on_clock_change=True)
+        self._time_jump_handle = self.get_clock().create_jump_callback(threshold, post_callback=self._on_time_jump)
+
+    def _on_time_jump(self, jump: Any) -> None:
+        if self._tf_buffer is not None:
+            self.get_logger().warning("the clock jumped back (bag loop?): clearing the TF buffer")
+            self._tf_buffer.clear()
 
     def _destroy_subscriptions(self) -> None:
         for subscriber in self._subscribers:
@@ -224,7 +237,9 @@ class DepthSRNode(LifecycleNode):
         self._synchroniser = None
         if self._tf_listener is not None:
             self._tf_listener.unregister()
-        self._tf_listener = self._tf_buffer = None
+        if self._time_jump_handle is not None:
+            self._time_jump_handle.unregister()
+        self._tf_listener = self._tf_buffer = self._time_jump_handle = None
         if self._health_timer is not None:
             self.destroy_timer(self._health_timer)
         self._health_timer = None
