@@ -25,7 +25,7 @@ def tiny_run(tmp_path_factory):
             "--backbones", "bicubic", "lite",
             "--backends", "onnxruntime", "torch",
             "--height", str(HEIGHT), "--width", str(WIDTH), "--scale", str(SCALE),
-            "--frames", "3", "--warmup", "1", "--untrained", "--device", "cpu",
+            "--frames", "3", "--warmup", "1", "--repeats", "2", "--untrained", "--device", "cpu",
             "--cache-dir", str(out / "cache"),
             "--json", str(out / "bench.json"), "--markdown", str(out / "bench.md"),
         ]
@@ -56,6 +56,9 @@ def test_record_fields(tiny_run):
         assert record["fps"] == pytest.approx(1e3 / record["total_ms"], rel=1e-3)
         assert record["memory"]["rss_peak_mb"] > 0 and record["memory"]["frame_alloc_peak_mb"] > 0
         assert "cores" in record["machine"]
+        assert record["runs"] == 2 and len(record["run_medians_ms"]["overhead"]) == 2
+        runs = sorted(record["run_medians_ms"]["total"])
+        assert runs[0] - 1e-3 <= record["total_ms"] <= runs[-1] + 1e-3
     lite = payload["records"][1]
     assert lite["untrained"] and lite["network_vs_bicubic"] > 0
 

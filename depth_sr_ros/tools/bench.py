@@ -7,7 +7,9 @@ The real sample frames (samples/tum_fr1, TUM RGB-D fr1) become `rosbags` sensor_
 (rgb8 RGB, 16UC1 millimetre depth decimated by the scale, CameraInfo for both), so the decode and
 encode stages run the node's own code on real messages. Each frame goes through the node's
 `FrameProcessor` and `DepthSR`, then its outputs become Image, CameraInfo and PointCloud2
-messages through `MessageBuilder`, as the node publishes them. Stages, in milliseconds:
+messages through `MessageBuilder` with the node's rclpy adapters (`ros/rclpy_messages.py`: one
+copy of the data into `array.array`), over the rosbags message classes since rclpy is absent
+here. Stages, in milliseconds:
 
   decode      Image/CameraInfo fields -> arrays, camera checks      (FrameProcessor)
   preprocess  resampling, hole fill, normalisation, NCHW tensors    (DepthSR)
@@ -17,7 +19,8 @@ messages through `MessageBuilder`, as the node publishes them. Stages, in millis
   encode      depth -> Image fields, CameraInfo rescaled            (FrameProcessor)
   msg_build   field sets -> Image, CameraInfo, PointCloud2 messages (MessageBuilder)
 
-Median and p90 over `--frames` frames after `--warmup` frames. Baselines measured in the same
+Median and p90 over `--frames` frames after `--warmup` frames; with `--repeats R` each record
+is timed R times and its figures are the median of the R run medians (p90 over all frames). Baselines measured in the same
 run, beside every figure: the network against bicubic upsampling of the same frames (the
 `bicubic` backbone's network stage), and every other stage against one numpy copy of the bytes
 that stage reads plus the bytes it writes. The whole-frame copy baseline copies the input
@@ -68,6 +71,7 @@ class BenchSettings:
     scales: list[int] = field(default_factory=lambda: [4])
     frames: int = 30
     warmup: int = 5
+    repeats: int = 1
     precision: str = "fp32"
     device: str = "cpu"
     cloud_rgb: bool = True
@@ -98,6 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=int, nargs="+", default=[4], help="one or more upsampling factors")
     parser.add_argument("--frames", type=int, default=30, help="timed frames per record")
     parser.add_argument("--warmup", type=int, default=5, help="untimed frames before them")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of --frames frames per record; figures are the median of the run medians")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     parser.add_argument("--no-cloud-rgb", dest="cloud_rgb", action="store_false",
@@ -231,8 +237,7 @@ def copy_ms(nbytes: int, repeats: int = 15) -> float:
 
 def stage_bytes(frame: SampleFrame, out: Any) -> dict[str, int]:
     """Bytes each overhead stage reads plus writes, from the frame's actual arrays; "frame" is the
-    input messages' bytes plus the output messages' (depth image and cloud). The message builder
-    hands the field arrays on, so its figure is the bytes of those arrays."""
+    input messages' bytes plus the output messages' (depth image and cloud)."""
     rows, cols = out.depth.shape
     hr_f32 = rows * cols * 4
     rgb_u8 = int(frame.rgb.data.nbytes)
@@ -247,7 +252,7 @@ def stage_bytes(frame: SampleFrame, out: Any) -> dict[str, int]:
         "postprocess": hr_f32 + hr_f32,
         "pointcloud": hr_f32 + (rgb_u8 if coloured else 0) + cloud,
         "encode": hr_f32 + image,
-        "msg_build": image + cloud,
+        "msg_build": 2 * (image + cloud),
         "frame": frame.nbytes + image + cloud,
     }
 
@@ -328,16 +333,27 @@ def bench_record(
     cuda = settings.device.startswith("cuda") and torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    times, totals, out = time_frames(processor, frames, builder, settings.warmup, settings.frames, label)
-    overhead = [sum(times[s][i] for s in OVERHEAD_STAGES) for i in range(len(totals))]
-    sizes = stage_bytes(frames[0], out)
-    stage_copy = {stage: round(copy_ms(sizes[stage]), 4) for stage in OVERHEAD_STAGES}
-    frame_copy = copy_ms(sizes["frame"])
+    run_medians: list[dict[str, float]] = []
+    pooled: dict[str, list[float]] = {key: [] for key in (*STAGES, "overhead", "total")}
+    copies: list[dict[str, float]] = []
+    for index in range(settings.repeats):
+        warmup = settings.warmup if index == 0 else 0
+        times, totals, out = time_frames(processor, frames, builder, warmup, settings.frames, label)
+        times["overhead"] = [sum(times[s][i] for s in OVERHEAD_STAGES) for i in range(len(totals))]
+        times["total"] = totals
+        run_medians.append({key: _percentile(values, 50) for key, values in times.items()})
+        for key, values in times.items():
+            pooled[key] += values
+        sizes = stage_bytes(frames[0], out)
+        copies.append({key: copy_ms(nbytes) for key, nbytes in sizes.items()})
+
+    def median(key: str, runs: list[dict[str, float]] = run_medians) -> float:
+        return float(np.median([run[key] for run in runs]))
+
     upsampler = processor.pipeline.upsampler
     detail = upsampler.backend.describe() if hasattr(upsampler, "backend") else CLASSIC_BACKEND
-    network_ms = _percentile(times["network"], 50)
-    overhead_ms = _percentile(overhead, 50)
-    total_ms = _percentile(totals, 50)
+    network_ms, overhead_ms, total_ms = median("network"), median("overhead"), median("total")
+    frame_copy = median("frame", copies)
     return {
         "backbone": backbone,
         "backend": backend,
@@ -351,20 +367,22 @@ def bench_record(
         "device": settings.device,
         "frames": settings.frames,
         "warmup": settings.warmup,
-        "stages_ms": {s: round(_percentile(times[s], 50), 4) for s in STAGES},
-        "stages_p90_ms": {s: round(_percentile(times[s], 90), 4) for s in STAGES},
+        "runs": settings.repeats,
+        "stages_ms": {s: round(median(s), 4) for s in STAGES},
+        "stages_p90_ms": {s: round(_percentile(pooled[s], 90), 4) for s in STAGES},
         "network_ms": round(network_ms, 4),
-        "network_p90_ms": round(_percentile(times["network"], 90), 4),
+        "network_p90_ms": round(_percentile(pooled["network"], 90), 4),
         "bicubic_baseline_ms": round(bicubic_ms, 4) if bicubic_ms is not None else None,
         "network_vs_bicubic": round(network_ms / bicubic_ms, 2) if bicubic_ms else None,
         "overhead_ms": round(overhead_ms, 4),
-        "overhead_p90_ms": round(_percentile(overhead, 90), 4),
+        "overhead_p90_ms": round(_percentile(pooled["overhead"], 90), 4),
         "copy_baseline_ms": round(frame_copy, 4),
         "overhead_vs_copy": round(overhead_ms / frame_copy, 1) if frame_copy else None,
-        "stage_copy_baseline_ms": stage_copy,
+        "stage_copy_baseline_ms": {s: round(median(s, copies), 4) for s in OVERHEAD_STAGES},
         "bytes": sizes,
+        "run_medians_ms": {k: [round(run[k], 3) for run in run_medians] for k in ("network", "overhead", "total")},
         "total_ms": round(total_ms, 4),
-        "total_p90_ms": round(_percentile(totals, 90), 4),
+        "total_p90_ms": round(_percentile(pooled["total"], 90), 4),
         "fps": round(1e3 / total_ms, 2) if total_ms else None,
         "memory": {
             "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -424,13 +442,21 @@ def plan_backbones(settings: BenchSettings, scale: int, scratch: Path) -> tuple[
     return plan, skipped
 
 
+def node_builder(typestore: str = "humble"):
+    """The node's MessageBuilder adapters (rclpy) over the rosbags message classes."""
+    from depth_sr_ros.core.msg_build import MESSAGE_KEYS, MessageBuilder
+    from depth_sr_ros.replay.bag_io import load_typestore
+    from depth_sr_ros.ros.rclpy_messages import float_list, uint8_array
+
+    store = load_typestore(typestore)
+    types = {key: store.types[f"sensor_msgs/msg/{key}"] for key in MESSAGE_KEYS}
+    return MessageBuilder(types, data_adapter=uint8_array, float_array_adapter=float_list)
+
+
 def run_bench(settings: BenchSettings) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
     """Every record for `settings`, the skipped combinations and the machine description."""
-    from depth_sr_ros.core.msg_build import rosbags_builder
-    from depth_sr_ros.replay.bag_io import load_typestore
-
     machine = machine_info()
-    builder = rosbags_builder(load_typestore("humble"))
+    builder = node_builder()
     backends = settings.backends or default_backends(settings.device)
     records: list[dict[str, Any]] = []
     skipped: list[str] = []
@@ -524,12 +550,12 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     settings = BenchSettings(
         backbones=list(args.backbones), backends=list(args.backends), height=args.height, width=args.width,
-        scales=list(args.scale), frames=args.frames, warmup=args.warmup, precision=args.precision, device=device,
+        scales=list(args.scale), frames=args.frames, warmup=args.warmup, repeats=args.repeats, precision=args.precision, device=device,
         cloud_rgb=args.cloud_rgb, point_stride=args.point_stride, untrained=args.untrained,
         engine_cache_dir=args.cache_dir,
     )
-    if settings.frames < 1 or settings.warmup < 0:
-        print("error: --frames must be >= 1 and --warmup >= 0")
+    if settings.frames < 1 or settings.warmup < 0 or settings.repeats < 1:
+        print("error: --frames and --repeats must be >= 1, --warmup >= 0")
         return 2
     records, skipped, machine = run_bench(settings)
     command = "depth-sr bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:])
