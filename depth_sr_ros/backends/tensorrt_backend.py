@@ -177,8 +177,9 @@ class TensorRTBackend(InferenceBackend):
             self.buffers = {}
             for i in range(self.engine.num_io_tensors):
                 name = self.engine.get_tensor_name(i)
-                if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                    self.context.set_input_shape(name, by_name[name])
+                is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+                if is_input and not self.context.set_input_shape(name, by_name[name]):
+                    raise BackendBuildError(f"engine refuses input shape {by_name[name]} for {name!r}")
             for i in range(self.engine.num_io_tensors):
                 name = self.engine.get_tensor_name(i)
                 shape = tuple(self.context.get_tensor_shape(name))
