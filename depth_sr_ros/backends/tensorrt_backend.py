@@ -200,13 +200,14 @@ class TensorRTBackend(InferenceBackend):
     def _infer(self, rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
         assert self.context is not None, "run() builds before inferring"
         device = torch.device(self.config.device)
-        stream = torch.cuda.current_stream(device)
-        for name, array in zip(INPUT_NAMES, (rgb, depth, mask), strict=True):
-            buffer = self.buffers[name]
-            buffer.copy_(torch.from_numpy(array).to(buffer.dtype), non_blocking=True)
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
-        return np.ascontiguousarray(self.buffers[OUTPUT_NAME].float().cpu().numpy())
+        with torch.cuda.device(device):  # TensorRT enqueues on the current device
+            stream = torch.cuda.current_stream(device)
+            for name, array in zip(INPUT_NAMES, (rgb, depth, mask), strict=True):
+                buffer = self.buffers[name]
+                buffer.copy_(torch.from_numpy(array).to(buffer.dtype), non_blocking=True)
+            if not self.context.execute_async_v3(stream.cuda_stream):
+                raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log above)")
+            return np.ascontiguousarray(self.buffers[OUTPUT_NAME].float().cpu().numpy())
 
 
 def tensorrt_available() -> bool:
