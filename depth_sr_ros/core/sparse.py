@@ -10,11 +10,12 @@ where `*` is convolution. `c_hat` is the local density of samples and says how f
 can be trusted. Two additions make it fit depth behind an RGB camera:
 
 - RGB guidance ("joint bilateral" applicability): the weight of a sample also falls with the
-  difference between its guide intensity and the output pixel's, so depth does not bleed across
-  colour edges. It is computed the bilateral-grid way (Durand & Dorsey 2002; Chen et al. 2007):
-  the guide range is cut into `levels` intensities; per level the certainty is weighted by a
-  Gaussian of the guide's distance to that level, both sums are blurred (on a grid coarsened to
-  about two pixels per sigma), and each output pixel interpolates the two levels around its own
+  difference between the guide intensity of its footprint and the output pixel's, so depth does
+  not bleed across colour edges. It is computed the bilateral-grid way (Durand & Dorsey 2002;
+  Chen et al. 2007): the guide range is cut into `levels` intensities; per level the samples'
+  certainty is weighted by a Gaussian of their guide's distance to that level, both sums are
+  blurred on the samples' own grid, and each output pixel (at the guide's resolution, which may
+  be finer) interpolates bilinearly in space and linearly between the two levels around its own
   intensity. No loop over pixels or points.
 - Several spatial scales: an output pixel takes the finest scale whose certainty reaches
   `min_certainty`, so dense areas stay sharp while ring gaps are bridged by wider kernels.
@@ -36,54 +37,82 @@ from depth_sr_ros.core.backbones import register_backbone
 from depth_sr_ros.core.classic import grey_guide
 
 
-def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur, zero outside the image; coarsened to ~2 px per sigma for wide kernels."""
-    factor = max(1, int(sigma // 2))
-    if factor == 1:
-        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
-    h, w = image.shape[:2]
-    small_size = (max(1, -(-w // factor)), max(1, -(-h // factor)))
-    small = cv2.resize(image, small_size, interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigma / factor, borderType=cv2.BORDER_CONSTANT)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """cv2.resize to `size = (h, w)` keeping a trailing channel axis of any length."""
+    if image.shape[:2] == size:
+        return image
+    out = cv2.resize(image, (size[1], size[0]), interpolation=interpolation)
+    return out.reshape(*size, *image.shape[2:])
 
 
-class _Layers:
-    """The sums normalised convolution blurs: (certainty * depth, certainty), one pair per guide
-    level (each weighted by the level's range Gaussian), with each pixel's share of each level.
-    Built once per frame and blurred at every scale."""
+class _BilateralGrid:
+    """The sums normalised convolution blurs, on the samples' grid, one pair per guide level.
+
+    Channels `[0, L)` hold certainty * depth, `[L, 2L)` certainty, each weighted by the range
+    Gaussian of its level (L = 1 without a guide). The range weight of a sample is the mean over
+    its footprint in the guide (the guide may be an integer factor finer than the samples): the
+    guide pixels are splatted linearly onto the two nearest levels, averaged per footprint and
+    blurred across levels by `sigma_range`. `slice` reads the blurred grid back at any
+    resolution: bilinear in space, linear between the two levels around each pixel's own guide
+    intensity (the bilateral grid's trilinear slice).
+    """
 
     def __init__(self, depth: np.ndarray, certainty: np.ndarray, guide: np.ndarray | None,
                  sigma_range: float, levels: int) -> None:
         certainty = certainty.astype(np.float32)
         weighted = certainty * np.where(certainty > 0, depth, 0).astype(np.float32)
-        if guide is None:
-            self.pairs = [(weighted, certainty)]
-            self.shares: list[np.ndarray | None] = [None]
+        self.guide = None if guide is None else np.clip(guide.astype(np.float32), 0.0, 1.0)
+        if self.guide is None:
+            self.levels = 1
+            self.sums = np.stack([weighted, certainty], axis=-1)
             return
-        guide = np.clip(guide.astype(np.float32), 0.0, 1.0)
-        position = guide * (levels - 1)  # each pixel's place between the levels
-        lower = np.minimum(np.floor(position).astype(np.int32), levels - 2)
-        upper_weight = position - lower
-        self.pairs, self.shares = [], []
-        for level in range(levels):
-            range_weight = np.exp(-0.5 * ((guide - level / (levels - 1)) / sigma_range) ** 2).astype(np.float32)
-            self.pairs.append((weighted * range_weight, certainty * range_weight))
-            # hat interpolation between the two levels around the pixel's own intensity
-            share = np.where(lower == level, 1 - upper_weight, 0) + np.where(lower + 1 == level, upper_weight, 0)
-            self.shares.append(share.astype(np.float32))
+        self.levels = levels
+        range_weight = self._range_weights(self.guide, depth.shape, sigma_range)
+        self.sums = np.concatenate([range_weight * weighted[..., None], range_weight * certainty[..., None]], axis=-1)
 
-    def convolve(self, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-        """(estimate, output certainty) at applicability `sigma`; estimate NaN where certainty is 0."""
-        numerator = np.zeros(self.pairs[0][0].shape, dtype=np.float32)
-        denominator = np.zeros_like(numerator)
-        for (weighted, certainty), share in zip(self.pairs, self.shares):
-            level_num, level_den = _blur(weighted, sigma), _blur(certainty, sigma)
-            numerator += level_num if share is None else share * level_num
-            denominator += level_den if share is None else share * level_den
-        with np.errstate(invalid="ignore", divide="ignore"):
-            estimate = np.where(denominator > 1e-12, numerator / denominator, np.nan)
-        return estimate.astype(np.float32), denominator
+    def _level_coordinates(self, guide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per pixel: the level just below its intensity, and its fraction of the way up."""
+        position = guide * np.float32(self.levels - 1)
+        lower = np.minimum(position.astype(np.int64), self.levels - 2)
+        return lower, position - lower
+
+    def _range_weights(self, guide: np.ndarray, shape: tuple[int, int], sigma_range: float) -> np.ndarray:
+        (height, width), (h, w) = guide.shape, shape
+        if height % h or width % w:
+            raise ValueError(f"guide {width}x{height} is not an integer multiple of the samples' {w}x{h}")
+        lower, upper = self._level_coordinates(guide)
+        cell = (np.arange(height) // (height // h))[:, None] * w + (np.arange(width) // (width // w))[None, :]
+        index = (cell * self.levels + lower).ravel()
+        size = h * w * self.levels
+        splat = np.bincount(index, weights=(1 - upper).ravel(), minlength=size)
+        splat += np.bincount(index + 1, weights=upper.ravel(), minlength=size)
+        splat = splat.reshape(h, w, self.levels) / ((height // h) * (width // w))
+        steps = np.arange(self.levels)
+        spread = sigma_range * (self.levels - 1)
+        across_levels = np.exp(-0.5 * ((steps[:, None] - steps[None, :]) / spread) ** 2)
+        return (splat @ across_levels).astype(np.float32)
+
+    def blur(self, sigma: float) -> np.ndarray:
+        """The sums convolved with a Gaussian applicability of `sigma` grid pixels (zero outside);
+        wide kernels run on a grid coarsened to about two pixels per sigma."""
+        factor = max(1, int(sigma // 2))
+        h, w = self.sums.shape[:2]
+        small = _resize(self.sums, (-(-h // factor), -(-w // factor)), cv2.INTER_AREA)
+        blurred = cv2.GaussianBlur(small, (0, 0), sigma / factor, borderType=cv2.BORDER_CONSTANT)
+        return _resize(blurred.reshape(small.shape), (h, w), cv2.INTER_LINEAR)
+
+    def slice(self, sums: np.ndarray, guide: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(numerator, denominator) at the resolution of `guide` (or of the grid, unguided)."""
+        if guide is None:
+            return sums[..., 0], sums[..., 1]
+        up = _resize(sums, guide.shape, cv2.INTER_LINEAR).reshape(-1)
+        lower, upper = self._level_coordinates(guide)
+        below = np.arange(guide.size) * (2 * self.levels) + lower.ravel()
+        upper = upper.ravel()
+        numerator = up[below] + upper * (up[below + 1] - up[below])
+        below += self.levels
+        denominator = up[below] + upper * (up[below + 1] - up[below])
+        return numerator.reshape(guide.shape), denominator.reshape(guide.shape)
 
 
 def normalized_convolution(
@@ -95,29 +124,34 @@ def normalized_convolution(
     sigma_range: float = 0.2,
     levels: int = 8,
 ) -> np.ndarray:
-    """Multi-scale, optionally guided, normalised convolution.
+    """Multi-scale, optionally guided, normalised convolution; output at the guide's resolution.
 
-    depth: h x w float32 (ignored where certainty is 0); certainty: h x w in [0, 1]; sigmas:
-    Gaussian applicabilities in pixels; guide: h x w intensity in [0, 1], or None for the plain
-    (unguided) form; sigma_range: guide-intensity Gaussian; levels: guide levels of the
-    bilateral grid. Each pixel takes the finest scale whose output certainty reaches
-    `min_certainty`, else the coarsest scale's estimate. Returns h x w float32, NaN only where
-    no sample has any weight.
+    depth, certainty: h x w samples and their certainty in [0, 1] (depth ignored where it is 0);
+    sigmas: Gaussian applicabilities in sample pixels; guide: H x W intensity in [0, 1] (H, W
+    multiples of h, w: the guide may be finer than the samples), or None for the plain form
+    (output h x w); sigma_range: guide-intensity Gaussian; levels: guide levels of the bilateral
+    grid. The scale is chosen per sample pixel: the finest whose certainty (sliced with the
+    guide's mean over the pixel) reaches `min_certainty`, else the coarsest. Returns float32,
+    NaN only where no sample has any weight.
     """
-    layers = _Layers(depth, certainty, guide, sigma_range, levels)
-    result = np.full(depth.shape, np.nan, dtype=np.float32)
+    grid = _BilateralGrid(depth, certainty, guide, sigma_range, levels)
+    coarse_guide = None if grid.guide is None else _resize(grid.guide, depth.shape, cv2.INTER_AREA)
+    chosen = np.zeros_like(grid.sums)
     pending = np.ones(depth.shape, dtype=bool)
     ordered = sorted(sigmas)
     for i, sigma in enumerate(ordered):
-        estimate, confidence = layers.convolve(sigma)
-        take = pending & np.isfinite(estimate)
+        sums = grid.blur(sigma)
+        take = pending
         if i < len(ordered) - 1:
-            take &= confidence >= min_certainty
-        result[take] = estimate[take]
-        pending &= ~take
+            take = pending & (grid.slice(sums, coarse_guide)[1] >= min_certainty)
+        chosen[take] = sums[take]
+        pending = pending & ~take
         if not pending.any():
             break
-    return result
+    numerator, denominator = grid.slice(chosen, grid.guide)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        estimate = np.where(denominator > 1e-12, numerator / denominator, np.nan)
+    return estimate.astype(np.float32)
 
 
 @dataclass
@@ -170,26 +204,26 @@ def densify(depth: np.ndarray, valid: np.ndarray, rgb: np.ndarray | None = None,
 class NormalizedConvUpsampler(NormalizedConvConfig):
     """Sparse-aware upsampler: only measured low-res pixels (`valid_lr`) are samples.
 
-    Each measured low-res pixel becomes a `scale x scale` block of certainty on the RGB grid
-    (its footprint), then multi-scale normalised convolution runs at the RGB resolution with the
-    grey RGB image as guide. Parameters are `NormalizedConvConfig`'s; sigmas are in low-res
-    pixels and multiplied by `scale`. Where no sample reaches, the pipeline's filled low-res
-    depth is returned (its hole policy then decides). Needs H = h * scale, W = w * scale.
+    Multi-scale normalised convolution of the low-res samples, sliced at the RGB resolution
+    with the grey RGB image as guide: each output pixel weighs the samples by distance (sigmas
+    in low-res pixels, `NormalizedConvConfig`) and by how close the grey level of the sample's
+    footprint is to its own, so edges follow the image. Where no sample reaches, the pipeline's
+    filled low-res depth is returned (its hole policy then decides). Needs H = h * scale,
+    W = w * scale.
     """
 
     def upsample(self, rgb: np.ndarray, depth_lr: np.ndarray, valid_lr: np.ndarray, scale: int) -> np.ndarray:
         h, w = depth_lr.shape
         if rgb.shape[:2] != (h * scale, w * scale):
             raise ValueError(f"normalized_conv needs RGB of {h * scale}x{w * scale} for {h}x{w} depth at x{scale}")
-        block = np.ones((scale, scale), dtype=np.float32)
-        certainty = np.kron(valid_lr.astype(np.float32), block)
-        depth = np.kron(np.where(valid_lr, depth_lr, 0).astype(np.float32), block)
-        guide = grey_guide(rgb) if self.guided else None
-        sigmas = tuple(s * scale for s in self.sigmas)
-        dense = normalized_convolution(
-            depth, certainty, sigmas, self.min_certainty, guide, self.sigma_range, self.levels
-        )
+        depth = np.where(valid_lr, depth_lr, 0).astype(np.float32)
+        if self.guided:
+            dense = normalized_convolution(depth, valid_lr.astype(np.float32), self.sigmas, self.min_certainty,
+                                           grey_guide(rgb), self.sigma_range, self.levels)
+        else:
+            dense = normalized_convolution(depth, valid_lr.astype(np.float32), self.sigmas, self.min_certainty)
+            dense = _resize(dense, rgb.shape[:2], cv2.INTER_LINEAR)
         unreached = ~np.isfinite(dense)
         if unreached.any():
-            dense[unreached] = np.kron(depth_lr.astype(np.float32), block)[unreached]
+            dense[unreached] = _resize(depth_lr.astype(np.float32), rgb.shape[:2], cv2.INTER_NEAREST)[unreached]
         return dense
