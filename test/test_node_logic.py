@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -433,3 +434,355 @@ def test_rclpy_adapters_give_the_containers_rclpy_takes():
     values = float_list(np.eye(3, dtype=np.float32))
     assert values == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     assert all(type(v) is float for v in values)
+
+
+# --------------------------------------------------- the rclpy adapter, against stand-in ROS modules
+#
+# No ROS here, so `depth_sr_ros.ros.node` runs against small stand-ins that implement the part of
+# each API the node uses, with the documented signatures (rclpy.lifecycle.LifecycleNode,
+# message_filters.Subscriber/ApproximateTimeSynchronizer/TimeSynchronizer, rcl_interfaces
+# descriptors, tf2_ros.Buffer/TransformListener). They check the node's wiring and lifecycle;
+# test/test_launch_node.py checks the real thing where ROS 2 is installed.
+
+
+class _Logger:
+    def __init__(self):
+        self.records = []
+
+    def _log(self, level, message, **kwargs):
+        self.records.append((level, message, kwargs))
+
+    def info(self, message, **kwargs):
+        self._log("info", message, **kwargs)
+
+    def warning(self, message, **kwargs):
+        self._log("warning", message, **kwargs)
+
+    def error(self, message, **kwargs):
+        self._log("error", message, **kwargs)
+
+
+class _Publisher:
+    def __init__(self, msg_type, topic, qos):
+        self.msg_type, self.topic, self.qos = msg_type, topic, qos
+        self.sent = []
+        self.subscribers = 0
+
+    def publish(self, msg):
+        self.sent.append(msg)
+
+    def get_subscription_count(self):
+        return self.subscribers
+
+
+class _Clock:
+    def __init__(self):
+        self.nanoseconds = 1_700_000_000 * 10**9
+        self.jump_callbacks = []
+
+    def now(self):
+        return type("Time", (), {"nanoseconds": self.nanoseconds})()
+
+    def create_jump_callback(self, threshold, *, pre_callback=None, post_callback=None):
+        self.jump_callbacks.append(post_callback)
+        return type("JumpHandle", (), {"unregister": lambda self: None})()
+
+
+class _Result:
+    SUCCESS, FAILURE, ERROR = "success", "failure", "error"
+
+
+class _LifecycleNode:
+    """The rclpy.lifecycle.LifecycleNode calls the node makes."""
+
+    overrides: ClassVar[dict] = {}
+
+    def __init__(self, node_name, **kwargs):
+        self.fake_name = node_name
+        self.fake_params, self.fake_descriptors, self.fake_param_callbacks = {}, {}, []
+        self.fake_logger, self.fake_clock = _Logger(), _Clock()
+        self.fake_publishers, self.fake_subscriptions, self.fake_timers = {}, [], []
+
+    def declare_parameter(self, name, value=None, descriptor=None, ignore_override=False):
+        self.fake_params[name] = self.overrides.get(name, value)
+        self.fake_descriptors[name] = descriptor
+
+    def get_parameter(self, name):
+        return type("Parameter", (), {"name": name, "value": self.fake_params[name]})()
+
+    def add_on_set_parameters_callback(self, callback):
+        self.fake_param_callbacks.append(callback)
+
+    def fake_set(self, **values):
+        params = [type("Parameter", (), {"name": n, "value": v})() for n, v in values.items()]
+        result = self.fake_param_callbacks[0](params)
+        if result.successful:
+            self.fake_params.update(values)
+        return result
+
+    def get_logger(self):
+        return self.fake_logger
+
+    def get_clock(self):
+        return self.fake_clock
+
+    def get_namespace(self):
+        return "/"
+
+    def create_lifecycle_publisher(self, msg_type, topic, qos_profile):
+        self.fake_publishers[topic] = _Publisher(msg_type, topic, qos_profile)
+        return self.fake_publishers[topic]
+
+    def destroy_lifecycle_publisher(self, publisher):
+        del self.fake_publishers[publisher.topic]
+
+    def create_subscription(self, msg_type, topic, callback, qos_profile):
+        subscription = type("Subscription", (), {})()
+        subscription.msg_type, subscription.topic, subscription.callback = msg_type, topic, callback
+        subscription.qos = qos_profile
+        self.fake_subscriptions.append(subscription)
+        return subscription
+
+    def destroy_subscription(self, subscription):
+        self.fake_subscriptions.remove(subscription)
+
+    def create_timer(self, period, callback):
+        timer = type("Timer", (), {})()
+        timer.period, timer.callback = period, callback
+        self.fake_timers.append(timer)
+        return timer
+
+    def destroy_timer(self, timer):
+        self.fake_timers.remove(timer)
+
+    def on_configure(self, state):
+        return _Result.SUCCESS
+
+    on_activate = on_deactivate = on_cleanup = on_shutdown = on_configure
+
+
+class _SimpleFilter:
+    def __init__(self):
+        self.callbacks = []
+
+    def registerCallback(self, callback, *args):
+        self.callbacks.append((callback, args))
+
+    def signalMessage(self, *msgs):
+        for callback, args in self.callbacks:
+            callback(*(msgs + args))
+
+
+class _Subscriber(_SimpleFilter):
+    def __init__(self, node, msg_type, topic, qos_profile=10):
+        super().__init__()
+        self.sub = node.create_subscription(msg_type, topic, self.signalMessage, qos_profile=qos_profile)
+
+
+class _TimeSynchronizer(_SimpleFilter):
+    """Emits one message per input once every input has one (the stand-in's whole policy)."""
+
+    def __init__(self, fs, queue_size):
+        super().__init__()
+        self.queue_size = queue_size
+        self.queues = [[] for _ in fs]
+        for index, f in enumerate(fs):
+            f.registerCallback(self.add, index)
+
+    def add(self, msg, index):
+        self.queues[index].append(msg)
+        if all(self.queues):
+            self.signalMessage(*(queue.pop(0) for queue in self.queues))
+
+
+class _ApproximateTimeSynchronizer(_TimeSynchronizer):
+    def __init__(self, fs, queue_size, slop, allow_headerless=False):
+        super().__init__(fs, queue_size)
+        self.slop = slop
+
+
+class _TransformException(Exception):
+    pass
+
+
+class _Buffer:
+    transform = None  # a TransformStamped, or None: no transform known
+
+    def lookup_transform(self, target_frame, source_frame, time, timeout=None):
+        if self.transform is None:
+            raise _TransformException(f'"{source_frame}" passed to lookupTransform does not exist')
+        return self.transform
+
+    def clear(self):
+        pass
+
+
+class _TransformListener:
+    def __init__(self, buffer, node, *, spin_thread=False, qos=None, static_qos=None):
+        self.registered = True
+
+    def unregister(self):
+        self.registered = False
+
+
+def _message_class(name):
+    return type(name, (), {"__init__": lambda self, **kw: self.__dict__.update(kw)})
+
+
+@pytest.fixture
+def ros(monkeypatch):
+    """Stand-in ROS modules, and `depth_sr_ros.ros.node` imported against them."""
+    import importlib
+    import sys
+    import types
+
+    sensor_data = object()
+    modules = {
+        "rcl_interfaces.msg": {
+            name: _message_class(name)
+            for name in ("ParameterDescriptor", "IntegerRange", "FloatingPointRange", "SetParametersResult")
+        },
+        "rclpy.lifecycle": {"LifecycleNode": _LifecycleNode, "LifecycleState": object,
+                            "TransitionCallbackReturn": _Result},
+        "rclpy.qos": {"qos_profile_sensor_data": sensor_data},
+        "rclpy.clock": {"JumpThreshold": _message_class("JumpThreshold")},
+        "rclpy.duration": {"Duration": _message_class("Duration")},
+        "rclpy.time": {"Time": type("Time", (), {"from_msg": staticmethod(lambda stamp: stamp)})},
+        "sensor_msgs.msg": {key: TYPESTORE.types[f"sensor_msgs/msg/{key}"]
+                            for key in ("Image", "CameraInfo", "PointCloud2", "PointField", "RegionOfInterest")},
+        "message_filters": {"Subscriber": _Subscriber, "TimeSynchronizer": _TimeSynchronizer,
+                            "ApproximateTimeSynchronizer": _ApproximateTimeSynchronizer},
+        "tf2_ros": {"Buffer": _Buffer, "TransformListener": _TransformListener,
+                    "TransformException": _TransformException},
+        "diagnostic_updater": None,  # not installed: the node goes on without /diagnostics
+    }
+    for name, attributes in modules.items():
+        if attributes is None:
+            monkeypatch.setitem(sys.modules, name, None)
+            continue
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.delitem(sys.modules, "depth_sr_ros.ros.node", raising=False)
+    monkeypatch.setattr(_LifecycleNode, "overrides", {"backbone": "bicubic", "device": "cpu"})
+    monkeypatch.setattr(_Buffer, "transform", None)
+    node_module = importlib.import_module("depth_sr_ros.ros.node")
+    yield types.SimpleNamespace(node=node_module, sensor_data=sensor_data)
+    sys.modules.pop("depth_sr_ros.ros.node", None)
+
+
+def _feed(node, *msgs):
+    by_topic = {s.topic: s for s in node.fake_subscriptions}
+    for topic, msg in zip(nl.input_topics(node._params.input_mode), msgs):
+        by_topic[topic].callback(msg)
+
+
+def test_node_declares_every_parameter_with_its_descriptor(ros):
+    node = ros.node.DepthSRNode()
+    assert set(node.fake_params) == set(nl.PARAMETER_BY_NAME)
+    scale = node.fake_descriptors["scale"]
+    assert scale.additional_constraints == "one of: 2, 4, 8, 16" and "Upsampling" in scale.description
+    stride = node.fake_descriptors["point_stride"].integer_range[0]
+    assert (stride.from_value, stride.to_value, stride.step) == (1, 16, 1)
+    slop = node.fake_descriptors["slop"].floating_point_range[0]
+    assert (slop.from_value, slop.to_value, slop.step) == (0.0, 10.0, 0.0)
+
+
+def test_node_lifecycle_publishes_real_pairs_and_counts_bad_ones(ros, frames):
+    node = ros.node.DepthSRNode()
+    assert node.on_configure(None) == _Result.SUCCESS
+    assert set(node.fake_publishers) == set(nl.output_topics())
+    assert all(p.qos is ros.sensor_data for p in node.fake_publishers.values())
+
+    assert node.on_activate(None) == _Result.SUCCESS
+    assert [s.topic for s in node.fake_subscriptions] == list(nl.input_topics("depth"))
+    assert all(s.qos is ros.sensor_data for s in node.fake_subscriptions)
+    assert isinstance(node._synchroniser, _ApproximateTimeSynchronizer) and node._synchroniser.slop == 0.05
+    assert [t.period for t in node.fake_timers] == [5.0]
+    image_pub, points_pub = node.fake_publishers[nl.OUT_IMAGE], node.fake_publishers[nl.OUT_POINTS]
+
+    _feed(node, *_quadruple(frames, 10**9))  # nobody listens to the cloud: none is built
+    assert len(image_pub.sent) == 1 and not points_pub.sent
+    sent = image_pub.sent[0]
+    assert (sent.width, sent.height, sent.encoding) == (640, 480, "32FC1") and sent.header.stamp.sec == 1
+    assert sent.data.typecode == "B"  # the rclpy uint8[] container
+
+    points_pub.subscribers = 1
+    _feed(node, *_corrupt(_quadruple(frames, 2 * 10**9), "truncated_data"))
+    _feed(node, *_quadruple(frames, 3 * 10**9))
+    assert len(image_pub.sent) == 2 and len(points_pub.sent) == 1
+    assert points_pub.sent[0].header.stamp.sec == 3
+    warnings = [r for r in node.fake_logger.records if r[0] == "warning"]
+    assert len(warnings) == 1 and "truncated_data" in warnings[0][1]
+    assert warnings[0][2] == {"throttle_duration_sec": ros.node.SKIP_LOG_THROTTLE_S}
+
+    node.fake_timers[0].callback()  # the health timer
+    health = [r[1] for r in node.fake_logger.records if r[1].startswith("health:")]
+    assert health and "pairs 3" in health[0] and "truncated_data 1" in health[0]
+
+    assert node.on_deactivate(None) == _Result.SUCCESS
+    assert not node.fake_subscriptions and not node.fake_timers
+    assert node.on_cleanup(None) == _Result.SUCCESS
+    assert not node.fake_publishers and node._slot.pipeline is None
+
+
+def test_node_runtime_changes_rebuild_refuse_or_keep_the_old_pipeline(ros, frames):
+    node = ros.node.DepthSRNode()
+    node.on_configure(None)
+    node.on_activate(None)
+    before = node._slot.processor
+
+    refused = node.fake_set(queue_size=20)
+    assert not refused.successful and "deactivate" in refused.reason
+    bad = node.fake_set(scale=5)
+    assert not bad.successful and "one of: 2, 4, 8, 16" in bad.reason
+    failed = node.fake_set(backbone="lite", weights="/nonexistent/lite_x4.safetensors")
+    assert not failed.successful and "previous pipeline keeps running" in failed.reason
+    assert node._slot.processor is before and node._params.backbone == "bicubic"
+
+    rebuilt = node.fake_set(scale=8)
+    assert rebuilt.successful and node._slot.pipeline.scale == 8 and node._slot.processor is not before
+    live = node.fake_set(output_encoding="16UC1")
+    assert live.successful
+    _feed(node, *_quadruple(frames, 10**9))
+    assert node.fake_publishers[nl.OUT_IMAGE].sent[-1].encoding == "16UC1"
+
+    node.on_deactivate(None)
+    assert node.fake_set(queue_size=20).successful  # inactive: takes effect on the next activate
+    node.fake_set(exact_sync=True)
+    node.on_activate(None)
+    assert type(node._synchroniser) is _TimeSynchronizer and node._synchroniser.queue_size == 20
+
+
+def test_node_refuses_to_configure_with_a_bad_params_file_value(ros, monkeypatch):
+    monkeypatch.setattr(_LifecycleNode, "overrides", {"scale": 3, "device": "cpu"})
+    node = ros.node.DepthSRNode()
+    assert node.on_configure(None) == _Result.FAILURE
+    errors = [r[1] for r in node.fake_logger.records if r[0] == "error"]
+    assert errors and "scale=3" in errors[0] and node._slot.pipeline is None
+
+
+def test_node_lidar_mode_uses_tf_and_counts_missing_transforms(ros, frames, monkeypatch):
+    monkeypatch.setattr(_LifecycleNode, "overrides", {"backbone": "bicubic", "device": "cpu", "input_mode": "lidar"})
+    node = ros.node.DepthSRNode()
+    node.on_configure(None)
+    node.on_activate(None)
+    assert [s.topic for s in node.fake_subscriptions] == list(nl.input_topics("lidar"))
+    assert node.fake_clock.jump_callbacks  # the TF buffer is cleared on a jump back
+
+    rgb, rgb_info, _, _ = _quadruple(frames, 10**9)
+    raw = cv2.imread(str(SAMPLE_DIR / "depth" / "00.png"), cv2.IMREAD_UNCHANGED)
+    depth_m = tum_depth_to_millimetres(raw).astype(np.float32) / 1000.0
+    depth_m[depth_m == 0] = np.nan
+    cloud = BUILDER.point_cloud(
+        _header(10**9), point_cloud_fields(depth_m, intrinsics_from_camera_info(rgb_info), stride=4)
+    )
+    _feed(node, rgb, rgb_info, cloud)
+    assert node._health.skips == {"no_transform": 1} and not node.fake_publishers[nl.OUT_IMAGE].sent
+
+    monkeypatch.setattr(_Buffer, "transform", _transform_stamped((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)))
+    _feed(node, rgb, rgb_info, cloud)
+    assert node.fake_publishers[nl.OUT_IMAGE].sent[-1].width == 640
+    listener = node._tf_listener
+    node.on_deactivate(None)
+    assert not listener.registered
