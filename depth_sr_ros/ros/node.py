@@ -7,8 +7,8 @@ Lifecycle (rclpy.lifecycle, the lifecycle_py demo pattern; every callback ends i
 - activate: message_filters subscribers (sensor-data QoS), the synchroniser
   (ApproximateTimeSynchronizer(queue_size, slop), or TimeSynchronizer when exact_sync), the TF
   listener in lidar mode and the health timer; `super()` enables the publishers.
-- deactivate: destroy subscribers, synchroniser, TF listener and timer; `super()` disables the
-  publishers.
+- deactivate: destroy subscribers, synchroniser, TF listener and timer, return cached GPU memory
+  (the model stays loaded); `super()` disables the publishers.
 - cleanup / shutdown: destroy the publishers, drop the pipeline, release cached GPU memory.
 
 Topics (relative; remap in launch): inputs rgb/image, rgb/camera_info and either depth/image +
@@ -128,6 +128,7 @@ class DepthSRNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy_subscriptions()
         self._active = False
+        nl.release_gpu_memory()  # cached activations; the model itself stays loaded until cleanup
         self.get_logger().info(f"deactivated; totals: {self._health.report(self._now_s()).summary()}")
         return super().on_deactivate(state)
 
