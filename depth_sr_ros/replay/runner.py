@@ -5,7 +5,9 @@ One pass over the bag in record (log-time) order, as a live node would receive i
 - a completed pair waits until its CameraInfo and ground-truth streams have caught up with its
   stamps (or the bag ends, or `queue_size` more pairs are waiting), then looks them up: CameraInfo
   with the image's stamp, else the latest earlier one; ground truth nearest the depth stamp,
-  within `slop`;
+  within `slop`. (The node puts both CameraInfo topics into its synchroniser as well. Where each
+  CameraInfo carries its image's stamp, as camera drivers publish them, both give the same pairs;
+  where CameraInfo is missing or sparse, replay uses the latest one while the node would wait.)
 - the pair runs through `FrameProcessor` (and through the `bicubic` baseline when ground truth is
   given), and the outputs are written to an MCAP bag with the RGB header (frame and stamp).
 
