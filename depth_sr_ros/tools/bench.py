@@ -455,6 +455,8 @@ def node_builder(typestore: str = "humble"):
 
 def run_bench(settings: BenchSettings) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
     """Every record for `settings`, the skipped combinations and the machine description."""
+    from depth_sr_ros.core.backbones import get_backbone
+
     machine = machine_info()
     builder = node_builder()
     backends = settings.backends or default_backends(settings.device)
@@ -469,8 +471,6 @@ def run_bench(settings: BenchSettings) -> tuple[list[dict[str, Any]], list[str],
             plan, why = plan_backbones(settings, scale, Path(scratch))
             skipped += why
             for backbone, weights in plan:
-                from depth_sr_ros.core.backbones import get_backbone
-
                 classic = get_backbone(backbone).kind == "classic"
                 for backend in [CLASSIC_BACKEND] if classic else backends:
                     label = f"{backbone} {backend} x{scale}"
