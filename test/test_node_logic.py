@@ -786,3 +786,21 @@ def test_node_lidar_mode_uses_tf_and_counts_missing_transforms(ros, frames, monk
     listener = node._tf_listener
     node.on_deactivate(None)
     assert not listener.registered
+
+
+def test_node_says_why_configure_or_activate_fails(ros, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(_LifecycleNode, "overrides", {"backbone": "lite", "weights": "/missing.safetensors"})
+    node = ros.node.DepthSRNode()
+    assert node.on_configure(None) == _Result.FAILURE
+    assert not node.fake_publishers and node._slot.pipeline is None
+    assert any(level == "error" and "configure failed" in text for level, text, _ in node.fake_logger.records)
+
+    monkeypatch.setattr(_LifecycleNode, "overrides", {"backbone": "bicubic", "device": "cpu"})
+    node = ros.node.DepthSRNode()
+    assert node.on_configure(None) == _Result.SUCCESS
+    monkeypatch.setitem(sys.modules, "message_filters", None)  # not installed
+    assert node.on_activate(None) == _Result.FAILURE
+    assert not node.fake_subscriptions and not node.fake_timers and not node._active
+    assert any("activate failed" in text for _, text, _ in node.fake_logger.records)

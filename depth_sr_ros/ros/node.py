@@ -108,17 +108,24 @@ class DepthSRNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         try:
             self._slot.build(self._params)
+            self._create_publishers()
         except Exception as error:  # noqa: BLE001 - missing weights, no CUDA, engine build: say why, stay unconfigured
-            self.get_logger().error(f"configure failed, could not build the pipeline: {type(error).__name__}: {error}")
+            # (rclpy would turn an escaping exception into an ERROR transition without a word)
+            self.get_logger().error(f"configure failed: {type(error).__name__}: {error}")
+            self._release()
             return TransitionCallbackReturn.FAILURE
-        self._create_publishers()
         self.get_logger().info(f"configured: {self._describe_pipeline()}")
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._health = nl.HealthMonitor(self._params.health_period, window_start=self._now_s())
         self._handler = nl.FrameHandler(self._builder, self._health)
-        self._create_subscriptions()
+        try:
+            self._create_subscriptions()
+        except Exception as error:  # noqa: BLE001 - e.g. message_filters or tf2_ros missing: say why
+            self.get_logger().error(f"activate failed: {type(error).__name__}: {error}")
+            self._destroy_subscriptions()
+            return TransitionCallbackReturn.FAILURE
         self._health_timer = self.create_timer(self._params.health_period, self._report_health)
         self._active = True
         topics = ", ".join(nl.input_topics(self._params.input_mode))
