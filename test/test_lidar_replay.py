@@ -1,4 +1,4 @@
-"""LiDAR input: FrameProcessor.process_lidar on hand-made clouds."""
+"""Projected inputs: process_lidar / process_unaligned, and replay of a LiDAR-like bag from real frames."""
 
 from __future__ import annotations
 
@@ -108,13 +108,46 @@ def test_process_lidar_without_points_in_view_is_a_frame_error(processor: FrameP
 def test_process_lidar_bad_cloud_and_missing_info_are_frame_errors(processor: FrameProcessor) -> None:
     rgb, depth = _box_scene()
     cloud = _namespace_cloud(_every_other_row_cloud(depth, SMALL))
+    with pytest.raises(FrameError) as error:
+        processor.process_lidar(_image_msg(rgb), None, cloud, LIDAR_TO_CAMERA, want_points=False)
+    assert error.value.reason == "missing_camera_info"
     cloud.data = cloud.data[:-3]
     with pytest.raises(FrameError) as error:
         processor.process_lidar(_image_msg(rgb), _info_msg(SMALL), cloud, LIDAR_TO_CAMERA, want_points=False)
     assert error.value.reason == "truncated_data"
-    with pytest.raises(FrameError) as error:
-        processor.process_lidar(_image_msg(rgb), None, cloud, LIDAR_TO_CAMERA, want_points=False)
-    assert error.value.reason == "missing_camera_info"
+
+
+def test_process_unaligned_registers_a_tof_camera_beside_the_rgb_camera(processor: FrameProcessor) -> None:
+    from depth_sr_ros.core.projection import project_points
+
+    rgb, depth = _box_scene()
+    # a 32 x 24 ToF camera 6 cm to the right of the RGB camera, with its own intrinsics
+    tof = Intrinsics(fx=28.0, fy=28.0, cx=16.2, cy=11.8, width=32, height=24)
+    tof_to_rgb = Extrinsic(np.eye(3), np.array([0.06, 0.0, 0.0]))
+    tof_depth = project_points(tof_to_rgb.inverse().apply(back_project(depth, SMALL)), tof, (24, 32)).depth
+    millimetres = np.nan_to_num(np.rint(tof_depth * 1000), nan=0).astype(np.uint16)
+    depth_msg = SimpleNamespace(height=24, width=32, encoding="16UC1", is_bigendian=0, step=64,
+                                data=millimetres.tobytes())
+    wrong = {}
+    for name, extrinsic in (("registered", tof_to_rgb), ("taken as aligned", Extrinsic.identity())):
+        out = processor.process_unaligned(_image_msg(rgb), _info_msg(SMALL), depth_msg, _info_msg(tof), extrinsic,
+                                          want_points=False)
+        assert sum(out.input_counts.values()) == 24 * 32
+        finite = np.isfinite(out.depth)
+        assert finite.mean() > 0.9
+        error = np.abs(out.depth - depth)[finite]
+        wrong[name] = np.mean(error > 0.3)  # pixels on the wrong side of the box's edge
+        assert np.median(error) < 0.01
+    # the 6 cm baseline shifts the box's edges by about 1.5 px; registration puts them back
+    # (what stays wrong is the coarse ToF's edge footprint and the wall the ToF cannot see)
+    assert wrong["registered"] < 0.07 and wrong["registered"] < 0.75 * wrong["taken as aligned"]
+    # the same image taken as registered is refused, not silently misaligned
+    with pytest.raises(FrameError) as refused:
+        processor.process(_image_msg(rgb), _info_msg(SMALL), depth_msg, _info_msg(tof), want_points=False)
+    assert refused.value.reason == "unregistered_depth"
+    with pytest.raises(FrameError) as missing:
+        processor.process_unaligned(_image_msg(rgb), _info_msg(SMALL), depth_msg, None, tof_to_rgb, False)
+    assert missing.value.reason == "missing_camera_info"
 
 
 # --- replay of a LiDAR-like bag built from the real TUM frames ------------------------------------

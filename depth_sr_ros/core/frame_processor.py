@@ -21,6 +21,7 @@ Checks, each a `FrameError` the caller counts by reason:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,7 +38,7 @@ from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.image_msg import ImageFields, depth_from_image, depth_to_image_fields, rgb_from_image
 from depth_sr_ros.core.pipeline import DepthSR
 from depth_sr_ros.core.pointcloud import PointCloudFields, point_cloud_fields
-from depth_sr_ros.core.projection import Extrinsic, project_points
+from depth_sr_ros.core.projection import Extrinsic, ProjectionResult, project_points, register_depth
 from depth_sr_ros.core.resample import grid_shape
 
 OUTPUT_ENCODINGS = ("32FC1", "16UC1")
@@ -82,13 +83,14 @@ class FrameOutput:
     points: PointCloudFields | None
     depth: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
-    input_counts: dict[str, int] = field(default_factory=dict)  # process_lidar: points kept/dropped by reason
+    input_counts: dict[str, int] = field(default_factory=dict)  # projected inputs: points kept/dropped by reason
 
 
 class FrameProcessor:
     """Decode, check, super-resolve and encode one frame; raises FrameError on a bad frame.
 
-    `process` takes a depth image registered to the RGB camera; `process_lidar` a PointCloud2.
+    `process` takes a depth image registered to the RGB camera; `process_lidar` a PointCloud2;
+    `process_unaligned` a depth image from another camera (its own CameraInfo and frame).
     """
 
     def __init__(self, pipeline: DepthSR, output: OutputConfig | None = None) -> None:
@@ -115,6 +117,35 @@ class FrameProcessor:
         kept or dropped ("nan", "behind", "outside", "occluded"). Raises FrameError
         ("no_points_in_view") when no point lands in the image.
         """
+        def project(camera: Intrinsics, grid: tuple[int, int]) -> ProjectionResult:
+            return project_points(extrinsic.apply(points_from_cloud(cloud_msg)), camera, grid)
+
+        return self._process_projected(rgb_msg, rgb_info_msg, project, want_points)
+
+    def process_unaligned(self, rgb_msg: Any, rgb_info_msg: Any, depth_msg: Any, depth_info_msg: Any,
+                          extrinsic: Extrinsic, want_points: bool) -> FrameOutput:
+        """A depth image from a camera that is not registered to the RGB camera; same outputs.
+
+        The depth is back-projected with its own CameraInfo (distortion undone), moved by
+        `extrinsic` (depth optical frame -> RGB optical frame, tf2 `lookup_transform(rgb_frame,
+        depth_frame, stamp)`) and projected like `process_lidar`'s points, which does what
+        depth_image_proc's register node does. "nan" in `input_counts` counts invalid pixels.
+        """
+        def project(camera: Intrinsics, grid: tuple[int, int]) -> ProjectionResult:
+            if depth_info_msg is None:
+                raise FrameError("missing_camera_info", "an unaligned depth image needs its own CameraInfo")
+            depth = depth_from_image(depth_msg)
+            depth_intrinsics = intrinsics_from_camera_info(depth_info_msg)
+            _check_size("depth", depth_intrinsics, depth.shape)
+            return register_depth(depth, depth_intrinsics, extrinsic, camera, grid)
+
+        return self._process_projected(rgb_msg, rgb_info_msg, project, want_points)
+
+    def _process_projected(self, rgb_msg: Any, rgb_info_msg: Any,
+                           project: Callable[[Intrinsics, tuple[int, int]], ProjectionResult],
+                           want_points: bool) -> FrameOutput:
+        """Decode the RGB pair, `project(intrinsics, grid)` the depth input onto the pipeline's
+        grid (timed as "project", decoding of the input included), super-resolve."""
         start = time.perf_counter()
         timings: dict[str, float] = {}
         if rgb_info_msg is None:
@@ -122,18 +153,17 @@ class FrameProcessor:
         rgb = np.ascontiguousarray(rgb_from_image(rgb_msg))
         intrinsics = intrinsics_from_camera_info(rgb_info_msg)
         _check_size("RGB", intrinsics, rgb.shape)
-        points = points_from_cloud(cloud_msg)
         timings["decode"] = _ms_since(start)
         mark = time.perf_counter()
         grid = grid_shape(rgb.shape, self.pipeline.scale)
         # The grid covers the RGB image padded to a multiple of the scale (bottom/right), which
         # leaves fx, cx unchanged: project with the padded size so the pitch is exactly `scale`.
         padded = replace(intrinsics, width=grid[1] * self.pipeline.scale, height=grid[0] * self.pipeline.scale)
-        projected = project_points(extrinsic.apply(points), padded, grid)
+        projected = project(padded, grid)
         timings["project"] = _ms_since(mark)
         if projected.counts["kept"] == 0:
-            raise FrameError("no_points_in_view", f"none of the {len(points)} LiDAR points lands in the image "
-                             f"({projected.counts}); check the extrinsic and the cloud's frame")
+            raise FrameError("no_points_in_view", f"no input point lands in the image ({projected.counts}); "
+                             "check the extrinsic and the input's frame")
         output = self._super_resolve(rgb, projected.depth, intrinsics, rgb_info_msg, want_points, start, timings)
         output.input_counts = projected.counts
         return output
