@@ -58,32 +58,44 @@ def _declare_arguments():
     default_params = os.path.join(get_package_share_directory(PACKAGE), "config", "sr.yaml")
     arguments = [
         DeclareLaunchArgument(
-            "params_file", default_value=default_params,
+            "params_file",
+            default_value=default_params,
             description="YAML file with the node's parameters (under '/**: ros__parameters:')",
         ),
         DeclareLaunchArgument(
-            "namespace", default_value="",
+            "namespace",
+            default_value="",
             description="Namespace of the node and of its relative topics (e.g. 'camera')",
         ),
         DeclareLaunchArgument(
-            "node_name", default_value=nl.NODE_NAME, description="Name of the node",
+            "node_name",
+            default_value=nl.NODE_NAME,
+            description="Name of the node",
         ),
         DeclareLaunchArgument(
-            "use_sim_time", default_value="false", choices=TRUE_FALSE,
+            "use_sim_time",
+            default_value="false",
+            choices=TRUE_FALSE,
             description="Use /clock (set true with `ros2 bag play --clock`)",
         ),
         DeclareLaunchArgument(
-            "autostart", default_value="true", choices=TRUE_FALSE,
+            "autostart",
+            default_value="true",
+            choices=TRUE_FALSE,
             description="Configure and activate the lifecycle node at launch",
         ),
         DeclareLaunchArgument(
-            "log_level", default_value="info", choices=["debug", "info", "warn", "error", "fatal"],
+            "log_level",
+            default_value="info",
+            choices=["debug", "info", "warn", "error", "fatal"],
             description="Logging level of the node",
         ),
     ]
     arguments += [_parameter_argument(name) for name in nl.LAUNCH_PARAMETERS]
     arguments += [
-        DeclareLaunchArgument(argument, default_value=topic, description=f"Topic remapped to the node's '{topic}'")
+        DeclareLaunchArgument(
+            argument, default_value=topic, description=f"Topic remapped to the node's '{topic}'"
+        )
         for argument, topic in nl.REMAP_ARGUMENTS.items()
     ]
     return arguments
@@ -109,10 +121,14 @@ def _launch_setup(context):
     actions = [node]
     if value("autostart") == "true":
         actions += [
-            RegisterEventHandler(OnProcessStart(target_action=node, on_start=[_transition(node, "configure")])),
+            RegisterEventHandler(
+                OnProcessStart(target_action=node, on_start=[_transition(node, "configure")])
+            ),
             RegisterEventHandler(
                 OnStateTransition(
-                    target_lifecycle_node=node, start_state="configuring", goal_state="inactive",
+                    target_lifecycle_node=node,
+                    start_state="configuring",
+                    goal_state="inactive",
                     entities=[_transition(node, "activate")],
                 )
             ),
@@ -121,8 +137,13 @@ def _launch_setup(context):
 
 
 def _transition(node, name):
-    transition_id = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE}[name]
-    return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id))
+    transition_id = {
+        "configure": Transition.TRANSITION_CONFIGURE,
+        "activate": Transition.TRANSITION_ACTIVATE,
+    }[name]
+    return EmitEvent(
+        event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id)
+    )
 
 
 def generate_launch_description():

@@ -82,7 +82,9 @@ class TestDepthSRNode(unittest.TestCase):
         rclpy.init()
         cls.node = rclpy.create_node("depth_sr_launch_test")
         builder = rclpy_builder()
-        rgb = cv2.cvtColor(cv2.imread(str(SAMPLE_DIR / "rgb" / "00.png"), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        rgb = cv2.cvtColor(
+            cv2.imread(str(SAMPLE_DIR / "rgb" / "00.png"), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+        )
         raw = cv2.imread(str(SAMPLE_DIR / "depth" / "00.png"), cv2.IMREAD_UNCHANGED)
         depth_mm = decimate_depth(tum_depth_to_millimetres(raw))
         rgb_info = rgb_camera_info(SAMPLE_DIR / "intrinsics.json")
@@ -108,19 +110,25 @@ class TestDepthSRNode(unittest.TestCase):
         }
         received = {"image": [], "info": [], "points": []}
         node.create_subscription(Image, f"/{NAMESPACE}/depth_sr/image", received["image"].append, qos)
-        node.create_subscription(CameraInfo, f"/{NAMESPACE}/depth_sr/camera_info", received["info"].append, qos)
+        node.create_subscription(
+            CameraInfo, f"/{NAMESPACE}/depth_sr/camera_info", received["info"].append, qos
+        )
         node.create_subscription(PointCloud2, f"/{NAMESPACE}/depth_sr/points", received["points"].append, qos)
 
         sent_stamps = set()
         stamp_ns = 1_700_000_000 * 10**9
         deadline = time.monotonic() + TIMEOUT_S
-        while time.monotonic() < deadline and not (received["image"] and received["points"] and received["info"]):
+        while time.monotonic() < deadline and not (
+            received["image"] and received["points"] and received["info"]
+        ):
             stamp_ns += 100_000_000
             depth_stamp = stamp_ns + 4_000_000  # within the default 0.05 s slop
             publishers["rgb"].publish(builder.image(_header(stamp_ns), self.rgb_fields))
             publishers["rgb_info"].publish(builder.camera_info(_header(stamp_ns), self.rgb_info_fields))
             publishers["depth"].publish(builder.image(_header(depth_stamp), self.depth_fields))
-            publishers["depth_info"].publish(builder.camera_info(_header(depth_stamp), self.depth_info_fields))
+            publishers["depth_info"].publish(
+                builder.camera_info(_header(depth_stamp), self.depth_info_fields)
+            )
             sent_stamps.add((stamp_ns // 10**9, stamp_ns % 10**9))
             end = time.monotonic() + 0.2
             while time.monotonic() < end:

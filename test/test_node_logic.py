@@ -51,7 +51,9 @@ def _header(stamp_ns: int):
 def _image(array: np.ndarray, encoding: str, stamp_ns: int):
     height, width = array.shape[:2]
     data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-    return BUILDER.image(_header(stamp_ns), ImageFields(height, width, encoding, 0, data.size // height, data))
+    return BUILDER.image(
+        _header(stamp_ns), ImageFields(height, width, encoding, 0, data.size // height, data)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +147,13 @@ def test_launch_strings_are_converted_never_evaluated():
     assert nl.parse_launch_value("scale", "8") == 8
     assert nl.parse_launch_value("publish_points", "False") is False
     assert nl.parse_launch_value("backbone", " lite ") == "lite"
-    for name, text in [("scale", "8.0"), ("scale", "3"), ("scale", "__import__('os').getpid()"),
-                       ("publish_points", "yes"), ("backbone", "bicubic; rm -rf /")]:
+    for name, text in [
+        ("scale", "8.0"),
+        ("scale", "3"),
+        ("scale", "__import__('os').getpid()"),
+        ("publish_points", "yes"),
+        ("backbone", "bicubic; rm -rf /"),
+    ]:
         with pytest.raises(nl.ParameterRejected):
             nl.parse_launch_value(name, text)
     assert nl.launch_overrides({"scale": "16", "backbone": "", "weights": "  "}) == {"scale": 16}
@@ -219,8 +226,15 @@ def test_failed_rebuild_keeps_the_old_pipeline():
 
 
 def test_parameters_map_onto_the_core_configs():
-    params = nl.NodeParams.from_values({"scale": 8, "backbone": "guided_filter", "device": "cpu",
-                                        "output_encoding": "16UC1", "point_stride": 2})
+    params = nl.NodeParams.from_values(
+        {
+            "scale": 8,
+            "backbone": "guided_filter",
+            "device": "cpu",
+            "output_encoding": "16UC1",
+            "point_stride": 2,
+        }
+    )
     sr = nl.sr_config(params)
     assert (sr.scale, sr.backbone, sr.device, sr.weights) == (8, "guided_filter", "cpu", None)
     assert (sr.min_depth, sr.max_depth) == (params.min_depth, params.max_depth)
@@ -242,7 +256,9 @@ def test_topics_are_relative_and_valid():
 
 
 def test_remap_arguments_become_rules():
-    rules = nl.remappings({"rgb_image": "/camera/color/image_raw", "depth_image": "depth/image", "rgb_info": ""})
+    rules = nl.remappings(
+        {"rgb_image": "/camera/color/image_raw", "depth_image": "depth/image", "rgb_info": ""}
+    )
     assert rules == [("rgb/image", "/camera/color/image_raw")]
     for bad in ("/camera//image", "camera/1image", "/camera/image/", "cam era"):
         with pytest.raises(ValueError, match="rgb_image"):
@@ -335,7 +351,8 @@ def _corrupt(quadruple, case):
 
 
 @pytest.mark.parametrize(
-    "case", ["wrong_encoding", "truncated_data", "size_mismatch", "missing_camera_info", "uncalibrated_camera_info"]
+    "case",
+    ["wrong_encoding", "truncated_data", "size_mismatch", "missing_camera_info", "uncalibrated_camera_info"],
 )
 def test_a_bad_pair_is_counted_and_the_next_good_pair_still_processed(frames, case):
     handler = _handler()
@@ -388,7 +405,9 @@ def _transform_stamped(translation, quaternion, child="lidar_link"):
         header=_header(0),
         child_frame_id=child,
         transform=types["geometry_msgs/msg/Transform"](
-            translation=types["geometry_msgs/msg/Vector3"](x=translation[0], y=translation[1], z=translation[2]),
+            translation=types["geometry_msgs/msg/Vector3"](
+                x=translation[0], y=translation[1], z=translation[2]
+            ),
             rotation=types["geometry_msgs/msg/Quaternion"](
                 x=quaternion[0], y=quaternion[1], z=quaternion[2], w=quaternion[3]
             ),
@@ -413,7 +432,9 @@ def test_a_real_lidar_like_cloud_becomes_dense_depth(frames):
     )
     assert result.skip is None, result.skip
     out = depth_from_image(result.messages.image)
-    assert out.shape == (480, 640) and result.messages.points.width * result.messages.points.height == 640 * 480
+    assert (
+        out.shape == (480, 640) and result.messages.points.width * result.messages.points.height == 640 * 480
+    )
     both = np.isfinite(out) & np.isfinite(depth_m)
     assert both.mean() > 0.5
     assert np.median(np.abs(out[both] - depth_m[both])) < 0.05  # metres, against the full sensor depth
@@ -642,18 +663,29 @@ def ros(monkeypatch):
             name: _message_class(name)
             for name in ("ParameterDescriptor", "IntegerRange", "FloatingPointRange", "SetParametersResult")
         },
-        "rclpy.lifecycle": {"LifecycleNode": _LifecycleNode, "LifecycleState": object,
-                            "TransitionCallbackReturn": _Result},
+        "rclpy.lifecycle": {
+            "LifecycleNode": _LifecycleNode,
+            "LifecycleState": object,
+            "TransitionCallbackReturn": _Result,
+        },
         "rclpy.qos": {"qos_profile_sensor_data": sensor_data},
         "rclpy.clock": {"JumpThreshold": _message_class("JumpThreshold")},
         "rclpy.duration": {"Duration": _message_class("Duration")},
         "rclpy.time": {"Time": type("Time", (), {"from_msg": staticmethod(lambda stamp: stamp)})},
-        "sensor_msgs.msg": {key: TYPESTORE.types[f"sensor_msgs/msg/{key}"]
-                            for key in ("Image", "CameraInfo", "PointCloud2", "PointField", "RegionOfInterest")},
-        "message_filters": {"Subscriber": _Subscriber, "TimeSynchronizer": _TimeSynchronizer,
-                            "ApproximateTimeSynchronizer": _ApproximateTimeSynchronizer},
-        "tf2_ros": {"Buffer": _Buffer, "TransformListener": _TransformListener,
-                    "TransformException": _TransformException},
+        "sensor_msgs.msg": {
+            key: TYPESTORE.types[f"sensor_msgs/msg/{key}"]
+            for key in ("Image", "CameraInfo", "PointCloud2", "PointField", "RegionOfInterest")
+        },
+        "message_filters": {
+            "Subscriber": _Subscriber,
+            "TimeSynchronizer": _TimeSynchronizer,
+            "ApproximateTimeSynchronizer": _ApproximateTimeSynchronizer,
+        },
+        "tf2_ros": {
+            "Buffer": _Buffer,
+            "TransformListener": _TransformListener,
+            "TransformException": _TransformException,
+        },
         "diagnostic_updater": None,  # not installed: the node goes on without /diagnostics
     }
     for name, attributes in modules.items():
@@ -763,7 +795,9 @@ def test_node_refuses_to_configure_with_a_bad_params_file_value(ros, monkeypatch
 
 
 def test_node_lidar_mode_uses_tf_and_counts_missing_transforms(ros, frames, monkeypatch):
-    monkeypatch.setattr(_LifecycleNode, "overrides", {"backbone": "bicubic", "device": "cpu", "input_mode": "lidar"})
+    monkeypatch.setattr(
+        _LifecycleNode, "overrides", {"backbone": "bicubic", "device": "cpu", "input_mode": "lidar"}
+    )
     node = ros.node.DepthSRNode()
     node.on_configure(None)
     node.on_activate(None)
@@ -804,3 +838,9 @@ def test_node_says_why_configure_or_activate_fails(ros, monkeypatch):
     assert node.on_activate(None) == _Result.FAILURE
     assert not node.fake_subscriptions and not node.fake_timers and not node._active
     assert any("activate failed" in text for _, text, _ in node.fake_logger.records)
+
+
+def test_a_degenerate_transform_is_a_counted_frame_error():
+    with pytest.raises(FrameError) as error:
+        nl.extrinsic_from_transform(_transform_stamped((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0)))
+    assert error.value.reason == "bad_transform"

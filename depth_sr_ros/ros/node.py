@@ -1,6 +1,6 @@
 """`depth_sr_node`: the ROS 2 lifecycle node, a thin adapter from rclpy to `node_logic` and the core.
 
-Lifecycle (rclpy.lifecycle, the lifecycle_py demo pattern; every callback ends in `super()`):
+Lifecycle (rclpy.lifecycle, the lifecycle_py demo pattern; each successful transition ends in `super()`):
 - configure: read and validate the parameters, build the pipeline (model weights, inference
   backend, TensorRT engine), create the lifecycle publishers. A failure leaves the node
   unconfigured and logs why.
@@ -67,7 +67,9 @@ def parameter_descriptor(spec: nl.ParamSpec) -> Any:
         if spec.type is int:
             descriptor.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
         else:
-            descriptor.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)
+            ]
     return descriptor
 
 
@@ -172,7 +174,10 @@ class DepthSRNode(LifecycleNode):
             try:
                 self._slot.build(plan.params)
             except Exception as error:  # noqa: BLE001 - keep the running pipeline and refuse the change
-                reason = f"pipeline rebuild failed, the previous pipeline keeps running: {type(error).__name__}: {error}"
+                reason = (
+                    "pipeline rebuild failed, the previous pipeline keeps running: "
+                    f"{type(error).__name__}: {error}"
+                )
                 self.get_logger().error(reason)
                 return SetParametersResult(successful=False, reason=reason)
             self.get_logger().info(f"pipeline swapped in: {self._describe_pipeline()}")
@@ -184,8 +189,9 @@ class DepthSRNode(LifecycleNode):
     def _describe_pipeline(self) -> str:
         pipeline, p = self._slot.pipeline, self._params
         return (
-            f"backbone {getattr(pipeline, 'backbone_name', p.backbone)} x{p.scale}, backend {p.inference_backend}, "
-            f"device {p.device}, {p.precision}, output {p.output_encoding}, input_mode {p.input_mode}"
+            f"backbone {getattr(pipeline, 'backbone_name', p.backbone)} x{p.scale}, "
+            f"backend {p.inference_backend}, device {p.device}, {p.precision}, "
+            f"output {p.output_encoding}, input_mode {p.input_mode}"
         )
 
     # ------------------------------------------------------------------------- communication
@@ -193,8 +199,14 @@ class DepthSRNode(LifecycleNode):
     def _create_publishers(self) -> None:
         from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-        for topic, msg_type in ((nl.OUT_IMAGE, Image), (nl.OUT_INFO, CameraInfo), (nl.OUT_POINTS, PointCloud2)):
-            self._publishers[topic] = self.create_lifecycle_publisher(msg_type, topic, qos_profile_sensor_data)
+        for topic, msg_type in (
+            (nl.OUT_IMAGE, Image),
+            (nl.OUT_INFO, CameraInfo),
+            (nl.OUT_POINTS, PointCloud2),
+        ):
+            self._publishers[topic] = self.create_lifecycle_publisher(
+                msg_type, topic, qos_profile_sensor_data
+            )
 
     def _create_subscriptions(self) -> None:
         from message_filters import (
@@ -204,8 +216,13 @@ class DepthSRNode(LifecycleNode):
         )
         from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-        types = {nl.RGB_IMAGE: Image, nl.RGB_INFO: CameraInfo, nl.DEPTH_IMAGE: Image,
-                 nl.DEPTH_INFO: CameraInfo, nl.LIDAR_POINTS: PointCloud2}
+        types = {
+            nl.RGB_IMAGE: Image,
+            nl.RGB_INFO: CameraInfo,
+            nl.DEPTH_IMAGE: Image,
+            nl.DEPTH_INFO: CameraInfo,
+            nl.LIDAR_POINTS: PointCloud2,
+        }
         p = self._params
         for topic in nl.input_topics(p.input_mode):
             subscriber = Subscriber(self, types[topic], topic, qos_profile=qos_profile_sensor_data)
@@ -231,7 +248,9 @@ class DepthSRNode(LifecycleNode):
         self._tf_buffer = Buffer()
         self._tf_listener = TransformListener(self._tf_buffer, self)
         threshold = JumpThreshold(min_forward=None, min_backward=Duration(seconds=-1.0), on_clock_change=True)
-        self._time_jump_handle = self.get_clock().create_jump_callback(threshold, post_callback=self._on_time_jump)
+        self._time_jump_handle = self.get_clock().create_jump_callback(
+            threshold, post_callback=self._on_time_jump
+        )
 
     def _on_time_jump(self, jump: Any) -> None:
         if self._tf_buffer is not None:
@@ -258,12 +277,19 @@ class DepthSRNode(LifecycleNode):
         self._health.count_input(topic)
 
     def _on_pair(self, rgb: Any, rgb_info: Any, depth: Any, depth_info: Any) -> None:
-        result = self._handler.handle_pair(self._slot.processor, rgb, rgb_info, depth, depth_info, self._want_points())
+        result = self._handler.handle_pair(
+            self._slot.processor, rgb, rgb_info, depth, depth_info, self._want_points()
+        )
         self._publish(result)
 
     def _on_lidar(self, rgb: Any, rgb_info: Any, cloud: Any) -> None:
         result = self._handler.handle_lidar(
-            self._slot.processor, rgb, rgb_info, cloud, lambda: self._lookup_extrinsic(rgb, cloud), self._want_points()
+            self._slot.processor,
+            rgb,
+            rgb_info,
+            cloud,
+            lambda: self._lookup_extrinsic(rgb, cloud),
+            self._want_points(),
         )
         self._publish(result)
 
@@ -280,10 +306,15 @@ class DepthSRNode(LifecycleNode):
         target, source = rgb.header.frame_id, cloud.header.frame_id
         try:
             transform = self._tf_buffer.lookup_transform(
-                target, source, Time.from_msg(cloud.header.stamp), timeout=Duration(seconds=self._params.tf_timeout)
+                target,
+                source,
+                Time.from_msg(cloud.header.stamp),
+                timeout=Duration(seconds=self._params.tf_timeout),
             )
         except TransformException as error:
-            raise FrameError("no_transform", f"no transform {source} -> {target} at the cloud's stamp: {error}") from error
+            raise FrameError(
+                "no_transform", f"no transform {source} -> {target} at the cloud's stamp: {error}"
+            ) from error
         return nl.extrinsic_from_transform(transform)
 
     def _publish(self, result: nl.PairResult) -> None:
@@ -302,11 +333,13 @@ class DepthSRNode(LifecycleNode):
         if result.exception is not None:
             trace = "".join(traceback.format_exception(result.exception))
             self.get_logger().error(
-                f"frame skipped ({nl.INTERNAL_ERROR}): {skip}\n{trace}", throttle_duration_sec=SKIP_LOG_THROTTLE_S
+                f"frame skipped ({nl.INTERNAL_ERROR}): {skip}\n{trace}",
+                throttle_duration_sec=SKIP_LOG_THROTTLE_S,
             )
         else:
             self.get_logger().warning(
-                f"frame skipped ({skip.reason if skip else 'unknown'}): {skip}", throttle_duration_sec=SKIP_LOG_THROTTLE_S
+                f"frame skipped ({skip.reason if skip else 'unknown'}): {skip}",
+                throttle_duration_sec=SKIP_LOG_THROTTLE_S,
             )
 
     # -------------------------------------------------------------------------------- health

@@ -167,54 +167,168 @@ class ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("scale", int, 4, "Upsampling factor: depth is super-resolved to the RGB resolution from a "
-              "model input grid of RGB size / scale (input depth of another size is resampled to it).",
-              APPLY_REBUILD, choices=SCALES),
-    ParamSpec("backbone", str, "auto", "Super-resolution backbone by registry name; 'auto' = the best "
-              "shipped backbone for the scale.", APPLY_REBUILD, choices=BACKBONE_CHOICES),
-    ParamSpec("weights", str, "", "Weights file (.safetensors) for a network backbone; empty = the "
-              "shipped weights for backbone and scale.", APPLY_REBUILD),
-    ParamSpec("inference_backend", str, "auto", "Inference backend for network backbones; 'auto' = "
-              "TensorRT, else ONNX Runtime, else PyTorch.", APPLY_REBUILD, choices=INFERENCE_BACKENDS),
-    ParamSpec("precision", str, "fp32", "Network precision (fp16 only where the backend supports it).",
-              APPLY_REBUILD, choices=PRECISIONS),
-    ParamSpec("device", str, "auto", "Compute device: auto (CUDA if available, else CPU), cpu, cuda or "
-              "cuda:N.", APPLY_REBUILD, pattern=_DEVICE, pattern_text="auto, cpu, cuda or cuda:N"),
-    ParamSpec("engine_cache_dir", str, "", "Directory for cached TensorRT engines; empty = the "
-              "backend's default cache directory.", APPLY_REBUILD),
-    ParamSpec("min_depth", float, 0.1, "Nearest valid depth in metres; input depth below it is "
-              "treated as invalid.", APPLY_REBUILD, value_range=(0.0, 1000.0)),
-    ParamSpec("max_depth", float, 20.0, "Farthest valid depth in metres; input depth beyond it is "
-              "treated as invalid.", APPLY_REBUILD, value_range=(0.01, 1000.0)),
-    ParamSpec("output_encoding", str, "32FC1", "Encoding of depth_sr/image: 32FC1 metres (NaN = "
-              "invalid) or 16UC1 millimetres (0 = invalid), REP 118.", APPLY_LIVE,
-              choices=OUTPUT_ENCODINGS),
-    ParamSpec("publish_points", bool, True, "Publish depth_sr/points (built only while it has "
-              "subscribers).", APPLY_LIVE),
+    ParamSpec(
+        "scale",
+        int,
+        4,
+        "Upsampling factor: depth is super-resolved to the RGB resolution from a "
+        "model input grid of RGB size / scale (input depth of another size is resampled to it).",
+        APPLY_REBUILD,
+        choices=SCALES,
+    ),
+    ParamSpec(
+        "backbone",
+        str,
+        "auto",
+        "Super-resolution backbone by registry name; 'auto' = the best shipped backbone for the scale.",
+        APPLY_REBUILD,
+        choices=BACKBONE_CHOICES,
+    ),
+    ParamSpec(
+        "weights",
+        str,
+        "",
+        "Weights file (.safetensors) for a network backbone; empty = the "
+        "shipped weights for backbone and scale.",
+        APPLY_REBUILD,
+    ),
+    ParamSpec(
+        "inference_backend",
+        str,
+        "auto",
+        "Inference backend for network backbones; 'auto' = TensorRT, else ONNX Runtime, else PyTorch.",
+        APPLY_REBUILD,
+        choices=INFERENCE_BACKENDS,
+    ),
+    ParamSpec(
+        "precision",
+        str,
+        "fp32",
+        "Network precision (fp16 only where the backend supports it).",
+        APPLY_REBUILD,
+        choices=PRECISIONS,
+    ),
+    ParamSpec(
+        "device",
+        str,
+        "auto",
+        "Compute device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
+        APPLY_REBUILD,
+        pattern=_DEVICE,
+        pattern_text="auto, cpu, cuda or cuda:N",
+    ),
+    ParamSpec(
+        "engine_cache_dir",
+        str,
+        "",
+        "Directory for cached TensorRT engines; empty = the backend's default cache directory.",
+        APPLY_REBUILD,
+    ),
+    ParamSpec(
+        "min_depth",
+        float,
+        0.1,
+        "Nearest valid depth in metres; input depth below it is treated as invalid.",
+        APPLY_REBUILD,
+        value_range=(0.0, 1000.0),
+    ),
+    ParamSpec(
+        "max_depth",
+        float,
+        20.0,
+        "Farthest valid depth in metres; input depth beyond it is treated as invalid.",
+        APPLY_REBUILD,
+        value_range=(0.01, 1000.0),
+    ),
+    ParamSpec(
+        "output_encoding",
+        str,
+        "32FC1",
+        "Encoding of depth_sr/image: 32FC1 metres (NaN = "
+        "invalid) or 16UC1 millimetres (0 = invalid), REP 118.",
+        APPLY_LIVE,
+        choices=OUTPUT_ENCODINGS,
+    ),
+    ParamSpec(
+        "publish_points",
+        bool,
+        True,
+        "Publish depth_sr/points (built only while it has subscribers).",
+        APPLY_LIVE,
+    ),
     ParamSpec("point_cloud_rgb", bool, True, "Colour the point cloud (XYZRGB) instead of XYZ.", APPLY_LIVE),
-    ParamSpec("point_stride", int, 1, "Keep every Nth pixel in each direction in the point cloud.",
-              APPLY_LIVE, value_range=(1, 16)),
-    ParamSpec("queue_size", int, 10, "Synchroniser queue size per input (message_filters).",
-              APPLY_ON_ACTIVATE, value_range=(1, 1000)),
-    ParamSpec("slop", float, 0.05, "Largest stamp difference in seconds for an approximate-time pair.",
-              APPLY_ON_ACTIVATE, value_range=(0.0, 10.0)),
-    ParamSpec("exact_sync", bool, False, "Pair only identical stamps (TimeSynchronizer) instead of "
-              "ApproximateTimeSynchronizer.", APPLY_ON_ACTIVATE),
-    ParamSpec("input_mode", str, "depth", "'depth': depth/image + depth/camera_info registered to the "
-              "RGB camera; 'lidar': lidar/points (PointCloud2) projected into the RGB camera with TF.",
-              APPLY_ON_ACTIVATE, choices=INPUT_MODES),
-    ParamSpec("tf_timeout", float, 0.05, "Seconds to wait for the LiDAR-to-camera transform at the "
-              "cloud's stamp (lidar mode).", APPLY_LIVE, value_range=(0.0, 10.0)),
-    ParamSpec("health_period", float, 5.0, "Seconds between health summaries in the log.",
-              APPLY_ON_ACTIVATE, value_range=(0.5, 3600.0)),
+    ParamSpec(
+        "point_stride",
+        int,
+        1,
+        "Keep every Nth pixel in each direction in the point cloud.",
+        APPLY_LIVE,
+        value_range=(1, 16),
+    ),
+    ParamSpec(
+        "queue_size",
+        int,
+        10,
+        "Synchroniser queue size per input (message_filters).",
+        APPLY_ON_ACTIVATE,
+        value_range=(1, 1000),
+    ),
+    ParamSpec(
+        "slop",
+        float,
+        0.05,
+        "Largest stamp difference in seconds for an approximate-time pair.",
+        APPLY_ON_ACTIVATE,
+        value_range=(0.0, 10.0),
+    ),
+    ParamSpec(
+        "exact_sync",
+        bool,
+        False,
+        "Pair only identical stamps (TimeSynchronizer) instead of ApproximateTimeSynchronizer.",
+        APPLY_ON_ACTIVATE,
+    ),
+    ParamSpec(
+        "input_mode",
+        str,
+        "depth",
+        "'depth': depth/image + depth/camera_info registered to the "
+        "RGB camera; 'lidar': lidar/points (PointCloud2) projected into the RGB camera with TF.",
+        APPLY_ON_ACTIVATE,
+        choices=INPUT_MODES,
+    ),
+    ParamSpec(
+        "tf_timeout",
+        float,
+        0.05,
+        "Seconds to wait for the LiDAR-to-camera transform at the cloud's stamp (lidar mode).",
+        APPLY_LIVE,
+        value_range=(0.0, 10.0),
+    ),
+    ParamSpec(
+        "health_period",
+        float,
+        5.0,
+        "Seconds between health summaries in the log.",
+        APPLY_ON_ACTIVATE,
+        value_range=(0.5, 3600.0),
+    ),
 )
 
 PARAMETER_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
 
 # parameters that are also launch arguments (their values arrive as strings)
 LAUNCH_PARAMETERS = (
-    "scale", "backbone", "weights", "inference_backend", "precision", "device",
-    "output_encoding", "publish_points", "point_cloud_rgb", "input_mode",
+    "scale",
+    "backbone",
+    "weights",
+    "inference_backend",
+    "precision",
+    "device",
+    "output_encoding",
+    "publish_points",
+    "point_cloud_rgb",
+    "input_mode",
 )
 
 
@@ -328,7 +442,9 @@ class ChangePlan:
     rebuild_output: bool
 
 
-def plan_change(current: NodeParams, changes: Mapping[str, Any], configured: bool, active: bool) -> ChangePlan:
+def plan_change(
+    current: NodeParams, changes: Mapping[str, Any], configured: bool, active: bool
+) -> ChangePlan:
     """Validate a set of parameter changes against the runtime policy (module docstring).
 
     `configured`: a pipeline exists (inactive or active). Raises `ParameterRejected` with the reason.
@@ -344,8 +460,10 @@ def plan_change(current: NodeParams, changes: Mapping[str, Any], configured: boo
             )
     params = validated(replace(current, **updates))
     rebuild = configured and any(PARAMETER_BY_NAME[n].apply == APPLY_REBUILD for n in changed)
-    output = configured and not rebuild and any(
-        n in ("output_encoding", "point_cloud_rgb", "point_stride") for n in changed
+    output = (
+        configured
+        and not rebuild
+        and any(n in ("output_encoding", "point_cloud_rgb", "point_stride") for n in changed)
     )
     return ChangePlan(params, rebuild_pipeline=rebuild, rebuild_output=output)
 
@@ -482,7 +600,7 @@ class HealthReport:
 
     @property
     def level(self) -> str:
-        """"ok", "warn" (frames skipped in this window) or "stale" (inputs but no output)."""
+        """ "ok", "warn" (frames skipped in this window) or "stale" (inputs but no output)."""
         if self.skips_window:
             return "warn"
         if self.frames == 0:
@@ -659,7 +777,9 @@ class FrameHandler:
             return PairResult(skip=error)
         except Exception as error:  # noqa: BLE001 - a bug or a device failure must not stop the stream
             self.health.count_skip(INTERNAL_ERROR)
-            return PairResult(skip=FrameError(INTERNAL_ERROR, f"{type(error).__name__}: {error}"), exception=error)
+            return PairResult(
+                skip=FrameError(INTERNAL_ERROR, f"{type(error).__name__}: {error}"), exception=error
+            )
         return PairResult(messages=messages)
 
 
@@ -674,4 +794,7 @@ def extrinsic_from_transform(transform: Any) -> Any:
     from depth_sr_ros.core.projection import Extrinsic
 
     t, q = transform.transform.translation, transform.transform.rotation
-    return Extrinsic.from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+    try:
+        return Extrinsic.from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+    except ValueError as error:  # a zero or non-finite quaternion
+        raise FrameError("bad_transform", f"unusable transform {transform.child_frame_id}: {error}") from None
