@@ -50,14 +50,14 @@ def set_exportable(enable: bool = True) -> Iterator[None]:
 @contextlib.contextmanager
 def _module_exportable(model: nn.Module) -> Iterator[None]:
     """Also flip per-model `set_exportable(bool)` methods (the form docs/ARCHITECTURE.md names)."""
-    switches = [m for m in model.modules() if callable(getattr(m, "set_exportable", None))]
-    for module in switches:
-        module.set_exportable(True)
+    switches = [switch for m in model.modules() if callable(switch := getattr(m, "set_exportable", None))]
+    for switch in switches:
+        switch(True)
     try:
         yield
     finally:
-        for module in switches:
-            module.set_exportable(False)
+        for switch in switches:
+            switch(False)
 
 
 def example_inputs(height: int, width: int, scale: int, seed: int = 0) -> tuple[torch.Tensor, ...]:

@@ -109,6 +109,9 @@ def load_dinov2(path: str | Path, download: bool = False) -> nn.Module:
 class ImageNetNormalize(nn.Module):
     """rgb in [0, 1] -> ImageNet-normalised input for the ViTs."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -149,22 +152,23 @@ class Dinov2Tokens(nn.Module):
 
     def __init__(self, model: nn.Module, layers: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        config = model.config
+        config: Any = model.config
         self.normalize = ImageNetNormalize()
         self.model = model.eval().requires_grad_(False)
         self.layers = tuple(layers) if layers else default_token_layers(config.num_hidden_layers)
         if len(self.layers) != 4 or not all(1 <= i <= config.num_hidden_layers for i in self.layers):
             raise ValueError(f"need four block indices in 1..{config.num_hidden_layers}, got {self.layers}")
-        self.hidden_size = config.hidden_size
+        self.hidden_size = int(config.hidden_size)
         self.prefix_tokens = 1 + getattr(config, "num_register_tokens", 0)
 
     def forward(self, rgb: torch.Tensor) -> list[torch.Tensor]:
         batch, _, height, width = rgb.shape
         grid_h, grid_w = height // PATCH_SIZE, width // PATCH_SIZE
-        hidden = self.model(pixel_values=self.normalize(rgb), output_hidden_states=True).hidden_states
+        vit: Any = self.model
+        hidden = vit(pixel_values=self.normalize(rgb), output_hidden_states=True).hidden_states
         maps = []
         for layer in self.layers:
-            tokens = self.model.layernorm(hidden[layer])[:, self.prefix_tokens:]
+            tokens = vit.layernorm(hidden[layer])[:, self.prefix_tokens:]
             maps.append(tokens.transpose(1, 2).reshape(batch, self.hidden_size, grid_h, grid_w))
         return maps
 

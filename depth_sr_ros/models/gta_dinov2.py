@@ -116,7 +116,7 @@ class GTADinov2(nn.Module):
         height, width = rgb.shape[-2:]
         rgb, depth, mask = pad_inputs(rgb, depth, mask, self.scale, self.pad_multiple)
         depth_up = upsample_depth(depth, self.scale)
-        tokens = self.foundation(rgb) if self.token_attention is not None else None
+        tokens: list[torch.Tensor] = self.foundation(rgb) if self.token_attention is not None else []
 
         x = self.depth_stem(torch.cat([depth_up, upsample_mask(mask, self.scale)], dim=1))
         r = self.rgb_stem(rgb)

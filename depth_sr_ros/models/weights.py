@@ -132,7 +132,8 @@ def _config_dict(model: nn.Module) -> dict[str, Any]:
     config = getattr(model, "config", None)
     if config is None:
         return {}
-    values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    is_instance = dataclasses.is_dataclass(config) and not isinstance(config, type)
+    values = dataclasses.asdict(config) if is_instance else dict(config)
     values.pop("scale", None)
     return json.loads(json.dumps(values))  # tuples -> lists, and proves it is JSON-serialisable
 
@@ -219,7 +220,7 @@ def load_network(backbone: str, scale: int, weights: str | Path | None = None, *
         weights = found
     path = Path(weights)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise FileNotFoundError(f"weights file not found (expected a *{WEIGHTS_SUFFIX} file): {path}")
     card = read_card(path)
     if (card.backbone, card.scale) != (backbone, scale):
         raise WeightsError(

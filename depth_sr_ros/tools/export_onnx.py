@@ -56,7 +56,7 @@ def compare_onnxruntime(model: torch.nn.Module, path: Path, height: int, width: 
     with torch.no_grad():
         want = model(*inputs).numpy()
     diff = got.astype(np.float64) - want
-    return float(np.abs(diff).max()), float(np.linalg.norm(diff) / max(np.linalg.norm(want), 1e-12))
+    return float(np.abs(diff).max()), float(np.linalg.norm(diff) / max(float(np.linalg.norm(want)), 1e-12))
 
 
 def run(args: argparse.Namespace) -> int:
