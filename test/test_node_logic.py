@@ -166,7 +166,9 @@ def test_backbone_choices_are_the_registry_names_plus_auto():
 
 
 def test_config_yaml_matches_the_parameter_table():
-    content = yaml.safe_load((REPO / "config" / "sr.yaml").read_text())
+    text = (REPO / "config" / "sr.yaml").read_text()
+    assert text == nl.render_parameters_yaml(), "regenerate config/sr.yaml (render_parameters_yaml)"
+    content = yaml.safe_load(text)
     assert content == nl.parameters_yaml()
     values = content["/**"]["ros__parameters"]
     for name, value in values.items():
@@ -438,6 +440,27 @@ def test_a_real_lidar_like_cloud_becomes_dense_depth(frames):
     both = np.isfinite(out) & np.isfinite(depth_m)
     assert both.mean() > 0.5
     assert np.median(np.abs(out[both] - depth_m[both])) < 0.05  # metres, against the full sensor depth
+
+
+def test_an_unaligned_depth_camera_is_registered_through_its_transform(frames):
+    """The ToF depth with its own CameraInfo and frame, registered with the TF-given extrinsic."""
+    handler = _handler()
+    rgb, rgb_info, depth, depth_info = _quadruple(frames, 10**9)
+    depth.header.frame_id = depth_info.header.frame_id = "tof_optical_frame"
+    identity = _transform_stamped((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0), child="tof_optical_frame")
+
+    result = handler.handle_unaligned(
+        _processor(), rgb, rgb_info, depth, depth_info, lambda: nl.extrinsic_from_transform(identity), True
+    )
+    assert result.skip is None, result.skip
+    out = depth_from_image(result.messages.image)
+    raw = cv2.imread(str(SAMPLE_DIR / "depth" / "00.png"), cv2.IMREAD_UNCHANGED)
+    truth = tum_depth_to_millimetres(raw).astype(np.float32) / 1000.0
+    truth[truth == 0] = np.nan
+    both = np.isfinite(out) & np.isfinite(truth)
+    assert out.shape == (480, 640) and both.mean() > 0.5
+    assert np.median(np.abs(out[both] - truth[both])) < 0.05  # metres
+    assert result.messages.image.header.frame_id == FRAME_ID  # outputs live in the RGB frame
 
 
 def test_extrinsic_from_a_transform_stamped():
@@ -820,6 +843,20 @@ def test_node_lidar_mode_uses_tf_and_counts_missing_transforms(ros, frames, monk
     listener = node._tf_listener
     node.on_deactivate(None)
     assert not listener.registered
+
+
+def test_node_unaligned_depth_mode_registers_through_tf(ros, frames, monkeypatch):
+    overrides = {"backbone": "bicubic", "device": "cpu", "input_mode": "unaligned_depth"}
+    monkeypatch.setattr(_LifecycleNode, "overrides", overrides)
+    monkeypatch.setattr(_Buffer, "transform", _transform_stamped((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)))
+    node = ros.node.DepthSRNode()
+    node.on_configure(None)
+    node.on_activate(None)
+    assert [s.topic for s in node.fake_subscriptions] == list(nl.input_topics("depth"))
+    assert node._tf_listener is not None
+    _feed(node, *_quadruple(frames, 10**9))
+    assert not node._health.skips
+    assert node.fake_publishers[nl.OUT_IMAGE].sent[-1].width == 640
 
 
 def test_node_says_why_configure_or_activate_fails(ros, monkeypatch):

@@ -6,13 +6,15 @@ Lifecycle (rclpy.lifecycle, the lifecycle_py demo pattern; each successful trans
   unconfigured and logs why.
 - activate: message_filters subscribers (sensor-data QoS), the synchroniser
   (ApproximateTimeSynchronizer(queue_size, slop), or TimeSynchronizer when exact_sync), the TF
-  listener in lidar mode and the health timer; `super()` enables the publishers.
+  listener in unaligned_depth and lidar modes and the health timer; `super()` enables the
+  publishers.
 - deactivate: destroy subscribers, synchroniser, TF listener and timer, return cached GPU memory
   (the model stays loaded); `super()` disables the publishers.
 - cleanup / shutdown: destroy the publishers, drop the pipeline, release cached GPU memory.
 
 Topics (relative; remap in launch): inputs rgb/image, rgb/camera_info and either depth/image +
-depth/camera_info (input_mode "depth") or lidar/points (input_mode "lidar"); outputs
+depth/camera_info (input_mode "depth", or "unaligned_depth" for a depth camera registered with
+TF) or lidar/points (input_mode "lidar"); outputs
 depth_sr/image, depth_sr/camera_info and depth_sr/points (built only while subscribed).
 
 Everything that decides something lives in `depth_sr_ros.ros.node_logic` (tested without ROS);
@@ -233,11 +235,10 @@ class DepthSRNode(LifecycleNode):
             self._synchroniser = TimeSynchronizer(self._subscribers, p.queue_size)
         else:
             self._synchroniser = ApproximateTimeSynchronizer(self._subscribers, p.queue_size, p.slop)
-        if p.input_mode == "lidar":
+        if p.input_mode in nl.TF_INPUT_MODES:
             self._start_tf()
-            self._synchroniser.registerCallback(self._on_lidar)
-        else:
-            self._synchroniser.registerCallback(self._on_pair)
+        callbacks = {"depth": self._on_pair, "unaligned_depth": self._on_unaligned, "lidar": self._on_lidar}
+        self._synchroniser.registerCallback(callbacks[p.input_mode])
 
     def _start_tf(self) -> None:
         """A TF buffer and listener; the buffer is cleared when the clock jumps back (a bag loop)."""
@@ -282,6 +283,18 @@ class DepthSRNode(LifecycleNode):
         )
         self._publish(result)
 
+    def _on_unaligned(self, rgb: Any, rgb_info: Any, depth: Any, depth_info: Any) -> None:
+        result = self._handler.handle_unaligned(
+            self._slot.processor,
+            rgb,
+            rgb_info,
+            depth,
+            depth_info,
+            lambda: self._lookup_extrinsic(rgb, depth),
+            self._want_points(),
+        )
+        self._publish(result)
+
     def _on_lidar(self, rgb: Any, rgb_info: Any, cloud: Any) -> None:
         result = self._handler.handle_lidar(
             self._slot.processor,
@@ -297,23 +310,23 @@ class DepthSRNode(LifecycleNode):
         points = self._publishers.get(nl.OUT_POINTS)
         return points is not None and nl.want_points(self._params, points.get_subscription_count())
 
-    def _lookup_extrinsic(self, rgb: Any, cloud: Any) -> Any:
-        """The cloud frame's pose in the RGB optical frame at the cloud's stamp, from TF."""
+    def _lookup_extrinsic(self, rgb: Any, source_msg: Any) -> Any:
+        """The depth source's pose in the RGB optical frame at the source's stamp, from TF."""
         from rclpy.duration import Duration
         from rclpy.time import Time
         from tf2_ros import TransformException
 
-        target, source = rgb.header.frame_id, cloud.header.frame_id
+        target, source = rgb.header.frame_id, source_msg.header.frame_id
         try:
             transform = self._tf_buffer.lookup_transform(
                 target,
                 source,
-                Time.from_msg(cloud.header.stamp),
+                Time.from_msg(source_msg.header.stamp),
                 timeout=Duration(seconds=self._params.tf_timeout),
             )
         except TransformException as error:
             raise FrameError(
-                "no_transform", f"no transform {source} -> {target} at the cloud's stamp: {error}"
+                "no_transform", f"no transform {source} -> {target} at the depth source's stamp: {error}"
             ) from error
         return nl.extrinsic_from_transform(transform)
 
@@ -403,7 +416,7 @@ def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     node = DepthSRNode()
     # Multi-threaded so that TF messages (tf2_ros listens in a reentrant callback group) keep
-    # arriving while a lidar-mode callback waits up to tf_timeout for a transform. The node's
+    # arriving while a TF-mode callback waits up to tf_timeout for a transform. The node's
     # own callbacks share its default mutually exclusive group, so they never run concurrently:
     # a pipeline swap from a parameter change always happens between two frames.
     executor = MultiThreadedExecutor()

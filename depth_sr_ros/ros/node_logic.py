@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -57,7 +58,8 @@ OUT_IMAGE = "depth_sr/image"
 OUT_INFO = "depth_sr/camera_info"
 OUT_POINTS = "depth_sr/points"
 
-INPUT_MODES = ("depth", "lidar")
+INPUT_MODES = ("depth", "unaligned_depth", "lidar")
+TF_INPUT_MODES = ("unaligned_depth", "lidar")  # the depth source's pose comes from TF
 
 # launch argument -> the relative input topic it remaps
 REMAP_ARGUMENTS: dict[str, str] = {
@@ -71,7 +73,7 @@ REMAP_ARGUMENTS: dict[str, str] = {
 
 def input_topics(input_mode: str) -> tuple[str, ...]:
     """The synchronised inputs, in the order the sync callback receives them."""
-    if input_mode == "depth":
+    if input_mode in ("depth", "unaligned_depth"):
         return (RGB_IMAGE, RGB_INFO, DEPTH_IMAGE, DEPTH_INFO)
     if input_mode == "lidar":
         return (RGB_IMAGE, RGB_INFO, LIDAR_POINTS)
@@ -292,8 +294,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "input_mode",
         str,
         "depth",
-        "'depth': depth/image + depth/camera_info registered to the "
-        "RGB camera; 'lidar': lidar/points (PointCloud2) projected into the RGB camera with TF.",
+        "'depth': depth/image + depth/camera_info registered to the RGB camera; 'unaligned_depth': "
+        "the same topics from a depth camera with its own frame, registered with TF; 'lidar': "
+        "lidar/points (PointCloud2) projected into the RGB camera with TF.",
         APPLY_ON_ACTIVATE,
         choices=INPUT_MODES,
     ),
@@ -301,7 +304,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "tf_timeout",
         float,
         0.05,
-        "Seconds to wait for the LiDAR-to-camera transform at the cloud's stamp (lidar mode).",
+        "Seconds to wait for the depth-source-to-camera transform at the depth's stamp "
+        "(unaligned_depth and lidar modes).",
         APPLY_LIVE,
         value_range=(0.0, 10.0),
     ),
@@ -431,6 +435,34 @@ def launch_overrides(arguments: Mapping[str, str]) -> dict[str, Any]:
 def parameters_yaml(node_name: str = "/**") -> dict[str, Any]:
     """The content of `config/sr.yaml`: every parameter's default under `ros__parameters`."""
     return {node_name: {"ros__parameters": {spec.name: spec.default for spec in PARAMETERS}}}
+
+
+def render_parameters_yaml() -> str:
+    """The text of `config/sr.yaml`, each default under its description and constraint.
+
+    After changing PARAMETERS, write this text to config/sr.yaml (a test compares the two).
+    """
+    lines = [
+        "# depth_sr_node parameters and their defaults, made from the PARAMETERS table in",
+        "# depth_sr_ros/ros/node_logic.py (render_parameters_yaml; a test checks that they agree).",
+        "# '/**' applies to the node whatever its name or namespace. A launch argument given on the",
+        "# command line (scale:=8 ...) overrides the value here; one left empty keeps it.",
+        "/**:",
+        "  ros__parameters:",
+    ]
+    for spec in PARAMETERS:
+        text = spec.description + (f" [{spec.constraints_text()}]" if spec.constraints_text() else "")
+        lines += textwrap.wrap(text, 100, initial_indent="    # ", subsequent_indent="    #   ")
+        lines.append(f"    {spec.name}: {_yaml_scalar(spec.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -741,6 +773,26 @@ class FrameHandler:
         return self._run(
             rgb, lambda: _require(processor).process(rgb, rgb_info, depth, depth_info, want_points)
         )
+
+    def handle_unaligned(
+        self,
+        processor: Any,
+        rgb: Any,
+        rgb_info: Any,
+        depth: Any,
+        depth_info: Any,
+        extrinsic: Callable[[], Any],
+        want_points: bool,
+    ) -> PairResult:
+        """Unaligned depth: `extrinsic()` gives the depth-camera-to-RGB transform or raises FrameError."""
+
+        def process() -> Any:
+            transform = extrinsic()
+            return _require(processor).process_unaligned(
+                rgb, rgb_info, depth, depth_info, transform, want_points
+            )
+
+        return self._run(rgb, process)
 
     def handle_lidar(
         self,
