@@ -16,6 +16,8 @@ LiDAR mode (`lidar_topic`): a PointCloud2 topic takes the depth stream's place i
 are unpaired and counted), and each pair runs through `FrameProcessor.process_lidar`. The
 LiDAR-to-camera extrinsic is `extrinsic` when given, else looked up at the cloud's stamp in the
 bag's `/tf_static` and `/tf` (`TransformBuffer`); ground truth is matched to the RGB stamp.
+Unaligned depth (`unaligned_depth`): a depth image in its own frame, with its own CameraInfo, is
+registered into the RGB camera the same way (`FrameProcessor.process_unaligned`).
 
 Every message of the requested topics is accounted for: processed, or skipped with a reason
 (`MessageLedger`). Outputs in `out_dir`: `sr_bag/` (MCAP), `frames.csv`, `metrics.json`,
@@ -84,7 +86,12 @@ class ReplayConfig:
     points: bool = True
     progress: bool = True
     lidar_topic: str = ""  # PointCloud2 in place of depth_topic (depth_info_topic unused)
-    extrinsic: Extrinsic | None = None  # LiDAR frame -> RGB optical frame; None: the bag's /tf_static, /tf
+    unaligned_depth: bool = False  # depth in its own frame: registered with `extrinsic` or TF
+    extrinsic: Extrinsic | None = None  # LiDAR/depth frame -> RGB optical frame; None: the bag's /tf_static, /tf
+
+    def __post_init__(self) -> None:
+        if self.lidar_topic and self.unaligned_depth:
+            raise ValueError("lidar_topic and unaligned_depth exclude each other: one depth source per replay")
 
 
 class MessageLedger:
@@ -211,7 +218,7 @@ class ReplayRunner:
             msgtypes["depth"] = CLOUD_TYPE
         with BagReader(cfg.bag, cfg.typestore) as reader, BagWriter(bag_out, self.typestore) as writer:
             reader.require(topics, msgtypes)
-            if cfg.lidar_topic and cfg.extrinsic is None:
+            if (cfg.lidar_topic or cfg.unaligned_depth) and cfg.extrinsic is None:
                 topics.update({topic: topic for topic in TF_TOPICS if topic in reader.topics()})
             writer.add_topic(OUTPUT_IMAGE_TOPIC, IMAGE_TYPE)
             writer.add_topic(OUTPUT_INFO_TOPIC, INFO_TYPE)
@@ -337,14 +344,18 @@ class ReplayRunner:
     def _run(self, processor: FrameProcessor, pair: Pair, rgb_info: Any, depth_info: Any,
              want_points: bool) -> FrameOutput:
         rgb_info_msg = rgb_info[1] if rgb_info else None
-        if not self.config.lidar_topic:
-            return processor.process(pair.rgb.payload, rgb_info_msg, pair.depth.payload,
-                                     depth_info[1] if depth_info else None, want_points=want_points)
+        depth_info_msg = depth_info[1] if depth_info else None
+        if not (self.config.lidar_topic or self.config.unaligned_depth):
+            return processor.process(pair.rgb.payload, rgb_info_msg, pair.depth.payload, depth_info_msg,
+                                     want_points=want_points)
         extrinsic = self.config.extrinsic
         if extrinsic is None:
             extrinsic = self.tf.lookup(pair.rgb.payload.header.frame_id, pair.depth.payload.header.frame_id,
                                        pair.depth.stamp_ns)
-        return processor.process_lidar(pair.rgb.payload, rgb_info_msg, pair.depth.payload, extrinsic, want_points)
+        if self.config.lidar_topic:
+            return processor.process_lidar(pair.rgb.payload, rgb_info_msg, pair.depth.payload, extrinsic, want_points)
+        return processor.process_unaligned(pair.rgb.payload, rgb_info_msg, pair.depth.payload, depth_info_msg,
+                                           extrinsic, want_points)
 
     def _write(self, pair: Pair, log_time: int, out: FrameOutput, writer: BagWriter) -> None:
         header = pair.rgb.payload.header  # outputs carry the RGB frame and stamp

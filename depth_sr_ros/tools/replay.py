@@ -3,8 +3,9 @@
 Topic defaults are the bundled sample bag's; pass your camera's topics for your own bags. An
 empty string (`--depth-info-topic ''`) turns an optional input off. With `--gt-topic`, every
 frame is also scored against ground truth, beside the `bicubic` baseline on the same frames.
-With `--lidar-topic`, a LiDAR PointCloud2 replaces the depth image (docs/lidar.md): the
-LiDAR-to-camera transform comes from the bag's /tf_static and /tf, or from `--extrinsic`.
+With `--lidar-topic`, a LiDAR PointCloud2 replaces the depth image (docs/lidar.md); with
+`--unaligned-depth`, a depth image in its own frame is registered into the RGB camera. The
+transform comes from the bag's /tf_static and /tf, or from `--extrinsic`.
 Pipeline, sync and output defaults are the node's (`depth_sr_ros.ros.node_logic.PARAMETERS`,
 config/sr.yaml), so a replay behaves like the node with its default parameters.
 """
@@ -39,8 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lidar-topic", default="",
                         help="LiDAR PointCloud2 topic in place of --depth-topic ('' = depth image input); "
                         "pair it with the camera with --slop of at least half the camera period")
+    parser.add_argument("--unaligned-depth", action="store_true",
+                        help="the depth image is in its own frame (not registered to the RGB camera): "
+                        "register it with --extrinsic or the bag's TF, using --depth-info-topic's intrinsics")
     parser.add_argument("--extrinsic", type=parse_extrinsic, default=None,
-                        help=f"LiDAR extrinsic {EXTRINSIC_HELP}; default: the bag's /tf_static and /tf")
+                        help=f"LiDAR (or unaligned depth camera) extrinsic {EXTRINSIC_HELP}; "
+                        "default: the bag's /tf_static and /tf")
     parser.add_argument("--gt-topic", default="", help="ground-truth depth Image at the RGB resolution ('' = none)")
     parser.add_argument("--backbone", default=NODE.backbone,
                         help=f"backbone name, or 'auto' for the best shipped weights (default {NODE.backbone})")
@@ -74,6 +79,7 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         depth_info_topic=args.depth_info_topic,
         gt_topic=args.gt_topic,
         lidar_topic=args.lidar_topic,
+        unaligned_depth=args.unaligned_depth,
         extrinsic=args.extrinsic,
         sr=SRConfig(scale=args.scale, backbone=args.backbone, weights=args.weights, min_depth=NODE.min_depth,
                     max_depth=NODE.max_depth),
