@@ -435,3 +435,63 @@ def test_extrinsic_option_replaces_tf_and_missing_tf_is_a_counted_skip(lidar_bag
         np.testing.assert_allclose(by_option[stamp], by_tf[stamp], rtol=1e-6)
     with pytest.raises(SystemExit):
         parser.parse_args(["bag", "--out", "x", "--extrinsic", "0 0 0 1 2 3"])
+
+
+def test_replay_registers_an_unaligned_depth_camera_through_tf(tmp_path) -> None:
+    from depth_sr_ros.core.camera_info import CameraInfoFields
+    from depth_sr_ros.core.image_msg import ImageFields
+    from depth_sr_ros.core.msg_build import rosbags_builder
+    from depth_sr_ros.core.projection import project_points
+    from depth_sr_ros.replay.bag_io import BagWriter, load_typestore
+
+    store = load_typestore("humble")
+    build = rosbags_builder(store)
+    rgb, depth = _box_scene()
+    tof = Intrinsics(fx=28.0, fy=28.0, cx=16.2, cy=11.8, width=32, height=24)
+    tof_pose = ((0.06, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))  # the ToF 6 cm to the right, in the RGB optical frame
+    tof_depth = project_points(Extrinsic.from_translation_quaternion(*tof_pose).inverse().apply(
+        back_project(depth, SMALL)), tof, (24, 32)).depth
+
+    def fields(array: np.ndarray, encoding: str) -> ImageFields:
+        return ImageFields(array.shape[0], array.shape[1], encoding, 0, array.nbytes // array.shape[0],
+                           np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+
+    def info(camera: Intrinsics) -> CameraInfoFields:
+        k = np.array([camera.fx, 0, camera.cx, 0, camera.fy, camera.cy, 0, 0, 1.0])
+        p = np.array([camera.fx, 0, camera.cx, 0, 0, camera.fy, camera.cy, 0, 0, 0, 1, 0.0])
+        return CameraInfoFields(camera.height, camera.width, "plumb_bob", np.array(camera.d or (0.0,) * 5), k,
+                                np.eye(3).reshape(-1), p)
+
+    def header(stamp: int, frame_id: str):
+        time = store.types["builtin_interfaces/msg/Time"](sec=stamp // SECOND, nanosec=stamp % SECOND)
+        return store.types["std_msgs/msg/Header"](stamp=time, frame_id=frame_id)
+
+    topics = {"/rgb": "Image", "/rgb_info": "CameraInfo", "/tof": "Image", "/tof_info": "CameraInfo", "/gt": "Image"}
+    with BagWriter(tmp_path / "bag", store) as writer:
+        for topic, kind in topics.items():
+            writer.add_topic(topic, f"sensor_msgs/msg/{kind}")
+        writer.add_topic("/tf_static", "tf2_msgs/msg/TFMessage")
+        writer.write("/tf_static", EPOCH, store.types["tf2_msgs/msg/TFMessage"](
+            transforms=[_transform(store, "rgb_optical", "tof_optical", tof_pose)]))
+        for i in range(2):
+            stamp = EPOCH + i * CAMERA_PERIOD
+            millimetres = np.nan_to_num(np.rint(tof_depth * 1000), nan=0).astype(np.uint16)
+            writer.write("/rgb", stamp + 1, build.image(header(stamp, "rgb_optical"), fields(rgb, "rgb8")))
+            writer.write("/rgb_info", stamp + 2, build.camera_info(header(stamp, "rgb_optical"), info(SMALL)))
+            writer.write("/gt", stamp + 3, build.image(header(stamp, "rgb_optical"),
+                                                       fields(np.rint(depth * 1000).astype(np.uint16), "16UC1")))
+            writer.write("/tof", stamp + 4, build.image(header(stamp + 3_000_000, "tof_optical"),
+                                                        fields(millimetres, "16UC1")))
+            writer.write("/tof_info", stamp + 5, build.camera_info(header(stamp + 3_000_000, "tof_optical"),
+                                                                   info(tof)))
+    settings = {"rgb_topic": "/rgb", "rgb_info_topic": "/rgb_info", "depth_topic": "/tof",
+                "depth_info_topic": "/tof_info", "gt_topic": "/gt", "lidar_topic": "",
+                "sr": SRConfig(scale=2, backbone="normalized_conv")}
+    registered = _replay(tmp_path / "bag", tmp_path / "registered", unaligned_depth=True, **settings)
+    assert registered.pairs_processed == 2 and registered.ledger.balanced()
+    assert registered.ledger.processed["/tf_static"] == 1
+    assert registered.metrics["normalized_conv"]["mae"] < 0.05
+    plain = _replay(tmp_path / "bag", tmp_path / "plain", **settings)
+    assert plain.pairs_skipped == {"unregistered_depth": 2}
+    with pytest.raises(ValueError):
+        _replay(tmp_path / "bag", tmp_path / "both", unaligned_depth=True, **{**settings, "lidar_topic": "/tof"})
