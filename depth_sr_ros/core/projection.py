@@ -14,6 +14,7 @@ ToF inputs become the same sparse depth + validity mask.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -34,12 +35,13 @@ def _frozen(array: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Extrinsic:
     """A rigid transform source frame -> camera optical frame: `p_cam = rotation @ p_src + translation`.
 
     rotation: 3x3 orthonormal matrix; translation: 3-vector in metres. Both are stored as
-    read-only float64 arrays.
+    read-only float64 arrays. (No field-wise `==`: arrays have no single truth value; compare
+    `rotation` and `translation` with a tolerance.)
     """
 
     rotation: np.ndarray
@@ -57,10 +59,8 @@ class Extrinsic:
         return cls(np.eye(3), np.zeros(3))
 
     @classmethod
-    def from_translation_quaternion(
-        cls, translation: tuple[float, float, float], quaternion: tuple[float, float, float, float]
-    ) -> Extrinsic:
-        """From a translation (metres) and a unit quaternion in ROS order (qx, qy, qz, qw).
+    def from_translation_quaternion(cls, translation: Sequence[float], quaternion: Sequence[float]) -> Extrinsic:
+        """From a translation (tx, ty, tz) in metres and a quaternion in ROS order (qx, qy, qz, qw).
 
         This is a geometry_msgs/Transform: the pose of the source frame in the camera frame.
         The quaternion is normalised; a zero quaternion raises ValueError.
@@ -88,7 +88,7 @@ class Extrinsic:
         return points @ self.rotation.T + self.translation
 
 
-def quaternion_to_matrix(quaternion: tuple[float, float, float, float] | np.ndarray) -> np.ndarray:
+def quaternion_to_matrix(quaternion: Sequence[float] | np.ndarray) -> np.ndarray:
     """3x3 rotation matrix of a quaternion (qx, qy, qz, qw); normalised first."""
     q = np.asarray(quaternion, dtype=np.float64).reshape(-1)
     norm = np.linalg.norm(q) if q.size == 4 else 0.0
