@@ -18,10 +18,8 @@ from depth_sr_ros.core.projection import (
 
 # 64 x 48 pinhole camera, no distortion
 SMALL = Intrinsics(fx=50.0, fy=50.0, cx=32.0, cy=24.0, width=64, height=48)
-# TUM freiburg1 colour camera (plumb_bob), 640 x 480
+# TUM freiburg1 colour camera distortion (plumb_bob)
 TUM_D = (0.2624, -0.9531, -0.0054, 0.0026, 1.1633)
-TUM = Intrinsics(fx=517.3, fy=516.5, cx=318.6, cy=255.3, width=640, height=480,
-                 distortion_model="plumb_bob", d=TUM_D)
 # REP 103 body frame (x forward, y left, z up) -> optical frame (x right, y down, z forward);
 # the inverse of the usual URDF optical joint rpy (-pi/2, 0, -pi/2) = quaternion (-0.5, 0.5, -0.5, 0.5)
 BODY_TO_OPTICAL_Q = (0.5, -0.5, 0.5, 0.5)
@@ -134,7 +132,13 @@ def test_unsupported_distortion_model_is_a_frame_error() -> None:
     assert error.value.reason == "unsupported_distortion"
 
 
-def test_plumb_bob_distortion_matches_cv2_project_points() -> None:
+RATIONAL_D = (0.3, -0.2, 0.001, -0.002, 0.05, 0.25, -0.15, 0.04)
+
+
+@pytest.mark.parametrize(("model", "coefficients"), [("plumb_bob", TUM_D), ("rational_polynomial", RATIONAL_D)])
+def test_distortion_matches_cv2_project_points(model: str, coefficients: tuple[float, ...]) -> None:
+    camera = Intrinsics(fx=517.3, fy=516.5, cx=318.6, cy=255.3, width=640, height=480,
+                        distortion_model=model, d=coefficients)
     rng = np.random.default_rng(0)
     n = 400
     # directions within about the camera's field of view, depths 0.5 .. 6 m
@@ -143,7 +147,7 @@ def test_plumb_bob_distortion_matches_cv2_project_points() -> None:
     z = rng.uniform(0.5, 6.0, n)
     points = np.stack([x * z, y * z, z], axis=1)
     pixels, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3),
-                                  np.array([[517.3, 0, 318.6], [0, 516.5, 255.3], [0, 0, 1]]), np.array(TUM_D))
+                                  np.array([[517.3, 0, 318.6], [0, 516.5, 255.3], [0, 0, 1]]), np.array(coefficients))
     pixels = pixels.reshape(-1, 2)
     # stay clear of pixel borders, where float rounding may legitimately differ
     frac = np.abs((pixels + 0.5) % 1.0 - 0.5)
@@ -155,7 +159,7 @@ def test_plumb_bob_distortion_matches_cv2_project_points() -> None:
         if 0 <= col < 640 and 0 <= row < 480:
             expected[(row, col)] = min(expected.get((row, col), np.inf), float(depth))
     assert len(expected) > 300
-    result = project_points(points, TUM, (480, 640))
+    result = project_points(points, camera, (480, 640))
     got = _finite_pixels(result.depth)
     assert got.keys() == expected.keys()
     for pixel, depth in expected.items():
