@@ -73,3 +73,16 @@ def test_normalized_conv_backbone_through_the_pipeline_with_sparse_input() -> No
     error = np.abs(result.depth - depth_hr)[finite]
     assert np.median(error) < 0.01
     assert np.mean(error > 0.5) < 0.02  # few pixels take the wrong side of the edge
+
+
+@pytest.mark.parametrize("guided", [True, False])
+def test_upsampler_uses_only_measured_pixels(guided: bool) -> None:
+    from depth_sr_ros.core.sparse import NormalizedConvUpsampler
+
+    depth_hr, rgb = _edge_scene(48, 64)
+    depth_lr = depth_hr[1::4, 1::4].copy()
+    valid = _rings(depth_lr.shape, 2)
+    filled = np.where(valid, depth_lr, 100.0).astype(np.float32)  # what a filler put in the holes
+    out = NormalizedConvUpsampler(guided=guided).upsample(rgb, filled, valid, 4)
+    assert out.shape == (48, 64) and np.isfinite(out).all()
+    assert out.min() >= 1.0 - 1e-5 and out.max() <= 3.0 + 1e-5  # the filled 100 m never leaks in

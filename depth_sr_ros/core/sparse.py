@@ -216,12 +216,10 @@ class NormalizedConvUpsampler(NormalizedConvConfig):
         h, w = depth_lr.shape
         if rgb.shape[:2] != (h * scale, w * scale):
             raise ValueError(f"normalized_conv needs RGB of {h * scale}x{w * scale} for {h}x{w} depth at x{scale}")
-        depth = np.where(valid_lr, depth_lr, 0).astype(np.float32)
-        if self.guided:
-            dense = normalized_convolution(depth, valid_lr.astype(np.float32), self.sigmas, self.min_certainty,
-                                           grey_guide(rgb), self.sigma_range, self.levels)
-        else:
-            dense = normalized_convolution(depth, valid_lr.astype(np.float32), self.sigmas, self.min_certainty)
+        guide = grey_guide(rgb) if self.guided else None
+        dense = normalized_convolution(depth_lr, valid_lr.astype(np.float32), self.sigmas, self.min_certainty,
+                                       guide, self.sigma_range, self.levels)
+        if guide is None:  # the plain form answers on the samples' grid
             dense = _resize(dense, rgb.shape[:2], cv2.INTER_LINEAR)
         unreached = ~np.isfinite(dense)
         if unreached.any():
