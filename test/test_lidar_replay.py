@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from types import SimpleNamespace
 
 import numpy as np
@@ -385,6 +386,11 @@ def test_tum_lidar_bag_replay_beats_nearest_and_linear_interpolation(lidar_bags,
     assert sum(report.ledger.skipped[RGB_TOPIC].values()) == 2 * n
     outputs = _output_depths(tmp_path / "out" / "sr_bag")
     assert sorted(outputs) == built["stamps"]
+    with open(tmp_path / "out" / "frames.csv") as handle:
+        frames = list(csv.DictReader(handle))
+    for row, cloud in zip(frames, built["clouds"]):  # every point of every scan is accounted for
+        assert sum(int(row[f"points_{key}"]) for key in ("kept", "nan", "behind", "outside", "occluded")) == len(cloud)
+        assert int(row["points_kept"]) > 2000
 
     rows = []
     for stamp, cloud, (_, gt) in zip(built["stamps"], built["clouds"], built["frames"]):

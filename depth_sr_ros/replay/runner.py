@@ -324,6 +324,7 @@ class ReplayRunner:
                 self.aux[topic].failed[index] = err.reason
             return
         row.update(status="ok", **{f"{stage}_ms": round(ms, 3) for stage, ms in out.timings_ms.items()})
+        row.update({f"points_{reason}": n for reason, n in out.input_counts.items()})  # projected inputs only
         for topic in (cfg.rgb_topic, self.depth_topic):
             self.ledger.processed[topic] += 1
         for topic, index in used:
