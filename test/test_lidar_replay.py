@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
+from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 
-from depth_sr_ros.core.camera_info import Intrinsics
+from depth_sr_ros.core.camera_info import CameraInfoFields, Intrinsics, intrinsics_from_camera_info
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.frame_processor import FrameProcessor
+from depth_sr_ros.core.image_msg import ImageFields, depth_from_image
+from depth_sr_ros.core.metrics import depth_metrics
+from depth_sr_ros.core.msg_build import rosbags_builder
 from depth_sr_ros.core.pipeline import DepthSR, SRConfig
 from depth_sr_ros.core.pointcloud import FLOAT32, PointCloudFields, PointFieldSpec
-from depth_sr_ros.core.projection import Extrinsic, back_project
+from depth_sr_ros.core.projection import Extrinsic, back_project, project_points
+from depth_sr_ros.core.resample import fill_holes
+from depth_sr_ros.replay import sample_bag
+from depth_sr_ros.replay.bag_io import BagReader, BagWriter, load_typestore
+from depth_sr_ros.replay.runner import OUTPUT_IMAGE_TOPIC, ReplayConfig, run_replay
+from depth_sr_ros.tools import replay as replay_tool
 
 # REP 103 body (x forward, y left, z up) -> optical (x right, y down, z forward)
 BODY_TO_OPTICAL_Q = (0.5, -0.5, 0.5, 0.5)
@@ -119,8 +130,6 @@ def test_process_lidar_bad_cloud_and_missing_info_are_frame_errors(processor: Fr
 
 
 def test_process_unaligned_registers_a_tof_camera_beside_the_rgb_camera(processor: FrameProcessor) -> None:
-    from depth_sr_ros.core.projection import project_points
-
     rgb, depth = _box_scene()
     # a 32 x 24 ToF camera 6 cm to the right of the RGB camera, with its own intrinsics
     tof = Intrinsics(fx=28.0, fy=28.0, cx=16.2, cy=11.8, width=32, height=24)
@@ -194,9 +203,8 @@ def ring_scan(points_lidar: np.ndarray, rings: int = 32, fov_deg: tuple[float, f
 
 
 def nearest_fill(sparse: np.ndarray) -> np.ndarray:
-    """Nearest-neighbour interpolation of the finite pixels of `sparse` (everywhere)."""
-    from depth_sr_ros.core.resample import fill_holes
-
+    """Nearest-neighbour interpolation of the finite pixels of `sparse` (everywhere; nearest by
+    the 5x5-mask Euclidean distance transform of OpenCV, as the pipeline's own hole fill)."""
     valid = np.isfinite(sparse)
     return fill_holes(np.where(valid, sparse, 0).astype(np.float32), valid)
 
@@ -204,8 +212,6 @@ def nearest_fill(sparse: np.ndarray) -> np.ndarray:
 def linear_fill(sparse: np.ndarray) -> np.ndarray:
     """Linear interpolation over the Delaunay triangulation of the finite pixels of `sparse`
     (what scipy's griddata(method="linear") computes), NaN outside their convex hull."""
-    import cv2
-
     h, w = sparse.shape
     rows, cols = np.nonzero(np.isfinite(sparse))
     subdiv = cv2.Subdiv2D((0, 0, w, h))
@@ -249,10 +255,6 @@ def test_linear_fill_reproduces_a_plane_and_nearest_fill_copies_samples() -> Non
 
 def _tum_frames() -> list[tuple[np.ndarray, np.ndarray]]:
     """(RGB, depth in metres with NaN holes) of the bundled TUM frames that have their own depth."""
-    import cv2
-
-    from depth_sr_ros.replay import sample_bag
-
     frames = []
     for name in sample_bag.FRAMES:
         if name in sample_bag.FRAMES_WITHOUT_DEPTH:
@@ -278,22 +280,16 @@ def _transform(store, parent: str, child: str, pose, stamp_ns: int = 0):
             rotation=types["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw)))
 
 
-def write_lidar_bag(path, with_tf: bool = True) -> dict[str, object]:
-    """RGB + CameraInfo + ground truth at 30 Hz and a 32-ring LiDAR at 10 Hz, from the TUM frames.
+def write_lidar_bag(path, with_tf: bool = True, rings: int = 32) -> dict[str, object]:
+    """RGB + CameraInfo + ground truth at 30 Hz and a `rings`-ring LiDAR at 10 Hz, from the TUM frames.
 
     Camera frame 3i shows TUM frame i; the two camera frames after it show frame i + 1 (they
     pair with no scan). Scan i is TUM frame i's depth back-projected (plumb_bob undistorted),
-    moved into the velodyne frame and cut to a 32-ring pattern; it is stamped 7 ms after camera
+    moved into the velodyne frame and cut to a ring pattern (`ring_scan`); it is stamped 7 ms after camera
     frame 3i. /tf_static holds the mounting (base_link -> camera_link -> optical, base_link ->
     velodyne). Returns the RGB stamps that should be processed, the sparse clouds (camera frame)
     and the frames.
     """
-    from depth_sr_ros.core.camera_info import intrinsics_from_camera_info
-    from depth_sr_ros.core.image_msg import ImageFields
-    from depth_sr_ros.core.msg_build import rosbags_builder
-    from depth_sr_ros.replay import sample_bag
-    from depth_sr_ros.replay.bag_io import BagWriter, load_typestore
-
     store = load_typestore("humble")
     build = rosbags_builder(store)
     info_fields = sample_bag.rgb_camera_info(sample_bag.SAMPLE_DIR / "intrinsics.json")
@@ -320,7 +316,7 @@ def write_lidar_bag(path, with_tf: bool = True) -> dict[str, object]:
                     (stamp + 5_000_002, GT_TOPIC, build.image(header(stamp, CAMERA_FRAME),
                                                               image(millimetres, "16UC1")))]
         if k % 3 == 0:
-            scan = ring_scan(lidar_to_camera.inverse().apply(back_project(depth, camera)))
+            scan = ring_scan(lidar_to_camera.inverse().apply(back_project(depth, camera)), rings)
             clouds_in_camera.append(lidar_to_camera.apply(scan))
             paired_stamps.append(stamp)
             cloud = build.point_cloud(header(stamp + LIDAR_OFFSET, LIDAR_FRAME), lidar_cloud_fields(scan))
@@ -343,8 +339,6 @@ def write_lidar_bag(path, with_tf: bool = True) -> dict[str, object]:
 
 
 def _replay(bag, out, **overrides):
-    from depth_sr_ros.replay.runner import ReplayConfig, run_replay
-
     settings = {"bag": bag, "out_dir": out, "rgb_topic": RGB_TOPIC, "rgb_info_topic": INFO_TOPIC,
                 "depth_topic": "", "depth_info_topic": "", "gt_topic": GT_TOPIC, "lidar_topic": LIDAR_TOPIC,
                 "sr": SRConfig(scale=4, backbone="normalized_conv"), "slop_s": 0.015, "previews": False,
@@ -354,10 +348,6 @@ def _replay(bag, out, **overrides):
 
 
 def _output_depths(bag) -> dict[int, np.ndarray]:
-    from depth_sr_ros.core.image_msg import depth_from_image
-    from depth_sr_ros.replay.bag_io import BagReader
-    from depth_sr_ros.replay.runner import OUTPUT_IMAGE_TOPIC
-
     with BagReader(bag) as reader:
         return {m.header.stamp.sec * SECOND + m.header.stamp.nanosec: depth_from_image(m)
                 for m in (r.message for r in reader.records([OUTPUT_IMAGE_TOPIC]))}
@@ -373,9 +363,6 @@ def lidar_bags(tmp_path_factory) -> dict[str, object]:
 
 
 def test_tum_lidar_bag_replay_beats_nearest_and_linear_interpolation(lidar_bags, tmp_path) -> None:
-    from depth_sr_ros.core.metrics import depth_metrics
-    from depth_sr_ros.core.projection import project_points
-
     built = lidar_bags
     report = _replay(built["with_tf"], tmp_path / "out")
 
@@ -392,31 +379,50 @@ def test_tum_lidar_bag_replay_beats_nearest_and_linear_interpolation(lidar_bags,
         assert sum(int(row[f"points_{key}"]) for key in ("kept", "nan", "behind", "outside", "occluded")) == len(cloud)
         assert int(row["points_kept"]) > 2000
 
+    rows = compare_with_interpolation(built, outputs, "32-ring LiDAR simulation, x4 grid")
+    mean = {name: float(np.mean([r[0][name] for r in rows])) for name in rows[0][0]}
+    ours = mean.pop(OURS)
+    assert ours < mean["nearest"] and ours < mean["linear"]
+    assert all(r[1][OURS] > 0.9 for r in rows)  # the hole policy leaves little open
+
+
+OURS = "normalized_conv (replay)"
+
+
+def compare_with_interpolation(built: dict, outputs: dict[int, np.ndarray], title: str) -> list[tuple]:
+    """Per frame: RMSE (m) of the replay's output and of nearest and linear interpolation of the
+    same points at full resolution, on the pixels where all three and the ground truth are
+    valid; also each method's coverage, the number of points and the share of pixels scored.
+    Prints the table."""
     rows = []
     for stamp, cloud, (_, gt) in zip(built["stamps"], built["clouds"], built["frames"]):
         sparse = project_points(cloud, built["camera"], gt.shape).depth
-        methods = {"normalized_conv (replay)": outputs[stamp], "nearest": nearest_fill(sparse),
-                   "linear": linear_fill(sparse)}
+        methods = {OURS: outputs[stamp], "nearest": nearest_fill(sparse), "linear": linear_fill(sparse)}
         common = np.isfinite(gt) & np.all([np.isfinite(d) for d in methods.values()], axis=0)
         scores = {name: depth_metrics(np.where(common, d, np.nan), gt)["rmse"] for name, d in methods.items()}
         coverage = {name: depth_metrics(d, gt)["coverage"] for name, d in methods.items()}
         rows.append((scores, coverage, int(np.isfinite(sparse).sum()), common.mean()))
-    print("\nTUM fr1 frames 00-02, 32-ring LiDAR simulation, x4 grid; RMSE (m) on common valid pixels")
+    print(f"\nTUM fr1 frames 00-02, {title}; RMSE (m) on common valid pixels")
     for i, (scores, coverage, n_points, common) in enumerate(rows):
         cells = "  ".join(f"{name} {rmse:.4f} (cover {coverage[name]:.3f})" for name, rmse in scores.items())
         print(f"frame {i}: {n_points} points, scored {common:.1%} of pixels: {cells}")
     mean = {name: float(np.mean([r[0][name] for r in rows])) for name in rows[0][0]}
     print("mean RMSE:", "  ".join(f"{name} {v:.4f}" for name, v in mean.items()))
-    ours = mean.pop("normalized_conv (replay)")
-    assert ours < mean["nearest"] and ours < mean["linear"]
-    assert all(r[1]["normalized_conv (replay)"] > 0.9 for r in rows)  # the hole policy leaves little open
+    return rows
+
+
+def print_comparison(rings: int = 32, scale: int = 4, root: str = "lidar_comparison") -> None:
+    """The comparison for other ring counts and scales, from the command line:
+    `cd test && python -c "import test_lidar_replay as t; t.print_comparison(64, 2)"`."""
+    root_path = Path(root)
+    built = write_lidar_bag(root_path / f"bag_{rings}", rings=rings)
+    _replay(root_path / f"bag_{rings}", root_path / f"out_{rings}_x{scale}",
+            sr=SRConfig(scale=scale, backbone="normalized_conv"))
+    outputs = _output_depths(root_path / f"out_{rings}_x{scale}" / "sr_bag")
+    compare_with_interpolation(built, outputs, f"{rings}-ring LiDAR simulation, x{scale} grid")
 
 
 def test_extrinsic_option_replaces_tf_and_missing_tf_is_a_counted_skip(lidar_bags, tmp_path, capsys) -> None:
-    import argparse
-
-    from depth_sr_ros.tools import replay as replay_tool
-
     fast = {"sr": SRConfig(scale=4, backbone="bicubic"), "gt_topic": ""}
     with_tf = _replay(lidar_bags["with_tf"], tmp_path / "tf", **fast)
     assert with_tf.pairs_processed == 3
@@ -444,12 +450,6 @@ def test_extrinsic_option_replaces_tf_and_missing_tf_is_a_counted_skip(lidar_bag
 
 
 def test_replay_registers_an_unaligned_depth_camera_through_tf(tmp_path) -> None:
-    from depth_sr_ros.core.camera_info import CameraInfoFields
-    from depth_sr_ros.core.image_msg import ImageFields
-    from depth_sr_ros.core.msg_build import rosbags_builder
-    from depth_sr_ros.core.projection import project_points
-    from depth_sr_ros.replay.bag_io import BagWriter, load_typestore
-
     store = load_typestore("humble")
     build = rosbags_builder(store)
     rgb, depth = _box_scene()
