@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -411,15 +412,15 @@ def compare_with_interpolation(built: dict, outputs: dict[int, np.ndarray], titl
     return rows
 
 
-def print_comparison(rings: int = 32, scale: int = 4, root: str = "lidar_comparison") -> None:
-    """The comparison for other ring counts and scales, from the command line:
-    `cd test && python -c "import test_lidar_replay as t; t.print_comparison(64, 2)"`."""
-    root_path = Path(root)
-    built = write_lidar_bag(root_path / f"bag_{rings}", rings=rings)
-    _replay(root_path / f"bag_{rings}", root_path / f"out_{rings}_x{scale}",
-            sr=SRConfig(scale=scale, backbone="normalized_conv"))
-    outputs = _output_depths(root_path / f"out_{rings}_x{scale}" / "sr_bag")
-    compare_with_interpolation(built, outputs, f"{rings}-ring LiDAR simulation, x{scale} grid")
+def print_comparison(rings: int = 32, scale: int = 4) -> None:
+    """The comparison for other ring counts and scales, from the command line (in a new
+    temporary directory): `cd test && python -c "import test_lidar_replay as t; t.print_comparison(64, 2)"`."""
+    root = Path(tempfile.mkdtemp(prefix="lidar_comparison_"))
+    built = write_lidar_bag(root / "bag", rings=rings)
+    _replay(root / "bag", root / "out", sr=SRConfig(scale=scale, backbone="normalized_conv"))
+    compare_with_interpolation(built, _output_depths(root / "out" / "sr_bag"),
+                               f"{rings}-ring LiDAR simulation, x{scale} grid")
+    print(f"bag and replay outputs: {root}")
 
 
 def test_extrinsic_option_replaces_tf_and_missing_tf_is_a_counted_skip(lidar_bags, tmp_path, capsys) -> None:
