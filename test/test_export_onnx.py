@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from test_models import NETWORKS, SCALES, tiny_network
+from test_models import NETWORKS, SCALES, tiny_depth_anything, tiny_network
 
 from depth_sr_ros.models.export import INPUT_NAMES, example_inputs, export_onnx, is_exportable, set_exportable
 
@@ -57,6 +57,14 @@ def test_dynamic_export_runs_other_sizes(tmp_path, name: str) -> None:
         error = onnx_error(path, model, height, width, scale)
         print(f"\n{name} x{scale} dynamic, run at {width}x{height}: relative L2 error {error:.2e}")
         assert error < TOLERANCE
+
+
+def test_export_with_depth_anything_guide(tmp_path) -> None:
+    model = tiny_network("nafnet_adain", 4, depth_anything=tiny_depth_anything())
+    path = export_onnx(model, tmp_path / "n.onnx", 48, 64, 4)
+    error = onnx_error(path, model, 48, 64, 4)
+    print(f"\nnafnet_adain x4 + Depth Anything guide, static 64x48: relative L2 error {error:.2e}")
+    assert error < TOLERANCE
 
 
 def test_newer_opset(tmp_path) -> None:
