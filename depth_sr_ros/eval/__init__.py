@@ -1,0 +1,1 @@
+"""Evaluation protocols (gdsr benchmark, metric) for depth SR methods."""

@@ -1,0 +1,166 @@
+"""Evaluation protocols: `gdsr` (the published benchmark, PROTOCOL.md, exactly) and `metric`.
+
+A *method* is any callable `method(rgb, depth_lr, valid_lr, scale) -> depth_hr` with
+`rgb` H x W x 3 uint8, `depth_lr` h x w float32 hole-filled, `valid_lr` h x w bool, and the
+output H x W float32 in the unit of `depth_lr` (classic backbones' `upsample` has this form;
+`network_method` wraps a torch network).
+
+gdsr, per frame: crop to a multiple of s; PIL bicubic downsampling of the float32 ground truth
+(or a named sensor degradation, or the real `depth_lr/`); normalise by the ground truth's min and
+max; upsample; clamp to [0, 1]; de-normalise; score (Middlebury: 0-255 scale, prediction clipped
+to [0, 255], all pixels; NYU-style: centimetres, 6 px border crop). Report the mean per-image RMSE.
+
+metric, per frame: the same inputs, but normalised by the valid *input's* min and max (what the
+robot pipeline can do), scored in metres: RMSE, MAE, AbsRel, delta<1.25 (core.metrics) and
+`edge_rmse`, the RMSE within `EDGE_RADIUS_PX` of a ground-truth depth discontinuity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from depth_sr_ros.core.metrics import depth_metrics
+from depth_sr_ros.core.resample import denormalise, fill_holes, normalise, resample_to_grid
+from depth_sr_ros.train.datasets import Frame
+from depth_sr_ros.train.degradations import Degradation, protocol_bicubic_downsample
+
+Method = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
+
+NYU_BORDER_PX = 6
+EDGE_RADIUS_PX = 3
+EDGE_JUMP_REL = 0.05  # a discontinuity: neighbouring depths differ by more than 5 %
+
+
+@dataclass
+class FrameInput:
+    """What a method sees for one frame, plus what scoring needs.
+
+    gt: cropped ground truth in metres (NaN invalid); rgb: cropped colour; lr: low-resolution
+    depth in metres (NaN invalid); valid_lr: its validity; source: "bicubic", a degradation
+    name, or "depth_lr" (a real sensor image).
+    """
+
+    name: str
+    rgb: np.ndarray
+    gt: np.ndarray
+    lr: np.ndarray
+    valid_lr: np.ndarray
+    source: str
+
+
+def crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crop at the bottom and right to a multiple of `scale` in height and width (protocol step 1)."""
+    h, w = image.shape[0] - image.shape[0] % scale, image.shape[1] - image.shape[1] % scale
+    return image[:h, :w]
+
+
+def make_input(frame: Frame, scale: int, degradation: Degradation | None = None,
+               rng: np.random.Generator | None = None) -> FrameInput:
+    """Protocol steps 1-2 for one frame: crop, then the low-resolution input.
+
+    The real `depth_lr` wins when the frame has one; else `degradation` (None = the protocol's
+    PIL bicubic downsampling of the float32 ground truth, in the stored unit so the numbers equal
+    the published pipeline's to float precision).
+    """
+    rgb = crop_to_multiple(frame.rgb, scale)
+    gt = crop_to_multiple(frame.depth, scale)
+    if frame.depth_lr is not None:
+        lr = resample_to_grid(frame.depth_lr, rgb.shape, scale)
+        source = "depth_lr"
+    elif degradation is None:
+        if not np.isfinite(gt).all():
+            raise ValueError(f"{frame.name}: the bicubic protocol needs hole-free ground truth; "
+                             "use --degrade area or a sensor model")
+        lr = protocol_bicubic_downsample(gt / np.float32(frame.depth_unit_m), scale) * np.float32(frame.depth_unit_m)
+        source = "bicubic"
+    else:
+        lr = degradation(gt, scale, rng if rng is not None else np.random.default_rng(0))
+        source = degradation.name
+    valid = np.isfinite(lr)
+    if not valid.any():
+        raise ValueError(f"{frame.name}: the low-resolution input has no valid pixel")
+    return FrameInput(frame.name, rgb, gt, lr.astype(np.float32), valid, source)
+
+
+def run_method(method: Method, inp: FrameInput, scale: int, lo: float, hi: float, clamp: bool) -> np.ndarray:
+    """Normalise the filled input by (lo, hi), run `method`, optionally clamp to [0, 1], and
+    de-normalise: the prediction in the unit of `lo`, `hi`."""
+    filled = fill_holes(np.nan_to_num(inp.lr), inp.valid_lr)
+    norm, _, _ = normalise(filled, inp.valid_lr, lo, hi)
+    pred = np.asarray(method(inp.rgb, norm, inp.valid_lr, scale), dtype=np.float32)
+    if pred.shape != inp.gt.shape:
+        raise ValueError(f"method returned {pred.shape}, expected {inp.gt.shape}")
+    if clamp:
+        pred = np.clip(pred, 0.0, 1.0)
+    return denormalise(pred, lo, hi)
+
+
+def gdsr_score(pred_native: np.ndarray, gt_native: np.ndarray, style: str, unit_m: float) -> float:
+    """Step 6: Middlebury style -> RMSE on the 0-255 scale, prediction clipped, all pixels;
+    NYU style -> RMSE in centimetres after a 6 px border crop (valid ground truth only)."""
+    if style == "middlebury":
+        err = np.clip(pred_native, 0, 255).astype(np.float64) - gt_native.astype(np.float64)
+        return float(np.sqrt(np.mean(err**2)))
+    b = NYU_BORDER_PX
+    to_cm = 100.0 * unit_m
+    pred = pred_native[b:-b, b:-b].astype(np.float64) * to_cm
+    gt = gt_native[b:-b, b:-b].astype(np.float64) * to_cm
+    valid = np.isfinite(gt)
+    return float(np.sqrt(np.mean((pred[valid] - gt[valid]) ** 2)))
+
+
+def gdsr_frame(method: Method, frame: Frame, inp: FrameInput, scale: int) -> tuple[np.ndarray, float]:
+    """Steps 3-6 for one method on one prepared input: (prediction in metres, RMSE)."""
+    unit = np.float32(frame.depth_unit_m)
+    gt_native = inp.gt / unit
+    lo, hi = float(np.nanmin(gt_native)), float(np.nanmax(gt_native))
+    native_inp = FrameInput(inp.name, inp.rgb, gt_native, inp.lr / unit, inp.valid_lr, inp.source)
+    pred_native = run_method(method, native_inp, scale, lo, hi, clamp=True)
+    return pred_native * unit, gdsr_score(pred_native, gt_native, frame.gdsr_style, frame.depth_unit_m)
+
+
+def discontinuity_mask(gt: np.ndarray, radius: int = EDGE_RADIUS_PX, jump_rel: float = EDGE_JUMP_REL) -> np.ndarray:
+    """True within `radius` px of a ground-truth depth discontinuity (a relative jump larger than
+    `jump_rel` between 4-neighbours, both valid)."""
+    g = gt.astype(np.float64)
+    edge = np.zeros(gt.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        dy = np.abs(g[1:] - g[:-1]) > jump_rel * np.minimum(g[1:], g[:-1])
+        dx = np.abs(g[:, 1:] - g[:, :-1]) > jump_rel * np.minimum(g[:, 1:], g[:, :-1])
+    edge[1:] |= dy
+    edge[:-1] |= dy
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(edge.astype(np.uint8), kernel).astype(bool)
+
+
+def metric_frame(method: Method, inp: FrameInput, scale: int) -> tuple[np.ndarray, dict[str, float]]:
+    """Metric protocol for one method: (prediction in metres, metrics incl. `edge_rmse`)."""
+    valid_depth = inp.lr[inp.valid_lr]
+    lo, hi = float(valid_depth.min()), float(valid_depth.max())
+    pred = run_method(method, inp, scale, lo, hi, clamp=False)
+    metrics = depth_metrics(pred, inp.gt)
+    near_edge = discontinuity_mask(inp.gt) & np.isfinite(inp.gt)
+    err = (pred - inp.gt)[near_edge].astype(np.float64)
+    metrics["edge_rmse"] = float(np.sqrt(np.mean(err**2))) if err.size else float("nan")
+    return pred, metrics
+
+
+def network_method(model, device: str = "cpu") -> Method:
+    """Wrap a torch network (contract of docs/ARCHITECTURE.md) as a `Method` on normalised depth."""
+    import torch
+
+    def run(rgb: np.ndarray, depth_lr: np.ndarray, valid_lr: np.ndarray, scale: int) -> np.ndarray:
+        with torch.inference_mode():
+            rgb_t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div(255.0)[None]
+            depth_t = torch.from_numpy(np.ascontiguousarray(depth_lr, dtype=np.float32))[None, None]
+            mask_t = torch.from_numpy(valid_lr.astype(np.float32))[None, None]
+            out = model(rgb_t.to(device), depth_t.to(device), mask_t.to(device))
+        return out[0, 0].float().cpu().numpy()
+
+    return run

@@ -1,0 +1,1 @@
+"""Training: datasets, degradations, synthetic scenes, losses and the training loop."""
