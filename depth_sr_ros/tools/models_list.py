@@ -89,8 +89,11 @@ def print_table(entries: list[dict[str, Any]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     registry = load_backbones()
-    entries = [describe(registry.get(name)) for name in registry.names()]
+    names = tqdm(registry.names(), desc="counting", unit="backbone", leave=False)
+    entries = [describe(registry.get(name)) for name in names]
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0
