@@ -103,6 +103,10 @@ class OnnxRuntimeBackend(InferenceBackend):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = cpu_threads(self.config)
         options.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: on a robot's shared CPU, spinning after
+        # each run stole the cores from the pre/post-processing and the rest of the robot
+        # (BENCHMARKS.md: lite x4 on 2 cores, network 128 -> 85 ms, other stages 12 -> 5 ms).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         asked = provider_list(self.config, ort.get_available_providers())
         if asked[0][0] == "TensorrtExecutionProvider":
             Path(asked[0][1]["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
