@@ -195,6 +195,11 @@ def test_provider_order_and_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert cpu_threads(BackendConfig(device="cpu")) == 3
     assert cpu_threads(BackendConfig(device="cpu", num_threads=5)) == 5
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert cpu_threads(BackendConfig(device="cpu")) == 3  # one core left to the rest of the robot
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
+    assert cpu_threads(BackendConfig(device="cpu")) == 1
 
 
 def test_config_rejects_bad_values():
