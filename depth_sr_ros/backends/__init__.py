@@ -63,7 +63,8 @@ class BackendConfig:
     engine_cache_dir: where exported ONNX graphs and TensorRT engines are kept.
     strict: raise instead of falling back to the next backend when a build fails.
     workspace_mb: TensorRT builder workspace limit, MiB.
-    num_threads: CPU threads for ONNX Runtime; 0 = `OMP_NUM_THREADS` if set, else the usable cores.
+    num_threads: CPU threads for ONNX Runtime; 0 = `OMP_NUM_THREADS` if set, else the usable cores
+        minus one (one core stays with the ROS executor, drivers and numpy stages).
     warmup_runs: inference runs on zeros after each build, before the first real frame.
     opset: ONNX opset of the exported graph.
     """
