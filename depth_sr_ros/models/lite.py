@@ -28,13 +28,13 @@ WORK_FACTOR = 4  # trunk resolution = output resolution / WORK_FACTOR
 
 
 class DilatedResBlock(nn.Module):
-    """conv3x3(dilation) -> ReLU -> conv3x3 plus the input (a plain residual block)."""
+    """conv3x3(dilation) -> LeakyReLU -> conv3x3 plus the input (a plain residual block)."""
 
     def __init__(self, width: int, dilation: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
         self.conv2 = nn.Conv2d(width, width, 3, padding=1)
-        self.act = nn.ReLU(inplace=True)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(self.act(self.conv1(x)))
@@ -114,19 +114,19 @@ class LiteSR(nn.Module):
         # A stride-f f x f convolution is space-to-depth followed by a 1x1 convolution.
         self.stem_hr = nn.Conv2d(4, width, f, stride=f)
         self.stem_mask = nn.Conv2d(1, width, 1)
-        self.stem = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(width, width, 3, padding=1))
+        self.stem = nn.Sequential(nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(width, width, 3, padding=1))
         self.trunk = nn.Sequential(*[DilatedResBlock(width, d) for d in dilations])
         self.to_half = nn.ConvTranspose2d(width, fine_width, 2, stride=2)
         self.rgb_half = nn.Conv2d(3, fine_width, 2, stride=2)
         self.fine = nn.Sequential(
-            nn.ReLU(inplace=True),
+            nn.LeakyReLU(0.1, inplace=True),
             nn.Conv2d(fine_width, fine_width, 3, padding=1),
-            nn.ReLU(inplace=True),
+            nn.LeakyReLU(0.1, inplace=True),
             nn.Conv2d(fine_width, 4, 3, padding=1),
             nn.PixelShuffle(2),
         )
         # Start as plain bicubic: a random initial residual (~0.1) dwarfs the ~0.005 corrections
-        # to learn and drove the ReLUs of the head dead in our first CPU run.
+        # to learn and drove the head's ReLUs dead in our first CPU run (hence LeakyReLU too).
         nn.init.zeros_(self.fine[3].weight)
         nn.init.zeros_(self.fine[3].bias)
 

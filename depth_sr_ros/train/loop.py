@@ -263,6 +263,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     LOG.info("%d training frames, %d validation frames, %d parameters, device %s", len(frames),
              len(val_frames), sum(p.numel() for p in model.parameters()), device)
 
+    if rank == 0 and not state["history"]:
+        initial = validate(model, val_frames, config.scale, device)
+        state["history"].append({"step": 0, "val_rmse": initial, "minutes": 0.0})
+        LOG.info("step 0: validation gdsr RMSE %.4f", initial)
     start = time.monotonic() - state.get("elapsed_s", 0.0)
     running = 0.0
     bar = tqdm(range(state["step"], config.steps), initial=state["step"], total=config.steps,
@@ -294,7 +298,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         torch.distributed.destroy_process_group()
     summary = {"best_rmse": state["best_rmse"], "best_step": state["best_step"], "steps": state["step"],
                "minutes": round(state.get("elapsed_s", 0.0) / 60.0, 2), "out": str(out),
-               "best": str(out / "best.safetensors"), "device": device, "rank": rank}
+               "best": str(out / "best.safetensors"), "device": device, "rank": rank,
+               "history": state["history"]}
     LOG.info("summary: %s", summary)
     return summary
 
