@@ -19,10 +19,11 @@ from depth_sr_ros.backends import (
     BackendConfig,
     BackendUnavailableError,
     GpuOutOfMemoryError,
+    cpu_threads,
     create_backend,
     plan_chain,
 )
-from depth_sr_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, cpu_threads, provider_list
+from depth_sr_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, provider_list
 from depth_sr_ros.backends.tensorrt_backend import tensorrt_available
 from depth_sr_ros.backends.torch_backend import TorchBackend
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -63,7 +64,7 @@ class BackendConfig:
     engine_cache_dir: where exported ONNX graphs and TensorRT engines are kept.
     strict: raise instead of falling back to the next backend when a build fails.
     workspace_mb: TensorRT builder workspace limit, MiB.
-    num_threads: CPU threads for ONNX Runtime; 0 = `OMP_NUM_THREADS` if set, else the usable cores
+    num_threads: CPU threads of ONNX Runtime and torch on the CPU; 0 = `OMP_NUM_THREADS` if set, else the usable cores
         minus one (one core stays with the ROS executor, drivers and numpy stages).
     warmup_runs: inference runs on zeros after each build, before the first real frame.
     opset: ONNX opset of the exported graph.
@@ -93,6 +94,23 @@ class BackendConfig:
     def device_index(self) -> int:
         """CUDA device ordinal ("cuda" -> 0, "cuda:1" -> 1)."""
         return int(self.device.split(":")[1]) if ":" in self.device else 0
+
+
+def cpu_threads(config: BackendConfig) -> int:
+    """`config.num_threads`, else `OMP_NUM_THREADS`, else the usable cores minus one (at least 1).
+
+    One core is left to the ROS executor, the camera drivers and this node's own numpy stages.
+    On the shared 2-core machine of BENCHMARKS.md (a training job on one core), lite x4 took
+    70 ms on one ONNX Runtime thread and 83-96 ms on two; 140 ms on one torch thread and 816 ms
+    on two (OpenMP barriers wait for a descheduled thread).
+    """
+    if config.num_threads > 0:
+        return config.num_threads
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, usable - 1)
 
 
 class BackendUnavailableError(RuntimeError):

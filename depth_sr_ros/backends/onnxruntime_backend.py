@@ -10,7 +10,6 @@ CUDA or TensorRT libraries) silently leaves ONNX Runtime on the CPU otherwise.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +24,13 @@ from depth_sr_ros.backends import (
     BackendConfig,
     InferenceBackend,
     Shapes,
+    cpu_threads,
 )
 from depth_sr_ros.backends.engine_cache import cached_onnx
 
 LOG = logging.getLogger(__name__)
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-
-
-def cpu_threads(config: BackendConfig) -> int:
-    """`config.num_threads`, else `OMP_NUM_THREADS`, else the usable cores minus one (at least 1).
-
-    One core is left to the ROS executor, the camera drivers and this node's own numpy stages:
-    on the shared 2-core machine of BENCHMARKS.md one ONNX Runtime thread ran lite x4 in 70 ms
-    where two took 83-96 ms.
-    """
-    if config.num_threads > 0:
-        return config.num_threads
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, usable - 1)
 
 
 def provider_list(config: BackendConfig, available: list[str]) -> list[tuple[str, dict[str, Any]]]:

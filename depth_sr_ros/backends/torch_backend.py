@@ -1,7 +1,8 @@
 """`torch` backend: the network in eager PyTorch on the CPU or a CUDA device.
 
 On CUDA with `precision="fp16"` the forward pass runs under `torch.autocast(float16)`, which
-keeps normalisation and reductions in float32; the CPU always runs float32.
+keeps normalisation and reductions in float32; the CPU always runs float32, on `cpu_threads`
+threads (process-wide: torch has a single intra-op thread pool).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from depth_sr_ros.backends import (
     BackendConfig,
     InferenceBackend,
     Shapes,
+    cpu_threads,
 )
 
 LOG = logging.getLogger(__name__)
@@ -54,6 +56,11 @@ class TorchBackend(InferenceBackend):
                 self.net = copy.deepcopy(self.model).to(self.device)
             else:
                 self.net = self.model
+                threads = cpu_threads(self.config)
+                if torch.get_num_threads() != threads:
+                    # Process-wide: torch has one intra-op pool. See `cpu_threads` for the measurement.
+                    LOG.info("torch CPU threads %d -> %d", torch.get_num_threads(), threads)
+                    torch.set_num_threads(threads)
             self.net.eval()
         self.warm_up(shapes)
 
