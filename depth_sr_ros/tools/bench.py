@@ -184,6 +184,8 @@ def machine_info() -> dict[str, Any]:
     import onnxruntime
     import torch
 
+    from depth_sr_ros.backends import BackendConfig, cpu_threads
+
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -199,7 +201,7 @@ def machine_info() -> dict[str, Any]:
         "usable_cores": usable,
         "load_average_1min": round(os.getloadavg()[0], 2),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
-        "torch_threads": torch.get_num_threads(),
+        "backend_cpu_threads": cpu_threads(BackendConfig(device="cpu")),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "opencv": cv2.__version__,
@@ -499,7 +501,7 @@ def run_bench(settings: BenchSettings) -> tuple[list[dict[str, Any]], list[str],
 def markdown(records: list[dict[str, Any]], machine: dict[str, Any], command: str, skipped: list[str]) -> str:
     """Two tables (totals, then overhead stages against their copy baselines) naming the machine."""
     lines = [
-        f"Machine: {machine_label(machine)}; torch {machine['torch']} ({machine['torch_threads']} threads), "
+        f"Machine: {machine_label(machine)}; {machine['backend_cpu_threads']} inference thread(s); torch {machine['torch']}, "
         f"onnxruntime {machine['onnxruntime']}, numpy {machine['numpy']}, OpenCV {machine['opencv']}"
         + (f", TensorRT {machine['tensorrt']}" if machine.get("tensorrt") else "")
         + f". Load average {machine['load_average_1min']} before, {machine['load_average_1min_after']} after.",
