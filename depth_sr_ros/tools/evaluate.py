@@ -29,6 +29,12 @@ from depth_sr_ros.train.degradations import DEGRADATIONS, get_degradation
 
 LOG = logging.getLogger(__name__)
 BASELINES = ("bicubic", "guided_filter")
+# Published Middlebury figures (gdsr protocol, bicubic inputs, PROTOCOL.md) per scale.
+PUBLISHED_MIDDLEBURY = {
+    "dctnet": {4: 1.10, 8: 2.05, 16: 4.19},
+    "sgnet": {4: 1.15, 8: 1.64, 16: 2.95},
+    "naima": {4: 1.03, 8: 1.62, 16: 2.75},
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,17 +49,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the degradation's randomness")
     parser.add_argument("--json", required=True, help="write the results here")
     parser.add_argument("--previews", help="write one PNG per frame (inputs, predictions, error maps) here")
+    parser.add_argument("--update-card", action="store_true",
+                        help="record the numbers (and this command) in the model card of --weights")
 
 
-def build_method(name: str, scale: int, weights: str | None) -> tuple[Method, str | None]:
-    """(method, weights path) for a backbone name; networks load through models.weights."""
+def build_method(name: str, scale: int, weights: str | None) -> Method:
+    """The method for a backbone name; networks load through models.weights (None = shipped)."""
     spec = get_backbone(name)
     if spec.kind == "classic":
-        return spec.factory().upsample, None
+        return spec.factory().upsample
     from depth_sr_ros.models.weights import load_network
 
-    model = load_network(name, scale, weights)
-    return network_method(model), str(weights) if weights else "shipped"
+    return network_method(load_network(name, scale, weights))
 
 
 def _default_backbone(scale: int) -> tuple[str, str | None]:
@@ -69,7 +76,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         backbone, default_weights = _default_backbone(args.scale)
         weights = weights or default_weights
     names = [backbone] + [b for b in BASELINES if b != backbone]
-    methods = {name: build_method(name, args.scale, weights if name == backbone else None)[0] for name in names}
+    methods = {name: build_method(name, args.scale, weights if name == backbone else None) for name in names}
     dataset = FolderDataset(preset_for(args.data, parse_scenes(args.scenes)))
     degradation = get_degradation(args.degrade) if args.degrade else None
 
@@ -156,8 +163,49 @@ def print_table(result: dict[str, Any]) -> None:
               + f"{stats['ms_per_frame']:>11.1f}")
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The `depth-sr evaluate` command that reproduces `args`."""
+    parts = ["depth-sr evaluate"]
+    for key, value in vars(args).items():
+        if value is None or value is False:
+            continue
+        parts.append(f"--{key.replace('_', '-')}" + ("" if value is True else f" {value}"))
+    return " ".join(parts)
+
+
+def update_card(weights: str, result: dict[str, Any], command: str) -> dict[str, float]:
+    """Merge `result` into the card beside `weights`: `<protocol>_<input>_<method>_rmse` for every
+    method; for gdsr with bicubic inputs also `val_rmse` (what the zoo ranks by) and, on
+    Middlebury, the published figures and our gap to them. Returns the metrics added."""
+    import dataclasses
+
+    from depth_sr_ros.models.weights import card_path, read_card
+
+    card = read_card(weights)
+    prefix = f"{result['protocol']}_{result['degrade']}"
+    added = {f"{prefix}_{name}_{key}": float(value) for name, stats in result["methods"].items()
+             for key, value in stats.items() if key != "ms_per_frame" and np.isfinite(value)}
+    ours = result["methods"][result["backbone"]]["rmse"]
+    if result["protocol"] == "gdsr" and result["degrade"] == "bicubic":
+        added["val_rmse"] = float(ours)
+        if result["units"].startswith("0-255"):
+            for method, figures in PUBLISHED_MIDDLEBURY.items():
+                if result["scale"] in figures:
+                    added[f"published_{method}_rmse"] = figures[result["scale"]]
+                    added[f"gap_to_{method}_rmse"] = float(ours - figures[result["scale"]])
+    line = f"[{prefix}, {len(result['frames'])} frames: {', '.join(result['scenes'])}] {command}"
+    notes = "\n".join(n for n in (card.notes, line) if n)
+    card = dataclasses.replace(card, metrics={**card.metrics, **added}, notes=notes)
+    card_path(weights).write_text(card.to_json(), encoding="utf-8")
+    return added
+
+
 def run(args: argparse.Namespace) -> int:
     result = evaluate(args)
+    if args.update_card:
+        if not result["weights"] or get_backbone(result["backbone"]).kind != "network":
+            raise SystemExit("--update-card needs a network --backbone and its --weights file")
+        update_card(result["weights"], result, command_line(args))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

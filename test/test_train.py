@@ -1,0 +1,44 @@
+"""A shortened training run (config/train/ci_smoke.yaml): validation falls; resume is exact."""
+
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from depth_sr_ros.train.loop import TrainConfig, export_best, train
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "middlebury"
+SMOKE = ROOT / "config" / "train" / "ci_smoke.yaml"
+
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data/middlebury")
+
+
+def smoke_config(out: Path, **overrides) -> TrainConfig:
+    config = TrainConfig.from_yaml(SMOKE, out=str(out), **overrides)
+    config.train[0].root = str(DATA)
+    config.val_root = str(DATA)
+    return config
+
+
+def test_short_training_lowers_validation_rmse_and_exports_a_card(tmp_path):
+    config = smoke_config(tmp_path)
+    summary = train(config)
+    history = [h["val_rmse"] for h in summary["history"]]
+    assert [h["step"] for h in summary["history"]] == [0, 100, 200]
+    assert history[-1] < history[0], history
+    assert summary["best_rmse"] == min(history[1:])
+    path = Path(export_best(config, summary))
+    card = path.with_name(path.name.replace(".safetensors", ".card.json")).read_text()
+    assert '"val_rmse"' in card and '"lite"' in card
+
+
+def test_training_is_deterministic_and_resumes_exactly(tmp_path):
+    straight = train(smoke_config(tmp_path / "a", steps=12, val_every=6, batch=2, patch=32))
+    train(smoke_config(tmp_path / "b", steps=6, val_every=6, batch=2, patch=32))
+    resumed = train(smoke_config(tmp_path / "b", steps=12, val_every=6, batch=2, patch=32), resume=True)
+    assert resumed["steps"] == straight["steps"] == 12
+    a = load_file(tmp_path / "a" / "last.safetensors")
+    b = load_file(tmp_path / "b" / "last.safetensors")
+    for name, tensor in a.items():
+        assert (tensor == b[name]).all(), name
