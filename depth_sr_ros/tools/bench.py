@@ -186,17 +186,23 @@ def machine_info() -> dict[str, Any]:
 
     from depth_sr_ros.backends import BackendConfig, cpu_threads
 
-    cpu = platform.processor() or platform.machine()
+    cpu, detail = platform.processor() or platform.machine(), {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key in ("model name", "cpu family", "model", "cpu MHz", "flags") and key not in detail:
+                detail[key] = value
+        cpu = detail.get("model name", cpu)
     except OSError:
         pass
+    simd = [flag for flag in ("avx2", "fma", "avx512f", "avx512_vnni", "neon") if flag in detail.get("flags", "").split()]
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info: dict[str, Any] = {
         "cpu": cpu,
+        "cpu_detail": (
+            f"family {detail.get('cpu family', '?')} model {detail.get('model', '?')}, "
+            f"{float(detail.get('cpu MHz', 'nan')):.0f} MHz, {'/'.join(simd) or 'no AVX2'}"
+        ),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
         "load_average_1min": round(os.getloadavg()[0], 2),
@@ -501,7 +507,7 @@ def run_bench(settings: BenchSettings) -> tuple[list[dict[str, Any]], list[str],
 def markdown(records: list[dict[str, Any]], machine: dict[str, Any], command: str, skipped: list[str]) -> str:
     """Two tables (totals, then overhead stages against their copy baselines) naming the machine."""
     lines = [
-        f"Machine: {machine_label(machine)}; {machine['backend_cpu_threads']} inference thread(s); torch {machine['torch']}, "
+        f"Machine: {machine_label(machine)} [{machine['cpu_detail']}]; {machine['backend_cpu_threads']} inference thread(s); torch {machine['torch']}, "
         f"onnxruntime {machine['onnxruntime']}, numpy {machine['numpy']}, OpenCV {machine['opencv']}"
         + (f", TensorRT {machine['tensorrt']}" if machine.get("tensorrt") else "")
         + f". Load average {machine['load_average_1min']} before, {machine['load_average_1min_after']} after.",
