@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -373,8 +374,13 @@ class FallbackBackend(InferenceBackend):
 
     def _build(self, shapes: Shapes) -> None:
         while True:
+            started = time.perf_counter()
             try:
                 self.active.prepare(shapes)
+                LOG.info(
+                    "inference backend %s ready for %s in %.1f s",
+                    self.active.describe(), describe_shapes(shapes), time.perf_counter() - started,
+                )
                 return
             except GpuOutOfMemoryError:
                 raise
