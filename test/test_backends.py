@@ -105,6 +105,15 @@ def test_auto_without_gpu_uses_onnxruntime_cpu_then_torch():
     assert chain == [("torch", "cpu")]
 
 
+def test_auto_logs_its_choice_and_reason(model, cache_dir, caplog):
+    config = BackendConfig(device="cuda", engine_cache_dir=cache_dir)
+    with caplog.at_level(logging.INFO):
+        backend = create_backend("auto", model, config, availability=CPU_ONLY)
+    assert "auto backend: onnxruntime on cpu" in caplog.text
+    assert "faster than eager torch" in caplog.text and "no CUDA device" in caplog.text
+    assert [c.name for c in backend.chain] == ["onnxruntime", "torch"]
+
+
 def test_named_backend_starts_at_its_own_entry():
     assert chain_of("torch", ALL_GPU, device="cpu")[0] == [("torch", "cpu")]
     assert chain_of("onnxruntime", ALL_GPU, device="cpu")[0] == [("onnxruntime", "cpu"), ("torch", "cpu")]
