@@ -27,7 +27,8 @@ that stage reads plus the bytes it writes. The whole-frame copy baseline copies 
 messages' bytes plus the output messages' bytes (depth image and point cloud). Memory: the
 process's peak RSS after the record, the peak of Python/numpy allocations during one frame
 (tracemalloc; memory held inside ONNX Runtime or torch is not seen by it), and the CUDA peak
-where a GPU runs. The machine (CPU model, cores, load average before and after, library
+of torch's allocator where a GPU runs (TensorRT's I/O buffers are torch tensors; its own
+activation memory and ONNX Runtime's CUDA arena are not counted). The machine (CPU model, cores, load average before and after, library
 versions) is written with the results: the load average tells whether others were running.
 """
 
