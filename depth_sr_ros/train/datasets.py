@@ -155,55 +155,59 @@ class FolderDataset(Sequence[Frame]):
 
 @dataclass(frozen=True)
 class BagConfig:
-    """A rosbag2 with an RGB topic and a ground-truth depth topic (sensor_msgs/Image).
+    """A rosbag2 with an RGB topic and a ground-truth depth topic (sensor_msgs/Image), and
+    optionally the sensor's own low-resolution depth topic (kept as `Frame.depth_lr`).
 
-    Frames pair each depth message with the RGB message nearest in header stamp, within
-    `max_dt_s`; `every` keeps one pair in so many; `limit` caps the count (0 = all).
+    Each ground-truth message is paired with the RGB message nearest in header stamp, within
+    `max_dt_s`, and with the low-resolution message of the same stamp; `every` keeps one pair in
+    so many; `limit` caps the count (0 = all).
     """
 
     path: str
     rgb_topic: str
     depth_topic: str
+    lr_topic: str | None = None
     max_dt_s: float = 0.02
     every: int = 1
     limit: int = 0
 
 
 def read_bag(config: BagConfig) -> list[Frame]:
-    """RGB / ground-truth depth pairs from a rosbag2 (read with `rosbags`' AnyReader)."""
+    """RGB / ground-truth depth frames from a rosbag2 (read with `rosbags`' AnyReader); depth in
+    metres per REP 118 (`16UC1` millimetres, `32FC1` metres)."""
     from rosbags.highlevel import AnyReader
 
     from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
 
-    def stamp(msg) -> float:
-        return msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+    def stamp(msg) -> int:
+        return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
 
-    rgbs: list[tuple[float, np.ndarray]] = []
-    depths: list[tuple[float, np.ndarray]] = []
+    topics = [t for t in (config.rgb_topic, config.depth_topic, config.lr_topic) if t]
+    images: dict[str, list[tuple[int, np.ndarray]]] = {t: [] for t in topics}
     with AnyReader([Path(config.path)]) as reader:
-        wanted = [c for c in reader.connections if c.topic in (config.rgb_topic, config.depth_topic)]
-        topics = {c.topic for c in wanted}
-        for topic in (config.rgb_topic, config.depth_topic):
-            if topic not in topics:
-                raise KeyError(f"{config.path}: no topic {topic}; has {sorted(c.topic for c in reader.connections)}")
+        present = {c.topic for c in reader.connections}
+        missing = [t for t in topics if t not in present]
+        if missing:
+            raise KeyError(f"{config.path}: no topic {', '.join(missing)}; has {sorted(present)}")
+        wanted = [c for c in reader.connections if c.topic in topics]
         for conn, _, raw in reader.messages(connections=wanted):
             msg = reader.deserialize(raw, conn.msgtype)
-            if conn.topic == config.rgb_topic:
-                rgbs.append((stamp(msg), rgb_from_image(msg)))
-            else:
-                depths.append((stamp(msg), depth_from_image(msg)))
+            convert = rgb_from_image if conn.topic == config.rgb_topic else depth_from_image
+            images[conn.topic].append((stamp(msg), convert(msg)))
+    rgbs = images[config.rgb_topic]
     if not rgbs:
         raise ValueError(f"{config.path}: no RGB messages on {config.rgb_topic}")
+    lrs = dict(images[config.lr_topic]) if config.lr_topic else {}
+    rgb_stamps = np.array([t for t, _ in rgbs], dtype=np.int64)
     frames: list[Frame] = []
-    rgb_stamps = np.array([t for t, _ in rgbs])
     skipped = 0
-    for i, (t, depth) in enumerate(depths[:: max(config.every, 1)]):
+    for t, depth in images[config.depth_topic][:: max(config.every, 1)]:
         j = int(np.argmin(np.abs(rgb_stamps - t)))
         rgb = rgbs[j][1]
-        if abs(rgb_stamps[j] - t) > config.max_dt_s or rgb.shape[:2] != depth.shape:
+        if abs(int(rgb_stamps[j]) - t) > config.max_dt_s * 1e9 or rgb.shape[:2] != depth.shape:
             skipped += 1
             continue
-        frames.append(Frame(f"{i:06d}", rgb, depth, 1.0, "nyu"))
+        frames.append(Frame(f"{t}", rgb, depth, 0.001, "nyu", depth_lr=lrs.get(t)))
         if config.limit and len(frames) >= config.limit:
             break
     if skipped:

@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from tqdm import tqdm
 from depth_sr_ros.core.backbones import get_backbone
 from depth_sr_ros.core.resample import fill_holes
 from depth_sr_ros.eval.protocol import gdsr_frame, make_input, network_method
-from depth_sr_ros.train.datasets import FolderDataset, Frame, parse_scenes, preset_for
+from depth_sr_ros.train.datasets import BagConfig, FolderDataset, Frame, parse_scenes, preset_for, read_bag
 from depth_sr_ros.train.degradations import get_degradation
 from depth_sr_ros.train.losses import get_loss
 
@@ -41,12 +41,29 @@ LOG = logging.getLogger(__name__)
 
 @dataclass
 class SourceConfig:
-    """One training source: a dataset folder (preset chosen by folder name), its scenes
-    ('01-14'; None = all) and its sampling weight."""
+    """One training source and its sampling weight.
+
+    A dataset folder (`root`; preset chosen by folder name, `depth_unit_m` overrides its unit;
+    `scenes` e.g. '01-14', None = all), or a rosbag2 (`root` = the bag, with `rgb_topic` and
+    `depth_topic`, the ground truth).
+    """
 
     root: str
     scenes: str | None = None
     weight: float = 1.0
+    depth_unit_m: float | None = None
+    rgb_topic: str | None = None
+    depth_topic: str | None = None
+
+    def frames(self) -> list[Frame]:
+        if self.rgb_topic or self.depth_topic:
+            if not (self.rgb_topic and self.depth_topic):
+                raise ValueError(f"{self.root}: a bag source needs both rgb_topic and depth_topic")
+            return read_bag(BagConfig(self.root, self.rgb_topic, self.depth_topic))
+        config = preset_for(self.root, parse_scenes(self.scenes))
+        if self.depth_unit_m is not None:
+            config = replace(config, depth_unit_m=self.depth_unit_m)
+        return list(FolderDataset(config))
 
 
 @dataclass
@@ -113,7 +130,7 @@ def load_frames(config: TrainConfig) -> tuple[list[TrainFrame], np.ndarray]:
     weights: list[float] = []
     groups: list[tuple[list[Frame], float]] = []
     for source in config.train:
-        groups.append((list(FolderDataset(preset_for(source.root, parse_scenes(source.scenes)))), source.weight))
+        groups.append((source.frames(), source.weight))
     if config.synthetic_scenes:
         from depth_sr_ros.train.synthetic import SyntheticConfig, make_scene
 
