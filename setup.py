@@ -34,7 +34,7 @@ setup(
         "torch>=2.1",
     ],
     extras_require={
-        "test": ["pytest>=7", "ruff>=0.4", "mypy>=1.8"],
+        "test": ["pytest>=7", "ruff>=0.4", "mypy>=1.8", "transformers>=4.40"],
         "foundation": ["transformers>=4.40"],
     },
     zip_safe=False,

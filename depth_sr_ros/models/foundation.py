@@ -86,9 +86,8 @@ def _pretrained_source(path: str | Path, weights_name: str, download: bool) -> s
 
 
 def _load(cls_name: str, path: str | Path, weights_name: str, download: bool) -> nn.Module:
-    transformers = _transformers()
-    source = _pretrained_source(path, weights_name, download)
-    cls = getattr(transformers, cls_name)
+    source = _pretrained_source(path, weights_name, download)  # a bad path is named before a missing package
+    cls = getattr(_transformers(), cls_name)
     try:
         model = cls.from_pretrained(source, local_files_only=not download, use_safetensors=True)
     except (OSError, ValueError) as exc:
