@@ -40,8 +40,8 @@ def test_demo_writes_every_output(demo_out: Path, capsys: pytest.CaptureFixture)
         assert {"rmse", "mae", "absrel", "delta1", "coverage"} == set(values)
     # RGB frame 03 has no depth in the sample (see ATTRIBUTION.md): one counted, explained skip. With
     # the node's default slop (0.05 s) depth frame 02 lies within slop of it but is already paired.
-    assert metrics["sync"]["slop_s"] == 0.05
-    assert metrics["messages"][sample_bag.RGB_TOPIC]["skipped"] == {"partner_taken": 1}
+    assert metrics["sync"]["slop_s"] == 0.02
+    assert metrics["messages"][sample_bag.RGB_TOPIC]["skipped"] == {"no_match_within_slop": 1}
     assert len((demo_out / "frames.csv").read_text().splitlines()) == 1 + 3
     assert len(list((demo_out / "previews").glob("frame_*.png"))) == 3
 

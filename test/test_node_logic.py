@@ -752,7 +752,7 @@ def test_node_lifecycle_publishes_real_pairs_and_counts_bad_ones(ros, frames):
     assert node.on_activate(None) == _Result.SUCCESS
     assert [s.topic for s in node.fake_subscriptions] == list(nl.input_topics("depth"))
     assert all(s.qos is ros.sensor_data for s in node.fake_subscriptions)
-    assert isinstance(node._synchroniser, _ApproximateTimeSynchronizer) and node._synchroniser.slop == 0.05
+    assert isinstance(node._synchroniser, _ApproximateTimeSynchronizer) and node._synchroniser.slop == nl.NodeParams.defaults().slop
     assert [t.period for t in node.fake_timers] == [5.0]
     image_pub, points_pub = node.fake_publishers[nl.OUT_IMAGE], node.fake_publishers[nl.OUT_POINTS]
 

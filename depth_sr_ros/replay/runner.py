@@ -50,6 +50,9 @@ from depth_sr_ros.core.projection import Extrinsic
 from depth_sr_ros.core.sync import Pair, StampSync, match_camera_info, seconds_to_ns
 from depth_sr_ros.core.transforms import TransformBuffer
 from depth_sr_ros.replay.bag_io import BagReader, BagWriter, load_typestore
+from depth_sr_ros.ros.node_logic import NodeParams
+
+_NODE_DEFAULTS = NodeParams.defaults()  # replay syncs like the node with its default parameters
 
 LOG = logging.getLogger(__name__)
 
@@ -78,8 +81,8 @@ class ReplayConfig:
     gt_topic: str = ""
     sr: SRConfig = field(default_factory=SRConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
-    queue_size: int = 10
-    slop_s: float = 0.05
+    queue_size: int = _NODE_DEFAULTS.queue_size
+    slop_s: float = _NODE_DEFAULTS.slop
     exact_sync: bool = False
     typestore: str = "humble"
     previews: bool = True

@@ -278,7 +278,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "slop",
         float,
-        0.05,
+        0.02,
         "Largest stamp difference in seconds for an approximate-time pair.",
         APPLY_ON_ACTIVATE,
         value_range=(0.0, 10.0),
