@@ -198,7 +198,6 @@ def _protocol_rmse(upsampler, scene: str, scale: int) -> float:
     return float(np.sqrt(np.mean((pred.astype(np.float64) - gt) ** 2)))
 
 
-@pytest.mark.skipif(not MIDDLEBURY.is_dir(), reason=f"Middlebury data not at {MIDDLEBURY}")
 @pytest.mark.parametrize("scale", [4, 8])
 def test_guided_filter_beats_bicubic_on_middlebury(scale):
     scenes = [f"{n:02d}" for n in range(15, 21)]
