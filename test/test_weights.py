@@ -156,6 +156,8 @@ def test_no_shipped_weights_lists_what_works(model_dir) -> None:
     with pytest.raises(FileNotFoundError, match="no weights for nafnet_adain x4.*Shipped: none.*guided_filter"):
         load_network("nafnet_adain", 4)
     assert zoo.default_backbone(4) == ("guided_filter", None)
+    assert zoo.default_backbone(16) == ("guided_filter", None)
+    assert zoo.default_backbone(2) == ("bicubic", None)  # no guided filter beat bicubic at x2
 
 
 def test_zoo_picks_the_lowest_validation_rmse(model_dir) -> None:
@@ -166,7 +168,7 @@ def test_zoo_picks_the_lowest_validation_rmse(model_dir) -> None:
     (model_dir / "orphan.card.json").write_text("{}")  # no weights beside it: skipped
     assert len(zoo.shipped_weights()) == 4
     assert zoo.default_backbone(4) == ("nafnet_adain", model_dir / "good.safetensors")
-    assert zoo.default_backbone(2) == ("guided_filter", None)
+    assert zoo.default_backbone(2) == ("bicubic", None)
     assert zoo.find_weights("gta_dinov2", 4) == model_dir / "needs_vit.safetensors"
     assert isinstance(load_network("nafnet_adain", 4), torch.nn.Module)
 
