@@ -95,7 +95,7 @@ class TrainConfig:
     init_weights: str | None = None
     out: str = "runs/train"
     device: str = "auto"
-    card: dict[str, Any] = field(default_factory=dict)
+    card: dict[str, Any] = field(default_factory=dict)  # extra ModelCard fields, e.g. notes
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
@@ -355,6 +355,7 @@ def training_card(config: TrainConfig, summary: dict[str, Any]):
         f"{config.val_scenes}, 0-255 scale, mean per-image RMSE",
         metrics={"val_rmse": summary["best_rmse"]},
         trained_on=trained_on,
+        **config.card,
     )
 
 
