@@ -42,3 +42,19 @@ def test_training_is_deterministic_and_resumes_exactly(tmp_path):
     b = load_file(tmp_path / "b" / "last.safetensors")
     for name, tensor in a.items():
         assert (tensor == b[name]).all(), name
+
+
+def test_zero_init_head_starts_a_network_at_its_bicubic_base(tmp_path):
+    import torch
+
+    from depth_sr_ros.models.blocks import upsample_depth
+    from depth_sr_ros.train.loop import build_model
+
+    config = smoke_config(tmp_path, backbone="nafnet_adain", zero_init=["head"],
+                          model={"width": 4, "enc_blocks": [1, 1], "middle_blocks": 1, "dec_blocks": [1, 1]})
+    model = build_model(config)
+    depth = torch.rand(1, 1, 8, 8)
+    out = model(torch.rand(1, 3, 32, 32), depth, torch.ones_like(depth))
+    torch.testing.assert_close(out, upsample_depth(depth, 4))
+    with pytest.raises(ValueError, match="matches no parameter"):
+        build_model(smoke_config(tmp_path, zero_init=["nope"]))

@@ -93,6 +93,7 @@ class TrainConfig:
     max_minutes: float = 0.0
     threads: int = 2
     init_weights: str | None = None
+    zero_init: list[str] = field(default_factory=list)  # parameter-name prefixes to zero at start
     out: str = "runs/train"
     device: str = "auto"
     card: dict[str, Any] = field(default_factory=dict)  # extra ModelCard fields, e.g. notes
@@ -234,6 +235,12 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
     if spec.kind != "network":
         raise ValueError(f"{config.backbone} is a {spec.kind} backbone; only networks train")
     model = spec.factory(scale=config.scale, **config.model)
+    zeroed = [p for name, p in model.named_parameters() if any(name.startswith(z) for z in config.zero_init)]
+    if config.zero_init and not zeroed:
+        raise ValueError(f"zero_init {config.zero_init} matches no parameter of {config.backbone}")
+    with torch.no_grad():
+        for p in zeroed:
+            p.zero_()  # e.g. the output head: the network starts as its bicubic residual base
     if config.init_weights:
         from safetensors.torch import load_file
 
