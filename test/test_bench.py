@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
+from depth_sr_ros.models import zoo
 from depth_sr_ros.tools import bench
 
 HEIGHT, WIDTH, SCALE = 120, 160, 4
@@ -60,7 +61,9 @@ def test_record_fields(tiny_run):
         runs = sorted(record["run_medians_ms"]["total"])
         assert runs[0] - 1e-3 <= record["total_ms"] <= runs[-1] + 1e-3
     lite = payload["records"][1]
-    assert lite["untrained"] and lite["network_vs_bicubic"] > 0
+    shipped = zoo.find_weights("lite", SCALE)
+    assert lite["untrained"] == (shipped is None)  # --untrained only stands in for missing weights
+    assert lite["weights"] is not None and lite["network_vs_bicubic"] > 0
 
 
 def test_copy_baseline_covers_messages_in_and_out(tiny_run):
