@@ -318,6 +318,16 @@ def time_frames(processor, frames: list[SampleFrame], builder, warmup: int, coun
     return times, totals, out
 
 
+def shipped_or_given_weights(processor, backbone: str, scale: int, weights: Path | None) -> str | None:
+    """The weights file a network record ran with (given, or the shipped one DepthSR found)."""
+    from depth_sr_ros.models import zoo
+
+    if not hasattr(processor.pipeline.upsampler, "backend"):
+        return None
+    found = weights or processor.pipeline.weights or zoo.find_weights(backbone, scale)
+    return str(found) if found else None
+
+
 def frame_alloc_peak_mb(processor, frame: SampleFrame, builder) -> float:
     """Peak of Python/numpy allocations during one frame (tracemalloc), MiB."""
     tracemalloc.start()
@@ -367,7 +377,7 @@ def bench_record(
         "backbone": backbone,
         "backend": backend,
         "backend_detail": detail,
-        "weights": str(processor.pipeline.weights) if processor.pipeline.weights else None,
+        "weights": shipped_or_given_weights(processor, backbone, scale, weights),
         "untrained": bool(weights is not None),
         "height": settings.height,
         "width": settings.width,
