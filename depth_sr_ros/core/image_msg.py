@@ -136,7 +136,7 @@ def depth_to_image_fields(depth_m: np.ndarray, encoding: str = "32FC1") -> Image
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(depth) & (depth > 0)
     if encoding == "32FC1":
-        pixels = np.where(valid, depth, np.float32(np.nan)).astype("<f4")
+        pixels = np.where(valid, depth, np.float32(np.nan)).astype("<f4", copy=False)
     elif encoding == "16UC1":
         millimetres = np.rint(np.where(valid, depth, 0.0).astype(np.float64) * 1000.0)
         millimetres[millimetres > np.iinfo(np.uint16).max] = 0

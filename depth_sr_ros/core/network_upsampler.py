@@ -61,8 +61,8 @@ class NetworkUpsampler:
         expected = (1, 1, inputs.rgb.shape[2], inputs.rgb.shape[3])
         if output.shape != expected:
             raise RuntimeError(f"backend returned shape {output.shape}, expected {expected}")
-        clamped = np.clip(output[0, 0], 0.0, 1.0)
-        return denormalise(clamped, inputs.lo, inputs.hi)
+        clamped = np.clip(output[0, 0], 0.0, 1.0)  # a new array: de-normalised in place
+        return denormalise(clamped, inputs.lo, inputs.hi, out=clamped)
 
     def upsample(self, rgb: np.ndarray, depth_lr: np.ndarray, valid_lr: np.ndarray, scale: int) -> np.ndarray:
         if scale != self.scale:

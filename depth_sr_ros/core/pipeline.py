@@ -158,11 +158,13 @@ class DepthSR:
         """Crop the padded output to `size`, NaN over large input holes and outside the depth range."""
         s = self.scale
         out = np.array(depth_hr[: size[0], : size[1]], dtype=np.float32)  # own, writable copy
+        # min/max tell cheaply whether any pixel leaves the range (a NaN fails the test and is checked too).
+        if not (out.min() >= self.config.min_depth and out.max() <= self.config.max_depth):
+            with np.errstate(invalid="ignore"):
+                out[(out < self.config.min_depth) | (out > self.config.max_depth)] = np.nan
         if too_far.any():
             blocked = np.repeat(np.repeat(too_far, s, axis=0), s, axis=1)
             out[blocked[: size[0], : size[1]]] = np.nan
-        with np.errstate(invalid="ignore"):
-            out[(out < self.config.min_depth) | (out > self.config.max_depth)] = np.nan
         return out
 
 

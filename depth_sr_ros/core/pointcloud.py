@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 from depth_sr_ros.core.camera_info import Intrinsics
@@ -119,8 +120,9 @@ def point_cloud_fields(
 
     z = depth[::stride, ::stride].astype(np.float32)
     with np.errstate(invalid="ignore"):
-        invalid = ~(np.isfinite(z) & (z > 0))
-    z[invalid] = np.nan
+        valid = z > 0  # False for NaN and -inf
+        valid &= z < np.inf
+    np.copyto(z, np.float32(np.nan), where=~valid)
 
     fields = list(XYZ_FIELDS) + ([RGB_FIELD] if rgb is not None else [])
     points = np.empty((*z.shape, len(fields)), dtype="<f4")
@@ -128,12 +130,11 @@ def point_cloud_fields(
     np.multiply(z, rows, out=points[..., 1])
     points[..., 2] = z
     if rgb is not None:
-        # The little-endian uint32 0x00RRGGBB is the byte sequence B, G, R, 0.
-        colour_bytes = points.view(np.uint8)[..., RGB_FIELD.offset :]
-        sampled = rgb[::stride, ::stride]
-        for byte, channel in enumerate((2, 1, 0)):  # one channel at a time is 3x faster than [..., ::-1]
-            colour_bytes[..., byte] = sampled[..., channel]
-        colour_bytes[..., 3] = 0
+        # The little-endian uint32 0x00RRGGBB is the byte sequence B, G, R, 0: BGRA with alpha 0,
+        # stored as one float32 per point.
+        bgra = cv2.cvtColor(np.ascontiguousarray(rgb[::stride, ::stride]), cv2.COLOR_RGB2BGRA)
+        bgra[..., 3] = 0
+        points[..., 3] = bgra.view("<f4")[..., 0]
 
     point_step = 4 * len(fields)
     return PointCloudFields(
@@ -144,5 +145,5 @@ def point_cloud_fields(
         point_step=point_step,
         row_step=point_step * z.shape[1],
         data=points.reshape(-1).view(np.uint8),
-        is_dense=not bool(invalid.any()),
+        is_dense=bool(valid.all()),
     )

@@ -135,9 +135,12 @@ def normalise(
     return norm.astype(np.float32, copy=False), lo, hi
 
 
-def denormalise(norm: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Inverse of `normalise` with the same `lo`, `hi`; float32."""
-    return (norm * np.float32(_span(lo, hi)) + np.float32(lo)).astype(np.float32, copy=False)
+def denormalise(norm: np.ndarray, lo: float, hi: float, out: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of `normalise` with the same `lo`, `hi`; float32, written into `out` when given
+    (`out=norm` de-normalises in place)."""
+    result = np.multiply(norm, np.float32(_span(lo, hi)), out=out, dtype=np.float32)
+    result += np.float32(lo)
+    return result
 
 
 def _span(lo: float, hi: float) -> float:
