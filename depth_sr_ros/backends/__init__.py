@@ -251,14 +251,13 @@ class _translate_oom:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:  # never swallows: other errors propagate unchanged
         if exc is not None and not isinstance(exc, GpuOutOfMemoryError) and is_out_of_memory(exc):
             raise GpuOutOfMemoryError(
                 f"GPU out of memory at {describe_shapes(self.shapes)}: lower the output resolution or "
                 "the scale, use precision fp16, a lighter backbone, or free GPU memory held by other "
                 f"processes ({exc})"
             ) from exc
-        return False
 
 
 BACKENDS: Registry[type[InferenceBackend]] = Registry("inference backend")

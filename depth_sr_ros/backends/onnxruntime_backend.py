@@ -64,7 +64,7 @@ class OnnxRuntimeBackend(InferenceBackend):
 
     def __init__(self, model, config: BackendConfig) -> None:
         super().__init__(model, config)
-        self.session = None
+        self.session: Any = None  # onnxruntime.InferenceSession once built
         self.providers: list[str] = []
 
     @staticmethod

@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -124,8 +125,8 @@ class TensorRTBackend(InferenceBackend):
 
     def __init__(self, model, config: BackendConfig) -> None:
         super().__init__(model, config)
-        self.engine = None
-        self.context = None
+        self.engine: Any = None  # tensorrt.ICudaEngine once built
+        self.context: Any = None  # tensorrt.IExecutionContext once built
         self.buffers: dict[str, torch.Tensor] = {}
         self.outcome: CacheOutcome | None = None
 
