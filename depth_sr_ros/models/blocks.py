@@ -83,6 +83,18 @@ def upsample_mask(mask: torch.Tensor, scale: int) -> torch.Tensor:
     return F.interpolate(mask, scale_factor=float(scale), mode="nearest")
 
 
+class FrozenFoundationNet(nn.Module):
+    """Base of networks that hold a frozen foundation model in `self.foundation`: `train()`
+    switches our layers and leaves the foundation model in eval mode."""
+
+    foundation: nn.Module
+
+    def train(self, mode: bool = True) -> FrozenFoundationNet:
+        super().train(mode)
+        self.foundation.eval()
+        return self
+
+
 # ----------------------------------------------------------------------------- normalisation
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channel dimension of a `B x C x H x W` map (NAFNet's LayerNorm2d)."""

@@ -30,6 +30,7 @@ from torch import nn
 from depth_sr_ros.core.backbones import register_backbone
 from depth_sr_ros.models.blocks import (
     Downsample,
+    FrozenFoundationNet,
     GuidedTokenAttention,
     Upsample,
     crop_to,
@@ -69,7 +70,7 @@ class GTADinov2Config:
                 raise ValueError(f"{name} needs {NUM_LEVELS} entries, one per level")
 
 
-class GTADinov2(nn.Module):
+class GTADinov2(FrozenFoundationNet):
     """See the module docstring. `token_encoder` maps padded rgb to four token grids (None when
     `config.token_attention` is False); `token_dim` is its hidden size."""
 
@@ -106,11 +107,6 @@ class GTADinov2(nn.Module):
         self.decoders = nn.ModuleList(rcab_stage(c, n) for c, n in zip(channels, config.dec_blocks))
         self.head = nn.Conv2d(config.width, 1, 3, padding=1)
 
-    def train(self, mode: bool = True) -> GTADinov2:
-        """Train mode for our layers; the DINOv2 token encoder stays frozen in eval mode."""
-        super().train(mode)
-        self.foundation.eval()
-        return self
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         height, width = rgb.shape[-2:]

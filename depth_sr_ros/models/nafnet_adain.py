@@ -32,6 +32,7 @@ from depth_sr_ros.core.backbones import register_backbone
 from depth_sr_ros.models.blocks import (
     AdaIN,
     Downsample,
+    FrozenFoundationNet,
     Upsample,
     crop_to,
     naf_stage,
@@ -66,7 +67,7 @@ class NAFNetAdaINConfig:
         return len(self.enc_blocks)
 
 
-class NAFNetAdaIN(nn.Module):
+class NAFNetAdaIN(FrozenFoundationNet):
     """See the module docstring. `guide_model` maps rgb Bx3xHxW to a Bx1xHxW relative-depth guide."""
 
     def __init__(self, config: NAFNetAdaINConfig, guide_model: nn.Module | None = None) -> None:
@@ -96,11 +97,6 @@ class NAFNetAdaIN(nn.Module):
         self.decoders = nn.ModuleList(naf_stage(channels[i], n) for i, n in enumerate(config.dec_blocks))
         self.head = nn.Conv2d(config.width, 1, 3, padding=1)
 
-    def train(self, mode: bool = True) -> NAFNetAdaIN:
-        """Train mode for our layers; the foundation guide model stays frozen in eval mode."""
-        super().train(mode)
-        self.foundation.eval()
-        return self
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         height, width = rgb.shape[-2:]
