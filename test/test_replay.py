@@ -161,7 +161,7 @@ def test_bad_inputs_are_counted_skips_and_good_pairs_are_written(tmp_path: Path,
         assert (image.width, image.height, image.encoding, image.step) == (W, H, "32FC1", W * 4)
         assert image.header.frame_id == camera_info.header.frame_id == cloud.header.frame_id == "cam_optical"
         assert (camera_info.width, camera_info.height) == (W, H)
-        assert (cloud.width, cloud.height, cloud.point_step, len(cloud.data)) == (W, H, 12, W * H * 12)
+        assert (cloud.width, cloud.height, cloud.point_step, len(cloud.data)) == (W, H, 16, W * H * 16)  # XYZRGB: the node default
         depth = depth_from_image(image)
         assert not np.isinf(depth).any() and np.isfinite(depth).mean() > 0.9
 

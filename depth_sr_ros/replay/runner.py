@@ -50,7 +50,7 @@ from depth_sr_ros.core.projection import Extrinsic
 from depth_sr_ros.core.sync import Pair, StampSync, match_camera_info, seconds_to_ns
 from depth_sr_ros.core.transforms import TransformBuffer
 from depth_sr_ros.replay.bag_io import BagReader, BagWriter, load_typestore
-from depth_sr_ros.ros.node_logic import NodeParams
+from depth_sr_ros.ros.node_logic import NodeParams, output_config
 
 _NODE_DEFAULTS = NodeParams.defaults()  # replay syncs like the node with its default parameters
 
@@ -80,7 +80,7 @@ class ReplayConfig:
     depth_info_topic: str = ""
     gt_topic: str = ""
     sr: SRConfig = field(default_factory=SRConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
+    output: OutputConfig = field(default_factory=lambda: output_config(_NODE_DEFAULTS))  # the node's
     queue_size: int = _NODE_DEFAULTS.queue_size
     slop_s: float = _NODE_DEFAULTS.slop
     exact_sync: bool = False
