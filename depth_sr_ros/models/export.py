@@ -47,19 +47,6 @@ def set_exportable(enable: bool = True) -> Iterator[None]:
         _EXPORTABLE = previous
 
 
-@contextlib.contextmanager
-def _module_exportable(model: nn.Module) -> Iterator[None]:
-    """Also flip per-model `set_exportable(bool)` methods (the form docs/ARCHITECTURE.md names)."""
-    switches = [switch for m in model.modules() if callable(switch := getattr(m, "set_exportable", None))]
-    for switch in switches:
-        switch(True)
-    try:
-        yield
-    finally:
-        for switch in switches:
-            switch(False)
-
-
 def example_inputs(height: int, width: int, scale: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Random (rgb, depth, mask) of the graph's shapes; `height`, `width` are the output size."""
     if height % scale or width % scale:
@@ -101,7 +88,7 @@ def export_onnx(
     if dynamic:
         hr, lr = {2: "height", 3: "width"}, {2: "lr_height", 3: "lr_width"}
         dynamic_axes = {"rgb": hr, "depth": lr, "mask": lr, "depth_hr": hr}
-    with set_exportable(True), _module_exportable(model), torch.no_grad(), warnings.catch_warnings():
+    with set_exportable(True), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings on shape checks that are constant per export
         torch.onnx.export(
             model,

@@ -69,6 +69,8 @@ class BicubicUpsample(nn.Module):
     cheaper than ONNX Runtime's cubic Resize (which took ~27 ms of a 50 ms frame at 640x480).
     """
 
+    kernel: torch.Tensor
+
     def __init__(self, scale: int) -> None:
         super().__init__()
         t = cubic_weights(scale)
@@ -108,7 +110,6 @@ class LiteSR(nn.Module):
             raise ValueError(f"lite supports scales {SCALES}, got {scale}")
         self.scale = scale
         self.config = LiteConfig(width, tuple(dilations), fine_width)
-        self.exportable = False
         f = WORK_FACTOR
         self.upsample = BicubicUpsample(scale)
         # A stride-f f x f convolution is space-to-depth followed by a 1x1 convolution.
@@ -118,21 +119,19 @@ class LiteSR(nn.Module):
         self.trunk = nn.Sequential(*[DilatedResBlock(width, d) for d in dilations])
         self.to_half = nn.ConvTranspose2d(width, fine_width, 2, stride=2)
         self.rgb_half = nn.Conv2d(3, fine_width, 2, stride=2)
+        residual_out = nn.Conv2d(fine_width, 4, 3, padding=1)
+        # Start as plain bicubic: a random initial residual (~0.1) dwarfs the ~0.005 corrections
+        # to learn and drove the head's ReLUs dead in our first CPU run (hence LeakyReLU too).
+        for parameter in residual_out.parameters():  # weight and bias
+            nn.init.zeros_(parameter)
         self.fine = nn.Sequential(
             nn.LeakyReLU(0.1, inplace=True),
             nn.Conv2d(fine_width, fine_width, 3, padding=1),
             nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(fine_width, 4, 3, padding=1),
+            residual_out,
             nn.PixelShuffle(2),
         )
-        # Start as plain bicubic: a random initial residual (~0.1) dwarfs the ~0.005 corrections
-        # to learn and drove the head's ReLUs dead in our first CPU run (hence LeakyReLU too).
-        nn.init.zeros_(self.fine[3].weight)
-        nn.init.zeros_(self.fine[3].bias)
 
-    def set_exportable(self, exportable: bool = True) -> None:
-        """Every op here exports to ONNX as is; the flag is kept for the common interface."""
-        self.exportable = exportable
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         s = self.scale
