@@ -20,7 +20,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 if TYPE_CHECKING:  # typing.Self is Python 3.11+; Humble runs 3.10
-    from typing import Self
+    from typing_extensions import Self
 
 LOG = logging.getLogger(__name__)
 

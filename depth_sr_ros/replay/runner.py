@@ -308,8 +308,8 @@ class ReplayRunner:
         rgb_info = self._lookup(cfg.rgb_info_topic, pair.rgb.stamp_ns)
         depth_info = self._lookup(self.depth_info_topic, pair.depth.stamp_ns)
         gt = self._lookup(cfg.gt_topic, self._gt_stamp(pair), nearest=True)
-        used = [(cfg.rgb_info_topic, rgb_info), (self.depth_info_topic, depth_info), (cfg.gt_topic, gt)]
-        used = [(topic, item[0]) for topic, item in used if item is not None]
+        looked_up = [(cfg.rgb_info_topic, rgb_info), (self.depth_info_topic, depth_info), (cfg.gt_topic, gt)]
+        used = [(topic, item[0]) for topic, item in looked_up if item is not None]  # (topic, message index)
         row: dict[str, Any] = {"frame": len(self.frame_rows), "rgb_stamp_ns": pair.rgb.stamp_ns,
                                "depth_stamp_ns": pair.depth.stamp_ns}
         self.frame_rows.append(row)

@@ -77,6 +77,25 @@ def tum_depth_to_millimetres(raw: np.ndarray) -> np.ndarray:
     return np.clip(mm, 0, np.iinfo(np.uint16).max).astype(np.uint16)
 
 
+def read_sample_rgb(sample_dir: Path, name: str) -> np.ndarray:
+    """Sample frame `name` as H x W x 3 uint8 RGB; FileNotFoundError when it cannot be read."""
+    path = sample_dir / "rgb" / f"{name}.png"
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_sample_depth_mm(sample_dir: Path, name: str) -> np.ndarray:
+    """Sample frame `name`'s depth as H x W uint16 millimetres (0 = hole); FileNotFoundError when
+    it cannot be read as a 16-bit PNG."""
+    path = sample_dir / "depth" / f"{name}.png"
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.dtype != np.uint16:
+        raise FileNotFoundError(f"cannot read 16-bit {path}")
+    return tum_depth_to_millimetres(raw)
+
+
 def decimate_depth(depth_mm: np.ndarray, factor: int = DECIMATION) -> np.ndarray:
     """Hole-keeping decimation: mean of each block's central 2x2 pixels, 0 unless all are valid.
 
@@ -140,19 +159,13 @@ def build_sample_bag(
 
     records: list[tuple[int, str, Any]] = []  # (log time, topic, message)
     for name, (rgb_stamp, depth_stamp) in zip(FRAMES, _stamps()):
-        bgr = cv2.imread(str(sample_dir / "rgb" / f"{name}.png"), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(f"cannot read {sample_dir / 'rgb' / f'{name}.png'}")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = read_sample_rgb(sample_dir, name)
         rgb_log = rgb_stamp + RGB_LATENCY_NS
         records.append((rgb_log, RGB_TOPIC, build.image(_header(store, rgb_stamp), _image_fields(rgb, "rgb8"))))
         records.append((rgb_log + 1, RGB_INFO_TOPIC, build.camera_info(_header(store, rgb_stamp), rgb_info)))
         if name in FRAMES_WITHOUT_DEPTH:
             continue
-        raw = cv2.imread(str(sample_dir / "depth" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
-        if raw is None or raw.dtype != np.uint16:
-            raise FileNotFoundError(f"cannot read 16-bit {sample_dir / 'depth' / f'{name}.png'}")
-        full_mm = tum_depth_to_millimetres(raw)
+        full_mm = read_sample_depth_mm(sample_dir, name)
         depth_log = depth_stamp + DEPTH_LATENCY_NS
         depth_header = _header(store, depth_stamp)
         records.append((depth_log, DEPTH_TOPIC, build.image(depth_header, _image_fields(decimate_depth(full_mm), "16UC1"))))

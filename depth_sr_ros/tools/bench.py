@@ -35,6 +35,7 @@ versions) is written with the results: the load average tells whether others wer
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -140,8 +141,9 @@ def sample_frames(height: int, width: int, scale: int, typestore: str = "humble"
         FRAMES,
         FRAMES_WITHOUT_DEPTH,
         decimate_depth,
+        read_sample_depth_mm,
+        read_sample_rgb,
         rgb_camera_info,
-        tum_depth_to_millimetres,
     )
 
     store = load_typestore(typestore)
@@ -159,8 +161,8 @@ def sample_frames(height: int, width: int, scale: int, typestore: str = "humble"
     for name in FRAMES:
         if name in FRAMES_WITHOUT_DEPTH:
             continue
-        rgb = cv2.cvtColor(cv2.imread(str(folder / "rgb" / f"{name}.png"), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        depth_mm = tum_depth_to_millimetres(cv2.imread(str(folder / "depth" / f"{name}.png"), cv2.IMREAD_UNCHANGED))
+        rgb = read_sample_rgb(folder, name)
+        depth_mm = read_sample_depth_mm(folder, name)
         if rgb.shape[:2] != (height, width):
             rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
             depth_mm = cv2.resize(depth_mm, (width, height), interpolation=cv2.INTER_NEAREST)
@@ -278,7 +280,6 @@ def build_processor(backbone: str, backend: str, scale: int, settings: BenchSett
     from depth_sr_ros.core.frame_processor import FrameProcessor, OutputConfig
     from depth_sr_ros.core.pipeline import DepthSR, SRConfig
 
-    optional = {"engine_cache_dir": settings.engine_cache_dir} if settings.engine_cache_dir else {}
     config = SRConfig(
         scale=scale,
         backbone=backbone,
@@ -286,8 +287,9 @@ def build_processor(backbone: str, backend: str, scale: int, settings: BenchSett
         inference_backend=backend if backend != CLASSIC_BACKEND else "auto",
         precision=settings.precision,
         device=settings.device,
-        **optional,
     )
+    if settings.engine_cache_dir:
+        config = dataclasses.replace(config, engine_cache_dir=settings.engine_cache_dir)
     output = OutputConfig(output_encoding="32FC1", point_cloud_rgb=settings.cloud_rgb,
                           point_stride=settings.point_stride)
     return FrameProcessor(DepthSR(config), output)

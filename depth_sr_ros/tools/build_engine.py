@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def engine_shapes(height: int, width: int, scale: int) -> tuple[tuple[int, ...], ...]:
+def engine_shapes(height: int, width: int, scale: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """(rgb, depth, mask) NCHW shapes the pipeline feeds for an H x W RGB image at `scale`."""
     rows_lr, cols_lr = math.ceil(height / scale), math.ceil(width / scale)
     lr = (1, 1, rows_lr, cols_lr)

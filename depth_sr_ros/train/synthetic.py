@@ -48,7 +48,7 @@ def _texture(rng: np.random.Generator, h: int, w: int, colour: np.ndarray) -> np
     kind = rng.integers(0, 3)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     if kind == 0:  # smooth blotches
-        pattern = _smooth_noise(rng, h, w, int(rng.integers(3, 12))) - 0.5
+        pattern: np.ndarray = _smooth_noise(rng, h, w, int(rng.integers(3, 12))) - 0.5
     elif kind == 1:  # stripes at a random angle
         angle, period = rng.uniform(0, np.pi), rng.uniform(6, 30)
         pattern = 0.5 * np.sign(np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period)) * 0.5
