@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from depth_sr_ros.core.backbones import get_backbone
 from depth_sr_ros.core.classic import (
@@ -17,6 +16,8 @@ from depth_sr_ros.core.classic import (
     guided_filter,
 )
 from depth_sr_ros.core.resample import pil_resize
+from depth_sr_ros.eval.protocol import gdsr_frame, make_input
+from depth_sr_ros.train.datasets import FolderDataset, parse_scenes, preset_for
 
 CLASSIC = ("bicubic", "guided_filter", "joint_bilateral")
 MIDDLEBURY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "middlebury"
@@ -185,24 +186,20 @@ def test_jbu_needs_rgb_at_exactly_scale_times_depth():
         JointBilateralUpsampler().upsample(rgb[:-1], depth, valid, 4)
 
 
-# --- real data: the gdsr protocol on Middlebury (PROTOCOL.md) ---
-def _protocol_rmse(upsampler, scene: str, scale: int) -> float:
-    rgb = np.asarray(Image.open(MIDDLEBURY / "rgb" / f"{scene}.png").convert("RGB"))
-    gt = np.asarray(Image.open(MIDDLEBURY / "depth" / f"{scene}.png"), dtype=np.float32)
-    height, width = gt.shape[0] // scale * scale, gt.shape[1] // scale * scale
-    rgb, gt = rgb[:height, :width], gt[:height, :width]
-    lo, hi = float(gt.min()), float(gt.max())
-    lr = (pil_resize(gt, (width // scale, height // scale)) - lo) / (hi - lo)
-    pred = upsampler.upsample(rgb, lr, np.ones(lr.shape, bool), scale)
-    pred = np.clip(np.clip(pred, 0.0, 1.0) * (hi - lo) + lo, 0.0, 255.0)
-    return float(np.sqrt(np.mean((pred.astype(np.float64) - gt) ** 2)))
+# --- real data: the gdsr protocol on Middlebury (PROTOCOL.md), through the shipped evaluator ---
+def _protocol_rmse(upsampler, scale: int) -> float:
+    dataset = FolderDataset(preset_for(MIDDLEBURY, parse_scenes("15-20")))
+    assert len(dataset) == 6
+    return float(np.mean([
+        gdsr_frame(upsampler.upsample, frame, make_input(frame, scale), scale)[1]
+        for frame in (dataset[i] for i in range(len(dataset)))
+    ]))
 
 
 @pytest.mark.parametrize("scale", [4, 8])
 def test_guided_filter_beats_bicubic_on_middlebury(scale):
-    scenes = [f"{n:02d}" for n in range(15, 21)]
     rmse = {
-        name: float(np.mean([_protocol_rmse(up, scene, scale) for scene in scenes]))
+        name: _protocol_rmse(up, scale)
         for name, up in (("bicubic", BicubicUpsampler()), ("guided_filter", GuidedFilterUpsampler()),
                          ("joint_bilateral", JointBilateralUpsampler()))
     }
