@@ -50,7 +50,7 @@ from depth_sr_ros.core.projection import Extrinsic
 from depth_sr_ros.core.sync import Pair, StampSync, match_camera_info, seconds_to_ns
 from depth_sr_ros.core.transforms import TransformBuffer
 from depth_sr_ros.replay.bag_io import BagReader, BagWriter, load_typestore
-from depth_sr_ros.ros.node_logic import NodeParams, output_config
+from depth_sr_ros.ros.parameters import NodeParams, output_config
 
 _NODE_DEFAULTS = NodeParams.defaults()  # replay syncs like the node with its default parameters
 

@@ -6,7 +6,7 @@ frame is also scored against ground truth, beside the `bicubic` baseline on the 
 With `--lidar-topic`, a LiDAR PointCloud2 replaces the depth image (docs/lidar.md); with
 `--unaligned-depth`, a depth image in its own frame is registered into the RGB camera. The
 transform comes from the bag's /tf_static and /tf, or from `--extrinsic`.
-Pipeline, sync and output defaults are the node's (`depth_sr_ros.ros.node_logic.PARAMETERS`,
+Pipeline, sync and output defaults are the node's (`depth_sr_ros.ros.parameters.PARAMETERS`,
 config/sr.yaml), so a replay behaves like the node with its default parameters.
 """
 
@@ -22,7 +22,7 @@ from depth_sr_ros.core.transforms import EXTRINSIC_HELP, parse_extrinsic
 from depth_sr_ros.replay import sample_bag
 from depth_sr_ros.replay.bag_io import TYPESTORES, BagError
 from depth_sr_ros.replay.runner import ReplayConfig, format_summary, run_replay
-from depth_sr_ros.ros.node_logic import NodeParams
+from depth_sr_ros.ros.parameters import NodeParams
 
 LOG = logging.getLogger(__name__)
 NODE = NodeParams.defaults()
