@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -20,7 +18,6 @@ from depth_sr_ros.eval.protocol import gdsr_frame, make_input
 from depth_sr_ros.train.datasets import FolderDataset, parse_scenes, preset_for
 
 CLASSIC = ("bicubic", "guided_filter", "joint_bilateral")
-MIDDLEBURY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "middlebury"
 
 
 def _random_frame(h: int, w: int, scale: int, seed: int = 0):
@@ -187,8 +184,8 @@ def test_jbu_needs_rgb_at_exactly_scale_times_depth():
 
 
 # --- real data: the gdsr protocol on Middlebury (PROTOCOL.md), through the shipped evaluator ---
-def _protocol_rmse(upsampler, scale: int) -> float:
-    dataset = FolderDataset(preset_for(MIDDLEBURY, parse_scenes("15-20")))
+def _protocol_rmse(middlebury, upsampler, scale: int) -> float:
+    dataset = FolderDataset(preset_for(middlebury, parse_scenes("15-20")))
     assert len(dataset) == 6
     return float(np.mean([
         gdsr_frame(upsampler.upsample, frame, make_input(frame, scale), scale)[1]
@@ -197,9 +194,9 @@ def _protocol_rmse(upsampler, scale: int) -> float:
 
 
 @pytest.mark.parametrize("scale", [4, 8])
-def test_guided_filter_beats_bicubic_on_middlebury(scale):
+def test_guided_filter_beats_bicubic_on_middlebury(scale, shared_data):
     rmse = {
-        name: _protocol_rmse(up, scale)
+        name: _protocol_rmse(shared_data / "middlebury", up, scale)
         for name, up in (("bicubic", BicubicUpsampler()), ("guided_filter", GuidedFilterUpsampler()),
                          ("joint_bilateral", JointBilateralUpsampler()))
     }

@@ -22,22 +22,14 @@ from depth_sr_ros.core.msg_build import MESSAGE_KEYS, MessageBuilder, rosbags_bu
 from depth_sr_ros.core.pointcloud import point_cloud_fields
 
 REPO = Path(__file__).resolve().parents[1]
-TUM_CANDIDATES = (REPO / "depth_sr_ros" / "samples" / "tum_fr1", REPO.parent / "shared" / "data" / "tum_fr1")
+TUM_SAMPLE = REPO / "depth_sr_ros" / "samples" / "tum_fr1"  # shipped in the package
 STORES = [Stores.ROS2_HUMBLE, Stores.ROS2_JAZZY]
 TUM_INTRINSICS = {"fx": 517.3, "fy": 516.5, "cx": 318.6, "cy": 255.3}  # tum_fr1/intrinsics.json
 
 
 def tum_frame() -> tuple[np.ndarray, np.ndarray]:
     """Frame 00 of TUM fr1: (raw depth uint16, 1/5000 m per unit; BGR colour uint8)."""
-    folder = next(
-        (
-            path
-            for path in TUM_CANDIDATES
-            if (path / "depth" / "00.png").exists() and (path / "rgb" / "00.png").exists()
-        ),
-        None,
-    )
-    assert folder is not None, f"TUM fr1 frame 00 not found in any of {[str(p) for p in TUM_CANDIDATES]}"
+    folder = TUM_SAMPLE
     raw = cv2.imread(str(folder / "depth" / "00.png"), cv2.IMREAD_UNCHANGED)
     bgr = cv2.imread(str(folder / "rgb" / "00.png"), cv2.IMREAD_COLOR)
     assert raw.dtype == np.uint16 and raw.shape == (480, 640) and bgr.shape == (480, 640, 3)

@@ -8,20 +8,24 @@ from safetensors.torch import load_file
 from depth_sr_ros.train.loop import TrainConfig, export_best, train
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "middlebury"
 SMOKE = ROOT / "config" / "train" / "ci_smoke.yaml"
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data/middlebury")
+
+@pytest.fixture
+def smoke_config(shared_data):
+    """ci_smoke.yaml with its Middlebury roots pointed at the shared data folder."""
+    data = str(shared_data / "middlebury")
+
+    def make(out: Path, **overrides) -> TrainConfig:
+        config = TrainConfig.from_yaml(SMOKE, out=str(out), **overrides)
+        config.train[0].root = data
+        config.val_root = data
+        return config
+
+    return make
 
 
-def smoke_config(out: Path, **overrides) -> TrainConfig:
-    config = TrainConfig.from_yaml(SMOKE, out=str(out), **overrides)
-    config.train[0].root = str(DATA)
-    config.val_root = str(DATA)
-    return config
-
-
-def test_short_training_lowers_validation_rmse_and_exports_a_card(tmp_path):
+def test_short_training_lowers_validation_rmse_and_exports_a_card(tmp_path, smoke_config):
     config = smoke_config(tmp_path)
     summary = train(config)
     history = [h["val_rmse"] for h in summary["history"]]
@@ -33,7 +37,7 @@ def test_short_training_lowers_validation_rmse_and_exports_a_card(tmp_path):
     assert '"val_rmse"' in card and '"lite"' in card
 
 
-def test_training_is_deterministic_and_resumes_exactly(tmp_path):
+def test_training_is_deterministic_and_resumes_exactly(tmp_path, smoke_config):
     straight = train(smoke_config(tmp_path / "a", steps=12, val_every=6, batch=2, patch=32))
     train(smoke_config(tmp_path / "b", steps=6, val_every=6, batch=2, patch=32))
     resumed = train(smoke_config(tmp_path / "b", steps=12, val_every=6, batch=2, patch=32), resume=True)
@@ -44,7 +48,7 @@ def test_training_is_deterministic_and_resumes_exactly(tmp_path):
         assert (tensor == b[name]).all(), name
 
 
-def test_zero_init_head_starts_a_network_at_its_bicubic_base(tmp_path):
+def test_zero_init_head_starts_a_network_at_its_bicubic_base(tmp_path, smoke_config):
     import torch
 
     from depth_sr_ros.models.blocks import upsample_depth

@@ -1,6 +1,5 @@
 """The folder reader and its presets, scene filters, and the rosbag2 reader."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,9 +8,6 @@ from PIL import Image
 from depth_sr_ros.train.datasets import BagConfig, FolderDataset, parse_scenes, preset_for, read_bag
 from depth_sr_ros.train.loop import SourceConfig
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data")
-
 
 def test_parse_scenes():
     assert parse_scenes("15-20") == ("15", "16", "17", "18", "19", "20")
@@ -19,20 +15,19 @@ def test_parse_scenes():
     assert parse_scenes(None) is None
 
 
-@needs_data
-def test_presets_convert_units():
-    mb = FolderDataset(preset_for(DATA / "middlebury", ["15"]))[0]
-    raw = np.asarray(Image.open(DATA / "middlebury" / "depth" / "15.png")).astype(np.float32)
+def test_presets_convert_units(shared_data):
+    mb = FolderDataset(preset_for(shared_data / "middlebury", ["15"]))[0]
+    raw = np.asarray(Image.open(shared_data / "middlebury" / "depth" / "15.png")).astype(np.float32)
     np.testing.assert_allclose(mb.native, raw, atol=1e-4)  # 0-255 scale back for the protocol
     assert mb.gdsr_style == "middlebury" and np.isfinite(mb.depth).all()  # 0 is a value there
 
-    tum = FolderDataset(preset_for(DATA / "tum_fr1", ["00"]))[0]
-    raw = np.asarray(Image.open(DATA / "tum_fr1" / "depth" / "00.png")).astype(np.float64)
+    tum = FolderDataset(preset_for(shared_data / "tum_fr1", ["00"]))[0]
+    raw = np.asarray(Image.open(shared_data / "tum_fr1" / "depth" / "00.png")).astype(np.float64)
     assert np.isnan(tum.depth[raw == 0]).all()
     np.testing.assert_allclose(tum.depth[raw > 0], raw[raw > 0] / 5000, rtol=1e-6)
     assert tum.intrinsics is not None and tum.intrinsics.fx == pytest.approx(517.3)
 
-    nyu = FolderDataset(preset_for(DATA / "nyu_test"))
+    nyu = FolderDataset(preset_for(shared_data / "nyu_test"))
     assert nyu.names == ["1000", "1001", "1002"]
     assert 0.5 < np.nanmedian(nyu[0].depth) < 10  # metres
 

@@ -59,7 +59,6 @@ LOG = logging.getLogger(__name__)
 STAGES = ("decode", "preprocess", "network", "postprocess", "pointcloud", "encode", "msg_build")
 OVERHEAD_STAGES = tuple(s for s in STAGES if s != "network")
 CLASSIC_BACKEND = "numpy"
-SHARED_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "tum_fr1"
 
 
 @dataclass
@@ -121,16 +120,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------- sample messages
 
 
-def sample_dir() -> Path:
-    """The package's TUM fr1 sample frames, else the shared data copy."""
-    from depth_sr_ros.replay.sample_bag import SAMPLE_DIR
-
-    for candidate in (SAMPLE_DIR, SHARED_SAMPLES):
-        if (candidate / "intrinsics.json").is_file():
-            return candidate
-    raise FileNotFoundError(f"no TUM fr1 sample frames in {SAMPLE_DIR} or {SHARED_SAMPLES}")
-
-
 def sample_frames(height: int, width: int, scale: int, typestore: str = "humble") -> list[SampleFrame]:
     """The sample frames as rosbags messages: `width`x`height` rgb8, depth 16UC1 at 1/`scale`."""
     from depth_sr_ros.core.camera_info import scaled_camera_info_fields
@@ -140,6 +129,7 @@ def sample_frames(height: int, width: int, scale: int, typestore: str = "humble"
     from depth_sr_ros.replay.sample_bag import (
         FRAMES,
         FRAMES_WITHOUT_DEPTH,
+        SAMPLE_DIR,
         decimate_depth,
         read_sample_depth_mm,
         read_sample_rgb,
@@ -151,8 +141,7 @@ def sample_frames(height: int, width: int, scale: int, typestore: str = "humble"
     header = store.types["std_msgs/msg/Header"](
         stamp=store.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="camera_color_optical_frame"
     )
-    folder = sample_dir()
-    native_info = build.camera_info(header, rgb_camera_info(folder / "intrinsics.json"))
+    native_info = build.camera_info(header, rgb_camera_info(SAMPLE_DIR / "intrinsics.json"))
     rgb_info = build.camera_info(header, scaled_camera_info_fields(native_info, width, height))
     rows_lr, cols_lr = math.ceil(height / scale), math.ceil(width / scale)
     depth_info = build.camera_info(header, scaled_camera_info_fields(native_info, cols_lr, rows_lr))
@@ -161,8 +150,8 @@ def sample_frames(height: int, width: int, scale: int, typestore: str = "humble"
     for name in FRAMES:
         if name in FRAMES_WITHOUT_DEPTH:
             continue
-        rgb = read_sample_rgb(folder, name)
-        depth_mm = read_sample_depth_mm(folder, name)
+        rgb = read_sample_rgb(SAMPLE_DIR, name)
+        depth_mm = read_sample_depth_mm(SAMPLE_DIR, name)
         if rgb.shape[:2] != (height, width):
             rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
             depth_mm = cv2.resize(depth_mm, (width, height), interpolation=cv2.INTER_NEAREST)

@@ -75,7 +75,7 @@ class TrainConfig:
     synthetic_scenes: int = 0
     synthetic_size: tuple[int, int] = (256, 320)
     synthetic_weight: float = 1.0
-    val_root: str = "../shared/data/middlebury"
+    val_root: str = ""  # required: the validation folder (gdsr layout), e.g. Middlebury
     val_scenes: str | None = "15-20"
     degradations: dict[str, float] = field(default_factory=lambda: {"bicubic": 1.0})
     patch: int = 96
@@ -254,6 +254,8 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
 
 def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Train per `config`; returns a summary (best validation RMSE, steps, minutes, paths)."""
+    if not config.val_root:
+        raise ValueError("the training config sets no val_root (a validation folder, e.g. Middlebury)")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world > 1:

@@ -1,0 +1,41 @@
+"""Shared test fixtures: where the project's shared data folder is, and what to do without it.
+
+The data folder lives beside the repository (`<repo root>/../shared`, as CI lays it out); the
+environment variable `DEPTH_SR_SHARED` points elsewhere (e.g. `/work/shared` from a worktree).
+Without it, tests that need it skip with a reason that names the folder, except under CI
+(`DEPTH_SR_CI` set, see .ci/run), where a missing folder fails the test: CI always has it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ENV = "DEPTH_SR_SHARED"
+CI_ENV = "DEPTH_SR_CI"
+
+
+def shared_root() -> Path:
+    """The shared folder: `$DEPTH_SR_SHARED` if set, else `<repo root>/../shared`."""
+    override = os.environ.get(SHARED_ENV)
+    return Path(override) if override else REPO.parent / "shared"
+
+
+def require_shared(*parts: str) -> Path:
+    """`shared_root()/parts...`; skips (fails under CI) when that path does not exist."""
+    path = shared_root().joinpath(*parts)
+    if not path.exists():
+        reason = f"needs the shared data folder {path} (absent; set {SHARED_ENV} to use another copy)"
+        if os.environ.get(CI_ENV):
+            pytest.fail(f"{reason}; CI ({CI_ENV}) must have it", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared `data` folder (Middlebury, NYU, TUM, ... in `PROTOCOL.md` layout)."""
+    return require_shared("data")
