@@ -9,6 +9,10 @@ Encodings (REP 118):
 - depth `16UC1`/`mono16` millimetres (0 = invalid), `32FC1` metres (NaN, inf and <= 0 invalid)
   -> `HxW float32` metres with NaN = invalid.
 
+A sensor_msgs/CompressedImage (a message with `format` and `data` and no `encoding`) is first
+decoded to the Image fields image_transport's subscriber would give (`core/compressed.py`:
+`jpeg`/`png` colour, `compressedDepth` 16UC1 and 32FC1), then converted the same way.
+
 Row padding (`step > width * bytes_per_pixel`) and `is_bigendian` are honoured. Colour arrays
 are views of the message buffer where the layout allows (every colour encoding except `mono8`,
 whose grey is replicated into three channels by a copy); such views may be read-only and
@@ -84,8 +88,19 @@ def _pixel_rows(msg: Any, bytes_per_pixel: int) -> np.ndarray:
     return data[: step * height].reshape(height, step)[:, :row_bytes]
 
 
+def _raw_image(msg: Any) -> Any:
+    """`msg` itself for an Image; the decoded Image fields for a CompressedImage."""
+    if hasattr(msg, "format") and not hasattr(msg, "encoding"):
+        from depth_sr_ros.core.compressed import decompress  # builds on this module: imported here
+
+        return decompress(msg)
+    return msg
+
+
 def rgb_from_image(msg: Any) -> np.ndarray:
-    """`HxWx3 uint8` RGB array from a colour Image (a view of `msg.data` except for mono8)."""
+    """`HxWx3 uint8` RGB array from a colour Image (a view of `msg.data` except for mono8) or
+    CompressedImage."""
+    msg = _raw_image(msg)
     encoding = msg.encoding
     if encoding == "mono8":
         grey = _pixel_rows(msg, 1)
@@ -101,7 +116,9 @@ def rgb_from_image(msg: Any) -> np.ndarray:
 
 
 def depth_from_image(msg: Any) -> np.ndarray:
-    """`HxW float32` depth in metres, NaN = invalid, from a 16UC1/mono16 or 32FC1 Image."""
+    """`HxW float32` depth in metres, NaN = invalid, from a 16UC1/mono16 or 32FC1 Image, or a
+    CompressedImage of one (`compressedDepth`, or a 16-bit `png`)."""
+    msg = _raw_image(msg)
     encoding = msg.encoding
     byte_order = ">" if msg.is_bigendian else "<"
     if encoding in MILLIMETRE_DEPTH_ENCODINGS:

@@ -1,4 +1,4 @@
-"""Field sets (ImageFields, CameraInfoFields, PointCloudFields) -> concrete message objects.
+"""Field sets (ImageFields, CompressedImageFields, CameraInfoFields, PointCloudFields) -> messages.
 
 The same builder serves `rosbags` typestore classes (replay) and rclpy message classes (the
 node): both accept construction by keyword, and only the array types they want differ, which
@@ -13,14 +13,15 @@ from typing import Any
 import numpy as np
 
 from depth_sr_ros.core.camera_info import CameraInfoFields
+from depth_sr_ros.core.compressed import CompressedImageFields
 from depth_sr_ros.core.image_msg import ImageFields
 from depth_sr_ros.core.pointcloud import PointCloudFields
 
-MESSAGE_KEYS = ("Image", "CameraInfo", "PointCloud2", "PointField", "RegionOfInterest")
+MESSAGE_KEYS = ("Image", "CompressedImage", "CameraInfo", "PointCloud2", "PointField", "RegionOfInterest")
 
 
 class MessageBuilder:
-    """Builds sensor_msgs Image, CameraInfo and PointCloud2 from field sets.
+    """Builds sensor_msgs Image, CompressedImage, CameraInfo and PointCloud2 from field sets.
 
     `types` maps each of MESSAGE_KEYS to a message class. `data_adapter` turns a 1-D uint8
     array into what the class wants for `uint8[] data`; `float_array_adapter` does the same
@@ -65,6 +66,11 @@ class MessageBuilder:
             step=int(fields.step),
             data=self.data_adapter(fields.data),
         )
+
+    def compressed_image(self, header: Any, fields: CompressedImageFields) -> Any:
+        """A sensor_msgs/CompressedImage with `header` and `fields`."""
+        return self.types["CompressedImage"](header=header, format=str(fields.format),
+                                             data=self.data_adapter(fields.data))
 
     def camera_info(self, header: Any, fields: CameraInfoFields) -> Any:
         """A sensor_msgs/CameraInfo with `header` and `fields`."""

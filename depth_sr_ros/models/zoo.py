@@ -34,7 +34,7 @@ def _ament_models_dir() -> Path | None:
         return None
     try:
         return Path(get_package_share_directory(PACKAGE)) / "models"
-    except PackageNotFoundError:
+    except (PackageNotFoundError, OSError):  # OSError: no ROS environment sourced (AMENT_PREFIX_PATH unset)
         return None
 
 

@@ -89,15 +89,15 @@ class BagReader:
         return "\n".join(f"  {name} [{msgtype}] {count} messages"
                          for name, (msgtype, count) in sorted(self.topics().items())) or "  (no topics)"
 
-    def require(self, topics: Mapping[str, str], msgtypes: Mapping[str, str] | None = None) -> None:
-        """Raise `BagError` naming every role whose topic is absent (or of the wrong type)."""
+    def require(self, topics: Mapping[str, str], msgtypes: Mapping[str, tuple[str, ...]] | None = None) -> None:
+        """Raise `BagError` naming every role whose topic is absent (or not of one of its types)."""
         present = self.topics()
         problems = []
         for role, topic in topics.items():
             if topic not in present:
                 problems.append(f"{role} topic {topic!r} is not in the bag")
-            elif msgtypes and role in msgtypes and present[topic][0] != msgtypes[role]:
-                problems.append(f"{role} topic {topic!r} is {present[topic][0]}, expected {msgtypes[role]}")
+            elif msgtypes and role in msgtypes and present[topic][0] not in msgtypes[role]:
+                problems.append(f"{role} topic {topic!r} is {present[topic][0]}, expected {' or '.join(msgtypes[role])}")
         if problems:
             raise BagError(f"{self.path}: " + "; ".join(problems) + f".\nTopics in the bag:\n{self.describe_topics()}")
 
@@ -127,6 +127,14 @@ class BagReader:
                 yield BagRecord(connection.topic, timestamp, None, f"{type(err).__name__}: {err}")
             else:
                 yield BagRecord(connection.topic, timestamp, message)
+
+
+def transport_topic(present: Mapping[str, object], topic: str, transports: tuple[str, ...]) -> str:
+    """`topic` when the bag has it, else the first image_transport name `<topic>/<transport>` it
+    has (`/camera/color/image_raw` -> `/camera/color/image_raw/compressed`), else `topic`."""
+    if topic in present:
+        return topic
+    return next((f"{topic}/{t}" for t in transports if f"{topic}/{t}" in present), topic)
 
 
 class BagWriter:

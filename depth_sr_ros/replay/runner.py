@@ -31,7 +31,7 @@ import json
 import logging
 import shutil
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from depth_sr_ros.core.preview import colorize_depth, colorize_error, depth_rang
 from depth_sr_ros.core.projection import Extrinsic
 from depth_sr_ros.core.sync import Pair, StampSync, match_camera_info, seconds_to_ns
 from depth_sr_ros.core.transforms import TransformBuffer
-from depth_sr_ros.replay.bag_io import BagReader, BagWriter, load_typestore
+from depth_sr_ros.replay.bag_io import BagReader, BagWriter, load_typestore, transport_topic
 from depth_sr_ros.ros.parameters import NodeParams, output_config
 
 _NODE_DEFAULTS = NodeParams.defaults()  # replay syncs like the node with its default parameters
@@ -63,6 +63,9 @@ BASELINE = "bicubic"
 PREVIEW_ERROR_MAX_M = 0.10
 WARNINGS_PER_REASON = 3  # log the first few skips of each reason; the summary counts them all
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+IMAGE_TYPES = (IMAGE_TYPE, "sensor_msgs/msg/CompressedImage")  # raw, or any image_transport compression
+RGB_TRANSPORTS = ("compressed",)  # topic suffixes tried when the bag lacks the raw topic
+DEPTH_TRANSPORTS = ("compressedDepth", "compressed")
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
 TF_TOPICS = {"/tf_static": True, "/tf": False}  # topic -> static
@@ -171,6 +174,25 @@ class _AuxStream:
         ledger.skip(self.topic, unused_reason, self.decoded - len(self.used_ok | set(self.failed)))
 
 
+def with_transport_topics(config: ReplayConfig) -> ReplayConfig:
+    """`config` with each image topic the bag lacks replaced by its compressed image_transport
+    name when the bag has that (`<topic>/compressed`, `<topic>/compressedDepth`)."""
+    with BagReader(config.bag, config.typestore) as reader:
+        present = reader.topics()
+    resolved = replace(
+        config,
+        rgb_topic=transport_topic(present, config.rgb_topic, RGB_TRANSPORTS),
+        depth_topic=config.depth_topic if config.lidar_topic else
+        transport_topic(present, config.depth_topic, DEPTH_TRANSPORTS),
+        gt_topic=config.gt_topic and transport_topic(present, config.gt_topic, DEPTH_TRANSPORTS),
+    )
+    for given, used in ((config.rgb_topic, resolved.rgb_topic), (config.depth_topic, resolved.depth_topic),
+                        (config.gt_topic, resolved.gt_topic)):
+        if given != used:
+            LOG.info("the bag has no %s; reading %s (%s)", given, used, present[used][0])
+    return resolved
+
+
 def stamp_ns(message: Any) -> int:
     return int(message.header.stamp.sec) * 10**9 + int(message.header.stamp.nanosec)
 
@@ -179,7 +201,7 @@ class ReplayRunner:
     """Runs one replay; `run()` returns the report. Build once per bag."""
 
     def __init__(self, config: ReplayConfig) -> None:
-        self.config = config
+        self.config = config = with_transport_topics(config)
         self.typestore = load_typestore(config.typestore)
         self.builder = rosbags_builder(self.typestore)
         self.processor = FrameProcessor(DepthSR(config.sr), config.output)
@@ -216,9 +238,9 @@ class ReplayRunner:
         topics = {"rgb": cfg.rgb_topic, "rgb_info": cfg.rgb_info_topic, "depth": self.depth_topic,
                   "depth_info": self.depth_info_topic, "ground_truth": cfg.gt_topic}
         topics = {role: topic for role, topic in topics.items() if topic}
-        msgtypes = {role: INFO_TYPE if role.endswith("info") else IMAGE_TYPE for role in topics}
+        msgtypes = {role: (INFO_TYPE,) if role.endswith("info") else IMAGE_TYPES for role in topics}
         if cfg.lidar_topic:
-            msgtypes["depth"] = CLOUD_TYPE
+            msgtypes["depth"] = (CLOUD_TYPE,)
         with BagReader(cfg.bag, cfg.typestore) as reader, BagWriter(bag_out, self.typestore) as writer:
             reader.require(topics, msgtypes)
             if (cfg.lidar_topic or cfg.unaligned_depth) and cfg.extrinsic is None:

@@ -10,6 +10,11 @@ The bag looks the way a ToF-style RGB-D camera publishes (see samples/tum_fr1/AT
 | `/camera/depth/camera_info` | CameraInfo | the colour calibration scaled to 160x120 |
 | `/ground_truth/depth/image_raw` | Image | 640x480 `16UC1` millimetres (the full sensor depth) |
 
+With `rgb_format="jpeg"` or `"png"` the colour goes out as a CompressedImage on
+`/camera/color/image_raw/compressed`, and with `depth_transport="compressedDepth"` the depth as a
+CompressedImage on `/camera/depth/image_raw/compressedDepth`, encoded the way image_transport_plugins
+publishes them (`core/compressed.py`). `depth_encoding="32FC1"` publishes the depth in metres.
+
 The TUM depth is registered to the colour camera, so every topic lives in the colour camera's
 optical frame. Decimation x4: each low-resolution pixel is the mean of the 2x2 pixels at the
 centre of its 4x4 block (the block centre, as `cv2.resize` maps pixel centres), and it is a hole
@@ -36,6 +41,7 @@ import cv2
 import numpy as np
 
 from depth_sr_ros.core.camera_info import CameraInfoFields, scaled_camera_info_fields
+from depth_sr_ros.core.compressed import compressed_depth_fields, compressed_rgb_fields
 from depth_sr_ros.core.image_msg import ImageFields
 from depth_sr_ros.core.msg_build import rosbags_builder
 from depth_sr_ros.replay.bag_io import BagWriter, load_typestore
@@ -63,12 +69,18 @@ DEPTH_LATENCY_NS = 6_000_000
 SEED = 118
 
 
+RGB_FORMATS = ("raw", "jpeg", "png")
+DEPTH_TRANSPORTS = ("raw", "compressedDepth")
+
+
 @dataclass(frozen=True)
 class SampleBag:
-    """The bag written and what is in it (frame counts per topic)."""
+    """The bag written and what is in it (frame counts per topic; the colour and depth topics)."""
 
     path: Path
     counts: dict[str, int]
+    rgb_topic: str = RGB_TOPIC
+    depth_topic: str = DEPTH_TOPIC
 
 
 def tum_depth_to_millimetres(raw: np.ndarray) -> np.ndarray:
@@ -148,11 +160,37 @@ def _stamps() -> list[tuple[int, int]]:
 
 
 def build_sample_bag(
-    out_path: str | Path, storage: str = "mcap", typestore: str = "humble", sample_dir: Path = SAMPLE_DIR
+    out_path: str | Path, storage: str = "mcap", typestore: str = "humble", sample_dir: Path = SAMPLE_DIR,
+    rgb_format: str = "raw", depth_transport: str = "raw", depth_encoding: str = "16UC1",
 ) -> SampleBag:
-    """Write the sample bag to `out_path` (a new rosbag2 directory) and return what it holds."""
+    """Write the sample bag to `out_path` (a new rosbag2 directory) and return what it holds.
+
+    `rgb_format`: "raw" (Image rgb8), "jpeg" or "png" (CompressedImage on `.../compressed`);
+    `depth_transport`: "raw" (Image) or "compressedDepth" (CompressedImage on `.../compressedDepth`);
+    `depth_encoding`: "16UC1" (millimetres) or "32FC1" (metres) for the low-resolution depth.
+    """
+    if rgb_format not in RGB_FORMATS or depth_transport not in DEPTH_TRANSPORTS:
+        raise ValueError(f"rgb_format must be one of {RGB_FORMATS} and depth_transport one of {DEPTH_TRANSPORTS}; "
+                         f"got {rgb_format!r}, {depth_transport!r}")
+    if depth_encoding not in ("16UC1", "32FC1"):
+        raise ValueError(f"depth_encoding must be 16UC1 or 32FC1; got {depth_encoding!r}")
     store = load_typestore(typestore)
     build = rosbags_builder(store)
+    rgb_topic = RGB_TOPIC if rgb_format == "raw" else f"{RGB_TOPIC}/compressed"
+    depth_topic = DEPTH_TOPIC if depth_transport == "raw" else f"{DEPTH_TOPIC}/{depth_transport}"
+
+    def colour_message(header: Any, rgb: np.ndarray) -> Any:
+        if rgb_format == "raw":
+            return build.image(header, _image_fields(rgb, "rgb8"))
+        return build.compressed_image(header, compressed_rgb_fields(rgb, rgb_format))
+
+    def depth_message(header: Any, depth_mm: np.ndarray) -> Any:
+        metres = np.where(depth_mm > 0, depth_mm / np.float32(1000.0), np.float32(np.nan)).astype(np.float32)
+        if depth_transport == "compressedDepth":
+            return build.compressed_image(header, compressed_depth_fields(metres, depth_encoding))
+        if depth_encoding == "32FC1":
+            return build.image(header, _image_fields(metres, "32FC1"))
+        return build.image(header, _image_fields(depth_mm, "16UC1"))
     rgb_info = rgb_camera_info(sample_dir / "intrinsics.json")
     rgb_info_msg = build.camera_info(_header(store, 0), rgb_info)
     depth_info = scaled_camera_info_fields(rgb_info_msg, rgb_info.width // DECIMATION, rgb_info.height // DECIMATION)
@@ -161,24 +199,26 @@ def build_sample_bag(
     for name, (rgb_stamp, depth_stamp) in zip(FRAMES, _stamps()):
         rgb = read_sample_rgb(sample_dir, name)
         rgb_log = rgb_stamp + RGB_LATENCY_NS
-        records.append((rgb_log, RGB_TOPIC, build.image(_header(store, rgb_stamp), _image_fields(rgb, "rgb8"))))
+        records.append((rgb_log, rgb_topic, colour_message(_header(store, rgb_stamp), rgb)))
         records.append((rgb_log + 1, RGB_INFO_TOPIC, build.camera_info(_header(store, rgb_stamp), rgb_info)))
         if name in FRAMES_WITHOUT_DEPTH:
             continue
         full_mm = read_sample_depth_mm(sample_dir, name)
         depth_log = depth_stamp + DEPTH_LATENCY_NS
         depth_header = _header(store, depth_stamp)
-        records.append((depth_log, DEPTH_TOPIC, build.image(depth_header, _image_fields(decimate_depth(full_mm), "16UC1"))))
+        records.append((depth_log, depth_topic, depth_message(depth_header, decimate_depth(full_mm))))
         records.append((depth_log + 1, DEPTH_INFO_TOPIC, build.camera_info(depth_header, depth_info)))
         records.append((depth_log + 2, GT_TOPIC, build.image(depth_header, _image_fields(full_mm, "16UC1"))))
 
     records.sort(key=lambda record: record[0])
-    counts = {topic: 0 for topic in (RGB_TOPIC, RGB_INFO_TOPIC, DEPTH_TOPIC, DEPTH_INFO_TOPIC, GT_TOPIC)}
+    msgtypes = {rgb_topic: "Image" if rgb_format == "raw" else "CompressedImage", RGB_INFO_TOPIC: "CameraInfo",
+                depth_topic: "Image" if depth_transport == "raw" else "CompressedImage",
+                DEPTH_INFO_TOPIC: "CameraInfo", GT_TOPIC: "Image"}
+    counts = dict.fromkeys(msgtypes, 0)
     with BagWriter(out_path, store, storage=storage) as writer:
-        for topic, msgtype in ((RGB_TOPIC, "Image"), (RGB_INFO_TOPIC, "CameraInfo"), (DEPTH_TOPIC, "Image"),
-                               (DEPTH_INFO_TOPIC, "CameraInfo"), (GT_TOPIC, "Image")):
+        for topic, msgtype in msgtypes.items():
             writer.add_topic(topic, f"sensor_msgs/msg/{msgtype}")
         for log_time, topic, message in records:
             writer.write(topic, log_time, message)
             counts[topic] += 1
-    return SampleBag(Path(out_path), counts)
+    return SampleBag(Path(out_path), counts, rgb_topic, depth_topic)

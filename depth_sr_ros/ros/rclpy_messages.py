@@ -32,6 +32,7 @@ def rclpy_builder() -> MessageBuilder:
     """A MessageBuilder for rclpy's sensor_msgs classes (needs a sourced ROS 2 environment)."""
     from sensor_msgs.msg import (
         CameraInfo,
+        CompressedImage,
         Image,
         PointCloud2,
         PointField,
@@ -40,6 +41,7 @@ def rclpy_builder() -> MessageBuilder:
 
     types: dict[str, Any] = {
         "Image": Image,
+        "CompressedImage": CompressedImage,
         "CameraInfo": CameraInfo,
         "PointCloud2": PointCloud2,
         "PointField": PointField,
