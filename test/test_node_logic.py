@@ -697,7 +697,7 @@ def ros(monkeypatch):
         "rclpy.time": {"Time": type("Time", (), {"from_msg": staticmethod(lambda stamp: stamp)})},
         "sensor_msgs.msg": {
             key: TYPESTORE.types[f"sensor_msgs/msg/{key}"]
-            for key in ("Image", "CameraInfo", "PointCloud2", "PointField", "RegionOfInterest")
+            for key in ("Image", "CompressedImage", "CameraInfo", "PointCloud2", "PointField", "RegionOfInterest")
         },
         "message_filters": {
             "Subscriber": _Subscriber,
