@@ -3,6 +3,14 @@
 Each sub-command lives in `depth_sr_ros.tools.<module>` and provides
 `add_arguments(parser)` and `run(args) -> int`. Modules are imported only when their
 sub-command runs, so `depth-sr --help` stays fast.
+
+Every sub-command behaves alike:
+- `-v/--verbose` (debug logging) before or after the sub-command; `depth-sr --version`;
+- a user's mistake (a bad flag value, a missing file, a wrong format, an unknown name) prints
+  one line that names the flag or file and what to do, and exits 2 (`UsageError`, see
+  `depth_sr_ros.core.errors`; argparse's own errors take the same path);
+- any other exception is a bug: its traceback is printed and the exit status is 1;
+- log lines are routed around tqdm progress bars (`logging_redirect_tqdm`).
 """
 
 from __future__ import annotations
@@ -11,41 +19,96 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
+from types import ModuleType
+from typing import NoReturn
+
+from depth_sr_ros import __version__
+from depth_sr_ros.core.errors import UsageError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "replay the bundled TUM sample bag through the default backbone"),
     "replay": ("replay", "run a rosbag2 bag through the node's pipeline and score it"),
     "evaluate": ("evaluate", "score a backbone on an RGB-D image dataset"),
     "train": ("train", "train or fine-tune a network from a YAML config"),
-    "models": ("models_list", "list backbones with parameters, GFLOPs and foundation weights"),
+    "models": ("models_list", "list backbones, the shipped weights and what 'auto' picks per scale"),
     "export-onnx": ("export_onnx", "export a backbone to ONNX"),
     "build-engine": ("build_engine", "build a TensorRT engine offline"),
     "bench": ("bench", "time every pipeline stage per backend and backbone"),
 }
+EXIT_USAGE = 2
+EXIT_BUG = 1
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a parse error raises `UsageError` (one line, exit 2) instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _add_verbose(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="depth-sr", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
+    parser = ArgumentParser(prog="depth-sr", description=__doc__.splitlines()[0])
+    _add_verbose(parser, False)
+    parser.add_argument("--version", action="version", version=f"depth-sr {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=ArgumentParser)
+    for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def command_parser(command: str) -> tuple[argparse.ArgumentParser, ModuleType]:
+    """The full parser of one sub-command and its module."""
+    module_name, help_text = COMMANDS[command]
+    module = importlib.import_module(f"depth_sr_ros.tools.{module_name}")
+    parser = ArgumentParser(prog=f"depth-sr {command}", description=help_text)
+    _add_verbose(parser, argparse.SUPPRESS)  # -v after the sub-command too
+    module.add_arguments(parser)
+    return parser, module
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def run_command(argv: list[str]) -> int:
+    """Parse `argv` and run the sub-command; exceptions propagate (see `main`)."""
     top = build_parser()
     args, rest = top.parse_known_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    module_name, help_text = COMMANDS[args.command]
-    module = importlib.import_module(f"depth_sr_ros.tools.{module_name}")
-    parser = argparse.ArgumentParser(prog=f"depth-sr {args.command}", description=help_text)
-    module.add_arguments(parser)
-    return int(module.run(parser.parse_args(rest)) or 0)
+    parser, module = command_parser(args.command)
+    command_args = parser.parse_args(rest)
+    verbose = args.verbose or getattr(command_args, "verbose", False)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")  # no-op where a handler exists
+    logging.getLogger().setLevel(logging.DEBUG if verbose else logging.INFO)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        return int(module.run(command_args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`depth-sr ARGS`: 0 on success, 2 for a user's mistake (one line), 1 for a bug (traceback)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
+    command = command if command in COMMANDS else ""
+    prog = f"depth-sr {command}".strip()
+    try:
+        return run_command(argv)
+    except UsageError as err:
+        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - a bug: show everything so that it gets reported
+        traceback.print_exc()
+        print(f"{prog}: internal error (a bug, not a problem with your input): please report it with the "
+              "traceback above", file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

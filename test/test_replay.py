@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from depth_sr_ros.cli import main
 from depth_sr_ros.core.camera_info import CameraInfoFields
 from depth_sr_ros.core.image_msg import ImageFields, depth_from_image
 from depth_sr_ros.core.msg_build import rosbags_builder
@@ -179,19 +180,19 @@ def test_bad_inputs_are_counted_skips_and_good_pairs_are_written(tmp_path: Path,
     assert "corrupt_record 1" in summary and "guided_filter" in summary and "bicubic" in summary
 
 
-def test_missing_topic_is_a_clear_error_naming_the_bags_topics(tmp_path: Path, caplog) -> None:
+def test_missing_topic_is_a_clear_error_naming_the_bags_topics(tmp_path: Path, capsys) -> None:
     write_bag(tmp_path / "in", skip_topics=("depth_info",))
     with pytest.raises(BagError) as info_:
         run_replay(replay_config(tmp_path / "in", tmp_path / "out"))
     assert TOPICS["depth_info"] in str(info_.value) and TOPICS["rgb"] in str(info_.value)
 
-    parser = argparse.ArgumentParser()
-    replay_tool.add_arguments(parser)
-    args = parser.parse_args([str(tmp_path / "in"), "--out", str(tmp_path / "out2"), "--rgb-topic", TOPICS["rgb"],
-                              "--rgb-info-topic", TOPICS["rgb_info"], "--depth-topic", TOPICS["depth"],
-                              "--depth-info-topic", TOPICS["depth_info"], "--no-progress"])
-    assert replay_tool.run(args) == 2
-    assert TOPICS["depth_info"] in caplog.text
+    assert main(["replay", str(tmp_path / "in"), "--out", str(tmp_path / "out2"), "--rgb-topic", TOPICS["rgb"],
+                 "--rgb-info-topic", TOPICS["rgb_info"], "--depth-topic", TOPICS["depth"],
+                 "--depth-info-topic", TOPICS["depth_info"], "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if "error" in line]
+    assert "Traceback" not in err and line.startswith("depth-sr replay: error: ")
+    assert TOPICS["depth_info"] in line and TOPICS["rgb"] in line
 
 
 def test_replay_without_optional_topics_and_with_16uc1_output(tmp_path: Path) -> None:

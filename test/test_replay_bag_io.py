@@ -170,7 +170,7 @@ def test_truncated_bag_file_is_a_clear_error(tmp_path: Path) -> None:
         pass
 
 
-def test_storage_failure_mid_bag_ends_reading_with_a_counted_record(tmp_path: Path, monkeypatch) -> None:
+def test_storage_failure_mid_bag_counts_what_was_not_read_as_unreadable(tmp_path: Path, monkeypatch) -> None:
     bag = sb.build_sample_bag(tmp_path / "bag")
     original = AnyReader.messages
 
@@ -186,5 +186,8 @@ def test_storage_failure_mid_bag_ends_reading_with_a_counted_record(tmp_path: Pa
                           depth_info_topic=sb.DEPTH_INFO_TOPIC, gt_topic=sb.GT_TOPIC, previews=False,
                           progress=False)
     report = run_replay(config)
-    assert report.ledger.skipped["(storage)"] == {"storage_error": 1}
-    assert report.pairs_processed == 2 and report.ledger.balanced()
+    ledger = report.ledger
+    assert report.storage_errors == ["OSError: simulated damaged chunk"]
+    assert report.pairs_processed == 2 and ledger.balanced() and ledger.complete()
+    assert sum(ledger.read.values()) == 12 and sum(ledger.unreadable.values()) == sum(bag.counts.values()) - 12
+    assert all(ledger.held[topic] == count for topic, count in bag.counts.items())

@@ -90,7 +90,10 @@ class CameraInfoFields:
 
 
 def _float_array(values: Any, size: int | None, name: str) -> np.ndarray:
-    array = np.asarray(values if values is not None else (), dtype=np.float64).reshape(-1)
+    try:
+        array = np.asarray(values if values is not None else (), dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise FrameError("bad_camera_info", f"CameraInfo {name} is not a list of numbers: {err}") from None
     if size is not None and array.size != size:
         raise FrameError("bad_camera_info", f"CameraInfo {name} has {array.size} values; expected {size}")
     return array
@@ -128,12 +131,24 @@ def _image_transform(msg: Any) -> tuple[np.ndarray, int, int]:
     return transform, width, height
 
 
+def _check_finite(msg: Any) -> None:
+    """FrameError("bad_camera_info") when K, P, R or D has a wrong size or a NaN/inf value."""
+    for name, size in (("k", 9), ("p", 12), ("r", 9), ("d", None)):
+        if name != "k" and getattr(msg, name, None) is None:
+            continue  # only K is needed for the intrinsics; P and R are checked where they are used
+        values = _float_array(getattr(msg, name), size, name)
+        if not np.isfinite(values).all():
+            raise FrameError("bad_camera_info", f"CameraInfo {name.upper()} holds NaN or inf: {values.tolist()}")
+
+
 def intrinsics_from_camera_info(msg: Any) -> Intrinsics:
     """Intrinsics of the published image (roi and binning applied) from CameraInfo fields.
 
-    Raises FrameError("bad_camera_info") when K is malformed or fx/fy are not positive finite
-    (an uncalibrated camera publishes K = 0).
+    Raises FrameError("bad_camera_info") when K, P, R or D is malformed or not finite (P is
+    republished, scaled, with the output), or fx/fy are not positive (an uncalibrated camera
+    publishes K = 0).
     """
+    _check_finite(msg)
     transform, width, height = _image_transform(msg)
     with np.errstate(invalid="ignore"):
         k = transform @ _float_array(msg.k, 9, "k").reshape(3, 3)

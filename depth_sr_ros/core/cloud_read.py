@@ -80,7 +80,8 @@ def points_from_cloud(msg: Any) -> np.ndarray:
         )
     if height == 1 or row_step == row_bytes:
         rows = data[: height * row_bytes]
-    else:  # drop row padding
-        rows = np.lib.stride_tricks.as_strided(data, shape=(height, row_bytes), strides=(row_step, 1))
+    else:  # drop row padding; `data` is contiguous (as_byte_array), so one byte is one stride unit
+        byte = data.strides[0]
+        rows = np.lib.stride_tricks.as_strided(data, shape=(height, row_bytes), strides=(row_step * byte, byte))
     points = np.ascontiguousarray(rows).reshape(-1).view(dtype)
     return np.stack([points[name].astype(np.float32) for name in XYZ], axis=1)

@@ -12,8 +12,11 @@ Checks, each a `FrameError` the caller counts by reason:
 - "missing_camera_info": no RGB CameraInfo (the depth CameraInfo may be None: registered depth);
 - "size_mismatch": a CameraInfo describes another resolution than its image;
 - "unregistered_depth": the depth CameraInfo is not the RGB camera at a lower resolution (focal
-  lengths or principal point disagree beyond `REGISTRATION_TOLERANCE`), so the pipeline, which
-  takes depth registered to the RGB camera, would give a silently wrong answer;
+  lengths or principal point disagree beyond `REGISTRATION_TOLERANCE`), or (`process` only) the
+  depth image's header frame_id names another frame than the RGB image's, unless
+  `OutputConfig.assume_registered`. The pipeline takes depth registered to the RGB camera, so
+  either would give a silently wrong answer; depth from another camera goes to
+  `process_unaligned` (the node's input_mode 'unaligned_depth');
 - plus the decoders' and the pipeline's own ("unsupported_encoding", "truncated_data",
   "bad_camera_info", "aspect_mismatch", "all_invalid_depth", ...).
 """
@@ -56,11 +59,14 @@ class OutputConfig:
     output_encoding: "32FC1" (metres, NaN invalid; default) or "16UC1" (millimetres, 0 invalid).
     point_cloud_rgb: XYZRGB points (packed float rgb) instead of XYZ.
     point_stride: keep every n-th row and column in the cloud (1 = every pixel).
+    assume_registered: publish depth whose frame_id differs from the RGB's as registered to the
+        RGB camera (the node's `assume_registered`); False refuses it as "unregistered_depth".
     """
 
     output_encoding: str = "32FC1"
     point_cloud_rgb: bool = False
     point_stride: int = 1
+    assume_registered: bool = False
 
     def __post_init__(self) -> None:
         if self.output_encoding not in OUTPUT_ENCODINGS:
@@ -192,6 +198,8 @@ class FrameProcessor:
                 depth_info_msg: Any | None) -> tuple[np.ndarray, np.ndarray, Intrinsics]:
         if rgb_info_msg is None:
             raise FrameError("missing_camera_info", "no RGB CameraInfo for this frame; the output needs its intrinsics")
+        if not self.output.assume_registered:
+            _check_same_frame(rgb_msg, depth_msg)
         rgb = np.ascontiguousarray(rgb_from_image(rgb_msg))
         depth = depth_from_image(depth_msg)
         intrinsics = intrinsics_from_camera_info(rgb_info_msg)
@@ -209,6 +217,23 @@ def _check_size(name: str, intrinsics: Intrinsics, shape: tuple[int, ...]) -> No
             "size_mismatch",
             f"{name} CameraInfo describes {intrinsics.width}x{intrinsics.height} but the {name} image is "
             f"{shape[1]}x{shape[0]}",
+        )
+
+
+def _frame_id(msg: Any) -> str:
+    return str(getattr(getattr(msg, "header", None), "frame_id", "") or "").lstrip("/")
+
+
+def _check_same_frame(rgb_msg: Any, depth_msg: Any) -> None:
+    """FrameError("unregistered_depth") when both images name their frame and the names differ."""
+    rgb_frame, depth_frame = _frame_id(rgb_msg), _frame_id(depth_msg)
+    if rgb_frame and depth_frame and rgb_frame != depth_frame:
+        raise FrameError(
+            "unregistered_depth",
+            f"depth frame_id {depth_frame!r} differs from the RGB frame_id {rgb_frame!r}: registered depth "
+            "lives in the RGB optical frame. For depth from another camera use input_mode unaligned_depth "
+            "(replay --unaligned-depth); if the driver did register it, set assume_registered "
+            "(replay --assume-registered)",
         )
 
 

@@ -54,11 +54,10 @@ class ImageFields:
 
 
 def as_byte_array(data: Any) -> np.ndarray:
-    """A 1-D uint8 view of a message's `data` (buffer protocol, no copy; lists are converted)."""
+    """A contiguous 1-D uint8 view of a message's `data` (buffer protocol, no copy; lists are
+    converted; a non-contiguous numpy array, e.g. a slice with a step, is copied once)."""
     if isinstance(data, np.ndarray):
-        if data.dtype != np.uint8:
-            data = np.ascontiguousarray(data).view(np.uint8)
-        return data.reshape(-1)
+        return np.ascontiguousarray(data).view(np.uint8).reshape(-1)
     if isinstance(data, (list, tuple)):
         return np.asarray(data, dtype=np.uint8)
     return np.frombuffer(data, dtype=np.uint8)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 STREAMS = ("rgb", "depth")
@@ -156,6 +157,26 @@ def pair_stamps(
     sync = StampSync(queue_size, slop_s, exact)
     pairs = [pair for stream, stamp, key in arrivals for pair in sync.add(stream, stamp, key)]
     return SyncResult(pairs, sync.finish())
+
+
+def frame_period_ns(stamps: Iterable[int]) -> int | None:
+    """The observed frame period of a stream: the median step between its distinct stamps (ns),
+    or None with fewer than two distinct stamps."""
+    ordered = sorted(set(stamps))
+    steps = [b - a for a, b in pairwise(ordered)]
+    return int(sorted(steps)[len(steps) // 2]) if steps else None
+
+
+def nearest_distances_ns(stamps: Iterable[int], others: Sequence[int]) -> list[int]:
+    """For each stamp, the distance (ns) to the nearest of `others` (empty when `others` is)."""
+    ordered = sorted(others)
+    if not ordered:
+        return []
+    distances = []
+    for stamp in stamps:
+        i = bisect.bisect_left(ordered, stamp)
+        distances.append(min(abs(ordered[j] - stamp) for j in (i - 1, i) if 0 <= j < len(ordered)))
+    return distances
 
 
 def match_camera_info(image_stamps: Sequence[int], info_stamps: Sequence[int]) -> list[int | None]:

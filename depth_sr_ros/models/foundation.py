@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from depth_sr_ros.core.errors import UsageError
 from depth_sr_ros.models.blocks import crop_to, pad_to_multiple
 
 PATCH_SIZE = 14
@@ -31,7 +32,7 @@ FOUNDATION_WEIGHTS = {
 }
 
 
-class FoundationWeightsMissing(FileNotFoundError):
+class FoundationWeightsMissing(UsageError, FileNotFoundError):
     """Foundation weights (or `transformers`) are not available for a backbone that needs them."""
 
 

@@ -8,7 +8,8 @@ Layout (see docs/models.md):
 
 Loading never unpickles: tensors come from safetensors only, and the card is checked first
 (backbone, scale, sha256), then every tensor name and shape against the network the card's
-config builds. Problems raise `WeightsError` (or `FileNotFoundError`) saying what to do.
+config builds. Problems raise `WeightsError` saying what to do (`WeightsNotFound`, also a
+`FileNotFoundError`, for a missing file or card); `depth-sr` prints them as one line, exit 2.
 """
 
 from __future__ import annotations
@@ -24,14 +25,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from depth_sr_ros.core.errors import UsageError
+
 WEIGHTS_SUFFIX = ".safetensors"
 CARD_SUFFIX = ".card.json"
 CARD_FORMAT = 1
 FOUNDATION_PREFIX = "foundation."
 
 
-class WeightsError(ValueError):
+class WeightsError(UsageError, ValueError):
     """A weights file or its model card is unusable; the message says why and what to do."""
+
+
+class WeightsNotFound(WeightsError, FileNotFoundError):
+    """A weights file, or the model card beside it, does not exist."""
 
 
 @dataclass
@@ -108,9 +115,9 @@ def card_path(weights: str | Path) -> Path:
 def read_card(weights: str | Path) -> ModelCard:
     path = card_path(weights)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"no model card for {weights}: expected {path}. Weights without a card are not loaded; "
-            "write one with depth_sr_ros.models.weights.save_weights"
+        raise WeightsNotFound(
+            f"no model card for {weights}: expected {path} beside it. Weights without a card are not loaded; "
+            "save weights with depth_sr_ros.models.weights.save_weights (depth-sr train does), which writes both"
         )
     return ModelCard.from_json(path.read_text(encoding="utf-8"), source=str(path))
 
@@ -167,6 +174,24 @@ def save_weights(model: nn.Module, path: str | Path, card: ModelCard) -> Path:
     return path
 
 
+def check_safetensors_header(path: Path) -> None:
+    """WeightsError unless `path` starts like a safetensors file (an 8-byte little-endian header
+    length, then that many bytes of JSON). Checked before the card, so that a pickled
+    `.pt`/`.pth` checkpoint or another file is named for what it is."""
+    size = path.stat().st_size
+    with open(path, "rb") as stream:
+        head = stream.read(9)
+    length = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
+    if len(head) < 9 or not 2 <= length <= size - 8 or head[8:9] != b"{":
+        kind = "a zip archive (a torch.save checkpoint?)" if head[:2] == b"PK" else (
+            "a pickle (a torch.save checkpoint?)" if head[:1] == b"\x80" else f"{size} bytes of something else")
+        raise WeightsError(
+            f"{path} is not a safetensors file ({kind}). Weights are loaded from *{WEIGHTS_SUFFIX} files with "
+            f"a {CARD_SUFFIX} card only, never unpickled: convert a checkpoint with save_weights "
+            "(depth_sr_ros.models.weights)"
+        )
+
+
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -216,11 +241,14 @@ def load_network(backbone: str, scale: int, weights: str | Path | None = None, *
     if weights is None:
         found = zoo.find_weights(backbone, scale)
         if found is None:
-            raise FileNotFoundError(zoo.describe_missing(backbone, scale))
+            raise WeightsNotFound(zoo.describe_missing(backbone, scale))
         weights = found
-    path = Path(weights)
+    path = Path(weights).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found (expected a *{WEIGHTS_SUFFIX} file): {path}")
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise WeightsNotFound(f"weights file {path} {what}: give a *{WEIGHTS_SUFFIX} file with its {CARD_SUFFIX} "
+                              "card beside it, or leave the weights out for the shipped ones")
+    check_safetensors_header(path)
     card = read_card(path)
     if (card.backbone, card.scale) != (backbone, scale):
         raise WeightsError(

@@ -4,6 +4,12 @@ Reading goes through `rosbags.highlevel.AnyReader`, which uses the message defin
 embeds (MCAP, Jazzy sqlite3) and falls back to the typestore given here (Humble sqlite3 bags
 carry none). A record that cannot be deserialised is yielded with `message=None` and the
 error text, so the caller counts it as a "corrupt_record" skip and reads on.
+
+Damaged storage (an MCAP chunk with a bad checksum, an unreadable sqlite3 page) does not end
+the reading: the error is kept in `BagReader.storage_errors` and reading starts again at the
+next point after the damage where it can (the next MCAP chunk; the next sqlite3 row, whose
+stamps are read without their data). What could not be read is the difference between the
+message counts the bag declares per topic (`topics()`) and the records yielded.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from depth_sr_ros.core.errors import UsageError
+
 if TYPE_CHECKING:  # typing.Self is Python 3.11+; Humble runs 3.10
     from typing_extensions import Self
 
@@ -28,7 +36,7 @@ TYPESTORES = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}
 STORAGE_PLUGINS = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 
 
-class BagError(RuntimeError):
+class BagError(UsageError):
     """The bag cannot be used at all: it does not open, or a required topic is missing."""
 
 
@@ -57,6 +65,7 @@ class BagReader:
         self.path = Path(path)
         self.typestore_name = typestore
         self._reader: AnyReader | None = None
+        self.storage_errors: list[str] = []  # one entry per storage failure met by `records`
 
     def __enter__(self) -> Self:
         if not self.path.exists():
@@ -99,34 +108,64 @@ class BagReader:
             elif msgtypes and role in msgtypes and present[topic][0] not in msgtypes[role]:
                 problems.append(f"{role} topic {topic!r} is {present[topic][0]}, expected {' or '.join(msgtypes[role])}")
         if problems:
-            raise BagError(f"{self.path}: " + "; ".join(problems) + f".\nTopics in the bag:\n{self.describe_topics()}")
+            listing = "; ".join(line.strip() for line in self.describe_topics().splitlines())
+            raise BagError(f"{self.path}: " + "; ".join(problems) + f". Topics in the bag: {listing}")
 
     def records(self, topics: Iterable[str]) -> Iterator[BagRecord]:
         """Records of `topics` in log-time order; undecodable ones carry `message=None`.
 
-        A storage-level failure (a damaged file) ends the iteration with one record on topic ""
-        that carries the error, instead of raising mid-bag.
+        A storage-level failure (damaged file) is logged and kept in `storage_errors`, and reading
+        goes on from the next resume point after the last record read (`_resume_points`); the
+        messages skipped over are missing from what is yielded, so the caller counts them as
+        unreadable against `topics()`.
         """
         wanted = set(topics)
         connections = [c for c in self.reader.connections if c.topic in wanted]
         if not connections:
             return
-        stream = self.reader.messages(connections=connections)
+        start: int | None = None
+        last_time: int | None = None
+        resume: list[int] | None = None
         while True:
             try:
-                connection, timestamp, rawdata = next(stream)
-            except StopIteration:
+                for connection, timestamp, rawdata in self.reader.messages(connections=connections, start=start):
+                    last_time = timestamp
+                    yield self._decode(connection, timestamp, rawdata)
                 return
-            except Exception as err:  # noqa: BLE001 - damaged storage: report once and stop reading
-                LOG.error("bag %s: storage read failed, stopping: %s", self.path, err)
-                yield BagRecord("", 0, None, f"storage read failed: {err}")
-                return
-            try:
-                message = self.reader.deserialize(rawdata, connection.msgtype)
-            except Exception as err:  # noqa: BLE001 - garbage CDR raises SerdeError, IndexError, ...
-                yield BagRecord(connection.topic, timestamp, None, f"{type(err).__name__}: {err}")
-            else:
-                yield BagRecord(connection.topic, timestamp, message)
+            except Exception as err:  # noqa: BLE001 - rosbags and its storage raise many types for damage
+                floor = max(t for t in (last_time, start, -1) if t is not None)
+                resume = self._resume_points() if resume is None else resume
+                start = next((point for point in resume if point > floor), None)
+                self.storage_errors.append(f"{type(err).__name__}: {err}")
+                where = f"going on at log time {start}" if start is not None else "nothing readable after it"
+                LOG.error("bag %s: storage read failed after log time %s (%s); %s", self.path, last_time, err, where)
+                if start is None:
+                    return
+
+    def _decode(self, connection: Any, timestamp: int, rawdata: bytes) -> BagRecord:
+        try:
+            message = self.reader.deserialize(rawdata, connection.msgtype)
+        except Exception as err:  # noqa: BLE001 - garbage CDR raises SerdeError, IndexError, ...
+            return BagRecord(connection.topic, timestamp, None, f"{type(err).__name__}: {err}")
+        return BagRecord(connection.topic, timestamp, message)
+
+    def _resume_points(self) -> list[int]:
+        """Sorted log times where reading can start again after damage: the start of every MCAP
+        chunk, the stamp of every sqlite3 row (the stamp index is read without the data)."""
+        points: set[int] = set()
+        for bag in getattr(self.reader, "readers", ()):
+            for storage in getattr(bag, "storages", ()):
+                chunks = getattr(storage, "chunks", None)
+                if chunks:
+                    points.update(int(chunk.message_start_time) for chunk in chunks)
+                elif getattr(storage, "dbconn", None) is not None:
+                    try:
+                        rows = storage.dbconn.execute("SELECT DISTINCT timestamp FROM messages")
+                        points.update(int(row[0]) for row in rows)
+                    except Exception as err:  # noqa: BLE001 - the stamp index itself may be damaged
+                        LOG.warning("bag %s: cannot read the message stamps to resume after damage: %s",
+                                    self.path, err)
+        return sorted(points)
 
 
 def transport_topic(present: Mapping[str, object], topic: str, transports: tuple[str, ...]) -> str:

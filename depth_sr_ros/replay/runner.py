@@ -4,8 +4,9 @@ One pass over the bag in record (log-time) order, as a live node would receive i
 - RGB and depth go through `StampSync` (message_filters' approximate or exact policy);
 - a completed pair waits until its CameraInfo and ground-truth streams have caught up with its
   stamps (or the bag ends, or `queue_size` more pairs are waiting), then looks them up: CameraInfo
-  with the image's stamp, else the latest earlier one; ground truth nearest the depth stamp,
-  within `slop`. (The node puts both CameraInfo topics into its synchroniser as well. Where each
+  with the image's stamp, else the latest earlier one; ground truth with the depth stamp, else the
+  one nearest to it within `slop`. Two ground-truth messages equally near are ambiguous: the
+  frame is not scored ("ambiguous_ground_truth") rather than scored against a guess. (The node puts both CameraInfo topics into its synchroniser as well. Where each
   CameraInfo carries its image's stamp, as camera drivers publish them, both give the same pairs;
   where CameraInfo is missing or sparse, replay uses the latest one while the node would wait.)
 - the pair runs through `FrameProcessor` (and through the `bicubic` baseline when ground truth is
@@ -19,9 +20,16 @@ bag's `/tf_static` and `/tf` (`TransformBuffer`); ground truth is matched to the
 Unaligned depth (`unaligned_depth`): a depth image in its own frame, with its own CameraInfo, is
 registered into the RGB camera the same way (`FrameProcessor.process_unaligned`).
 
-Every message of the requested topics is accounted for: processed, or skipped with a reason
-(`MessageLedger`). Outputs in `out_dir`: `sr_bag/` (MCAP), `frames.csv`, `metrics.json`,
-`previews/*.png`.
+Bad timing is never silently paired: an image stamped 0 (an unset clock) is skipped as
+"zero_stamp"; a pair whose stamps differ by more than half the observed RGB frame period (after
+a dropped frame with a wide slop, depth pairs with the previous RGB frame) is counted and warned
+about; a `scale` that differs from the ratio of the RGB and depth widths is warned about; a run
+that pairs nothing ends with a hint about the slop.
+
+Every message of the requested topics is accounted for (`MessageLedger`): processed, or skipped
+with a reason, and what damaged storage kept from being read is counted as unreadable against
+the bag's own message count per topic. Outputs in `out_dir`: `sr_bag/` (MCAP), `frames.csv`,
+`metrics.json`, `previews/*.png`.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.errors import FrameError, UsageError
 from depth_sr_ros.core.frame_processor import FrameOutput, FrameProcessor, OutputConfig
 from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
 from depth_sr_ros.core.metrics import METRIC_NAMES, depth_metrics, mean_metrics
@@ -47,7 +55,14 @@ from depth_sr_ros.core.msg_build import rosbags_builder
 from depth_sr_ros.core.pipeline import DepthSR, SRConfig
 from depth_sr_ros.core.preview import colorize_depth, colorize_error, depth_range, side_by_side, write_png
 from depth_sr_ros.core.projection import Extrinsic
-from depth_sr_ros.core.sync import Pair, StampSync, match_camera_info, seconds_to_ns
+from depth_sr_ros.core.sync import (
+    Pair,
+    StampSync,
+    frame_period_ns,
+    match_camera_info,
+    nearest_distances_ns,
+    seconds_to_ns,
+)
 from depth_sr_ros.core.transforms import TransformBuffer
 from depth_sr_ros.replay.bag_io import BagReader, BagWriter, load_typestore, transport_topic
 from depth_sr_ros.ros.parameters import NodeParams, output_config
@@ -69,6 +84,14 @@ DEPTH_TRANSPORTS = ("compressedDepth", "compressed")
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
 TF_TOPICS = {"/tf_static": True, "/tf": False}  # topic -> static
+NOTICES = {  # warnings about data that was processed anyway, counted per pair
+    "scale_ratio_mismatch": "the RGB/depth width ratio is not the scale",
+    "stamp_gap_over_half_period": "the pair's stamps differ by more than half the RGB frame period",
+}
+
+
+class ReplayConfigError(UsageError, ValueError):
+    """Replay settings that cannot work together."""
 
 
 @dataclass
@@ -96,17 +119,34 @@ class ReplayConfig:
     extrinsic: Extrinsic | None = None  # LiDAR/depth frame -> RGB optical frame; None: the bag's /tf_static, /tf
 
     def __post_init__(self) -> None:
+        """UsageError for settings that cannot work together (flag names as `depth-sr replay`'s)."""
         if self.lidar_topic and self.unaligned_depth:
-            raise ValueError("lidar_topic and unaligned_depth exclude each other: one depth source per replay")
+            raise ReplayConfigError("--lidar-topic and --unaligned-depth exclude each other: one depth source per replay")
+        roles = {"--rgb-topic": self.rgb_topic, "--rgb-info-topic": self.rgb_info_topic,
+                 "--lidar-topic" if self.lidar_topic else "--depth-topic": self.lidar_topic or self.depth_topic,
+                 "--depth-info-topic": "" if self.lidar_topic else self.depth_info_topic,
+                 "--gt-topic": self.gt_topic}
+        seen: dict[str, str] = {}
+        for flag, topic in roles.items():
+            if topic and topic in seen:
+                raise ReplayConfigError(f"{flag} and {seen[topic]} both name {topic}: each input needs its own topic")
+            seen.setdefault(topic, flag)
 
 
 class MessageLedger:
-    """Per topic: messages read, processed, and skipped by reason. read == processed + skipped."""
+    """Per topic: messages read, processed, skipped by reason, and unreadable.
+
+    read == processed + skipped (`balanced`), and read + unreadable == what the bag holds
+    (`complete`): `held` is the bag's own message count for the topic, `unreadable` what damaged
+    storage kept from being read.
+    """
 
     def __init__(self) -> None:
         self.read: Counter[str] = Counter()
         self.processed: Counter[str] = Counter()
         self.skipped: dict[str, Counter[str]] = defaultdict(Counter)
+        self.held: Counter[str] = Counter()
+        self.unreadable: Counter[str] = Counter()
 
     def skip(self, topic: str, reason: str, n: int = 1) -> None:
         if n:
@@ -115,6 +155,9 @@ class MessageLedger:
     def balanced(self) -> bool:
         return all(self.read[t] == self.processed[t] + sum(self.skipped[t].values()) for t in self.read)
 
+    def complete(self) -> bool:
+        return all(self.read[t] + self.unreadable[t] == self.held[t] for t in self.held)
+
     def skip_totals(self) -> dict[str, int]:
         totals: Counter[str] = Counter()
         for reasons in self.skipped.values():
@@ -122,8 +165,9 @@ class MessageLedger:
         return dict(totals)
 
     def as_dict(self) -> dict[str, Any]:
-        return {t: {"read": self.read[t], "processed": self.processed[t], "skipped": dict(self.skipped[t])}
-                for t in sorted(self.read)}
+        return {t: {"read": self.read[t], "processed": self.processed[t], "skipped": dict(self.skipped[t]),
+                    "unreadable": self.unreadable[t], "in_bag": self.held[t]}
+                for t in sorted(set(self.read) | set(self.held))}
 
 
 @dataclass
@@ -136,6 +180,9 @@ class ReplayReport:
     metrics: dict[str, dict[str, float]]  # method name -> mean metrics ({} without ground truth)
     frames_scored: int
     outputs: dict[str, Path]
+    notices: dict[str, int] = field(default_factory=dict)  # warnings on processed data, by kind
+    hints: list[str] = field(default_factory=list)  # what to change when a run went wrong
+    storage_errors: list[str] = field(default_factory=list)
 
 
 class _AuxStream:
@@ -161,10 +208,23 @@ class _AuxStream:
         return None if match is None else self.items[match][1:]
 
     def nearest(self, stamp_ns: int, slop_ns: int) -> tuple[int, Any] | None:
-        best = min(self.items, key=lambda item: abs(item[0] - stamp_ns), default=None)
-        if best is None or abs(best[0] - stamp_ns) >= max(slop_ns, 1):
+        """The message with `stamp_ns`, else the nearest one within `slop_ns`, else None.
+
+        Raises FrameError("ambiguous_ground_truth") when several are equally near (two messages
+        with the pair's stamp, or one either side at the same distance): picking one would score
+        the frame against a guess.
+        """
+        near = [item for item in self.items if abs(item[0] - stamp_ns) < max(slop_ns, 1)]
+        if not near:
             return None
-        return best[1:]
+        distance = min(abs(item[0] - stamp_ns) for item in near)
+        best = [item for item in near if abs(item[0] - stamp_ns) == distance]
+        if len(best) > 1:
+            for _, index, _ in best:
+                self.failed.setdefault(index, "ambiguous_ground_truth")
+            raise FrameError("ambiguous_ground_truth", f"{len(best)} ground-truth messages on {self.topic} are "
+                             f"{distance / 1e6:.3f} ms from the stamp {stamp_ns}: cannot tell which is this frame's")
+        return best[0][1:]
 
     def settle(self, ledger: MessageLedger, unused_reason: str) -> None:
         ledger.processed[self.topic] += len(self.used_ok)
@@ -203,6 +263,10 @@ class ReplayRunner:
     def __init__(self, config: ReplayConfig) -> None:
         self.config = config = with_transport_topics(config)
         self.typestore = load_typestore(config.typestore)
+        self.depth_topic = config.lidar_topic or config.depth_topic
+        self.depth_info_topic = "" if config.lidar_topic else config.depth_info_topic
+        with BagReader(config.bag, config.typestore) as reader:  # a bad bag fails before the pipeline loads
+            reader.require(*self._inputs())
         self.builder = rosbags_builder(self.typestore)
         self.processor = FrameProcessor(DepthSR(config.sr), config.output)
         self.backbone = self.processor.pipeline.backbone_name
@@ -214,8 +278,6 @@ class ReplayRunner:
         self.sync = StampSync(config.queue_size, config.slop_s, config.exact_sync)
         self.slop_ns = 0 if config.exact_sync else seconds_to_ns(config.slop_s)
         keep = max(4 * config.queue_size, 32)
-        self.depth_topic = config.lidar_topic or config.depth_topic
-        self.depth_info_topic = "" if config.lidar_topic else config.depth_info_topic
         self.tf = TransformBuffer()
         self.tf_latest_stamp = -1  # of dynamic transforms; a cloud waits for /tf to pass its stamp
         self.aux = {topic: _AuxStream(topic, keep)
@@ -225,7 +287,10 @@ class ReplayRunner:
         self.frame_metrics: dict[str, list[dict[str, float]]] = defaultdict(list)
         self.pairs_processed = 0
         self.pairs_skipped: Counter[str] = Counter()
+        self.notices: Counter[str] = Counter()  # warnings about processed data (NOTICES)
         self._warned: Counter[str] = Counter()
+        self.storage_errors: list[str] = []
+        self.stamps: dict[str, list[int]] = {"rgb": [], "depth": []}  # usable stamps per sync stream
 
     # -- reading -------------------------------------------------------------------------------
     def run(self) -> ReplayReport:
@@ -235,12 +300,7 @@ class ReplayRunner:
         bag_out = out_dir / "sr_bag"
         if (bag_out / "metadata.yaml").exists():
             shutil.rmtree(bag_out)  # the output bag of an earlier run into the same folder
-        topics = {"rgb": cfg.rgb_topic, "rgb_info": cfg.rgb_info_topic, "depth": self.depth_topic,
-                  "depth_info": self.depth_info_topic, "ground_truth": cfg.gt_topic}
-        topics = {role: topic for role, topic in topics.items() if topic}
-        msgtypes = {role: (INFO_TYPE,) if role.endswith("info") else IMAGE_TYPES for role in topics}
-        if cfg.lidar_topic:
-            msgtypes["depth"] = (CLOUD_TYPE,)
+        topics, msgtypes = self._inputs()
         with BagReader(cfg.bag, cfg.typestore) as reader, BagWriter(bag_out, self.typestore) as writer:
             reader.require(topics, msgtypes)
             if (cfg.lidar_topic or cfg.unaligned_depth) and cfg.extrinsic is None:
@@ -249,12 +309,21 @@ class ReplayRunner:
             writer.add_topic(OUTPUT_INFO_TOPIC, INFO_TYPE)
             if cfg.points:
                 writer.add_topic(OUTPUT_POINTS_TOPIC, "sensor_msgs/msg/PointCloud2")
-            total = reader.topics()[cfg.rgb_topic][1]
-            with tqdm(total=total, desc="replay", unit="rgb", disable=not cfg.progress) as bar:
+            in_bag = reader.topics()
+            for topic in set(topics.values()):
+                self.ledger.held[topic] = in_bag[topic][1]
+            with tqdm(total=in_bag[cfg.rgb_topic][1], desc="replay", unit="rgb", disable=not cfg.progress) as bar:
                 for record in reader.records(topics.values()):
                     self._on_record(record, writer)
                     bar.update(record.topic == cfg.rgb_topic)
             self._flush(writer, everything=True)
+            self.storage_errors = list(reader.storage_errors)
+        for topic, held in self.ledger.held.items():
+            self.ledger.unreadable[topic] = max(0, held - self.ledger.read[topic])
+            if self.ledger.read[topic] > held:
+                LOG.warning("%s: read %d messages but the bag's metadata counts %d", topic,
+                            self.ledger.read[topic], held)
+                self.ledger.held[topic] = self.ledger.read[topic]
         for item in self.sync.finish():
             topic = cfg.rgb_topic if item.stream == "rgb" else self.depth_topic
             self.ledger.skip(topic, item.reason)
@@ -262,23 +331,39 @@ class ReplayRunner:
             stream.settle(self.ledger, "unmatched_ground_truth" if topic == cfg.gt_topic else "unused_camera_info")
         return self._finish(out_dir, bag_out)
 
+    def _inputs(self) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+        """role -> topic of every input in use, and role -> the message type it must have."""
+        cfg = self.config
+        topics = {"rgb": cfg.rgb_topic, "rgb_info": cfg.rgb_info_topic, "depth": self.depth_topic,
+                  "depth_info": self.depth_info_topic, "ground_truth": cfg.gt_topic}
+        topics = {role: topic for role, topic in topics.items() if topic}
+        msgtypes = {role: (INFO_TYPE,) if role.endswith("info") else IMAGE_TYPES for role in topics}
+        if cfg.lidar_topic:
+            msgtypes["depth"] = (CLOUD_TYPE,)
+        return topics, msgtypes
+
     def _on_record(self, record: Any, writer: BagWriter) -> None:
-        topic = record.topic or "(storage)"
+        topic = record.topic
         self.ledger.read[topic] += 1
         if record.message is None:
-            reason = "storage_error" if not record.topic else "corrupt_record"
-            self._warn(reason, f"skipping {topic} record at {record.log_time_ns}: {record.error}")
-            self.ledger.skip(topic, reason)
+            self._warn("corrupt_record", f"skipping {topic} record at {record.log_time_ns}: {record.error}")
+            self.ledger.skip(topic, "corrupt_record")
             return
         if topic in TF_TOPICS:
             self._add_transforms(topic, record.message)
             self._flush(writer)
             return
         stamp = stamp_ns(record.message)
+        if stamp == 0 and topic not in (self.config.rgb_info_topic, self.depth_info_topic):
+            # an unset clock: stamp 0 says nothing about which frame this is, so it never pairs
+            self._warn("zero_stamp", f"skipping a {topic} message stamped 0 (the publisher's clock is not set)")
+            self.ledger.skip(topic, "zero_stamp")
+            return
         if topic in self.aux:
             self.aux[topic].add(stamp, record.message)
         else:
             stream = "rgb" if topic == self.config.rgb_topic else "depth"
+            self.stamps[stream].append(stamp)
             for pair in self.sync.add(stream, stamp, record.log_time_ns, record.message):
                 self.pending.append((pair, record.log_time_ns))
         self._flush(writer)
@@ -329,12 +414,17 @@ class ReplayRunner:
         cfg = self.config
         rgb_info = self._lookup(cfg.rgb_info_topic, pair.rgb.stamp_ns)
         depth_info = self._lookup(self.depth_info_topic, pair.depth.stamp_ns)
-        gt = self._lookup(cfg.gt_topic, self._gt_stamp(pair), nearest=True)
+        try:
+            gt = self._lookup(cfg.gt_topic, self._gt_stamp(pair), nearest=True)
+            gt_problem = None
+        except FrameError as err:
+            gt, gt_problem = None, err
         looked_up = [(cfg.rgb_info_topic, rgb_info), (self.depth_info_topic, depth_info), (cfg.gt_topic, gt)]
         used = [(topic, item[0]) for topic, item in looked_up if item is not None]  # (topic, message index)
         row: dict[str, Any] = {"frame": len(self.frame_rows), "rgb_stamp_ns": pair.rgb.stamp_ns,
                                "depth_stamp_ns": pair.depth.stamp_ns}
         self.frame_rows.append(row)
+        self._check_scale(pair, row)
         try:
             if self.depth_info_topic and depth_info is None:
                 raise FrameError("missing_camera_info", "no depth CameraInfo at or before the depth stamp")
@@ -357,7 +447,7 @@ class ReplayRunner:
                 self.aux[topic].used_ok.add(index)
         self.pairs_processed += 1
         self._write(pair, log_time, out, writer)
-        gt_depth = self._score(pair, rgb_info, depth_info, gt, out, row)
+        gt_depth = self._score(pair, rgb_info, depth_info, gt, out, row, gt_problem)
         if gt is not None:
             ground_truth = self.aux[cfg.gt_topic]
             if gt_depth is not None:
@@ -390,8 +480,30 @@ class ReplayRunner:
         if out.points is not None:
             writer.write(OUTPUT_POINTS_TOPIC, log_time, self.builder.point_cloud(header, out.points))
 
+    def _check_scale(self, pair: Pair, row: dict[str, Any]) -> None:
+        """Count and warn when the RGB/depth width ratio is not `scale` (depth image input only)."""
+        if self.config.lidar_topic or self.config.unaligned_depth:
+            return  # another camera or a cloud: its size says nothing about the scale
+        rgb_width, depth_width = int(pair.rgb.payload.width), int(pair.depth.payload.width)
+        if rgb_width <= 0 or depth_width <= 0:
+            return  # a broken image: the decoder says why
+        ratio, scale = rgb_width / depth_width, self.config.sr.scale
+        row["width_ratio"] = round(ratio, 3)
+        if abs(ratio - scale) <= 0.05 * scale:
+            return
+        self.notices["scale_ratio_mismatch"] += 1
+        effect = (f"the depth is reduced to 1/{(scale / ratio) ** 2:.0f} of its samples first" if scale > ratio
+                  else "the depth is resampled up before the network")
+        self._warn("scale_ratio_mismatch", f"RGB {rgb_width} px wide over depth {depth_width} px is a x{ratio:.3g} "
+                   f"ratio but the scale is x{scale}: {effect}; use --scale {round(ratio)} if that is a shipped "
+                   "scale")
+
     def _score(self, pair: Pair, rgb_info: Any, depth_info: Any, gt: Any, out: FrameOutput,
-               row: dict[str, Any]) -> np.ndarray | None:
+               row: dict[str, Any], gt_problem: FrameError | None = None) -> np.ndarray | None:
+        if gt_problem is not None:
+            row["gt"] = gt_problem.reason
+            self._warn(gt_problem.reason, f"frame at {pair.rgb.stamp_ns} not scored: {gt_problem}")
+            return None
         if gt is None:
             row["gt"] = "none"
             return None
@@ -429,7 +541,52 @@ class ReplayRunner:
                   side_by_side(panels))
 
     # -- outputs -------------------------------------------------------------------------------
+    def _check_stamp_gaps(self) -> None:
+        """Count pairs whose stamps differ by more than half the observed RGB frame period."""
+        period = frame_period_ns(self.stamps["rgb"])
+        if not period:
+            return
+        for row in self.frame_rows:
+            gap = abs(row["rgb_stamp_ns"] - row["depth_stamp_ns"])
+            row["stamp_gap_ms"] = round(gap / 1e6, 3)
+            if gap > period / 2:
+                self.notices["stamp_gap_over_half_period"] += 1
+        late = self.notices["stamp_gap_over_half_period"]
+        if late:
+            LOG.warning("%d pair(s) have stamps further apart than half the RGB frame period (%.1f ms): with a slop "
+                        "of %.1f ms a depth frame can pair with a neighbouring RGB frame, e.g. after a dropped "
+                        "frame; frames.csv has stamp_gap_ms per pair. A slop under %.1f ms prevents it",
+                        late, period / 1e6, self.slop_ns / 1e6, period / 2e6)
+
+    def _hints(self) -> list[str]:
+        """What to change, for runs that paired or scored nothing."""
+        hints = []
+        rgb, depth = self.stamps["rgb"], self.stamps["depth"]
+        if not self.frame_rows and rgb and depth:
+            gaps = nearest_distances_ns(depth, rgb)
+            nearest, median = min(gaps) / 1e6, sorted(gaps)[len(gaps) // 2] / 1e6
+            if self.config.exact_sync:
+                hints.append(f"nothing paired: --exact-sync pairs equal stamps only, and the nearest RGB and "
+                             f"depth stamps are {nearest:.3f} ms apart; use approximate sync (--slop)")
+            else:
+                hints.append(f"nothing paired: the nearest RGB and depth stamps are {nearest:.3f} ms apart (median "
+                             f"{median:.3f} ms) but --slop is {self.config.slop_s * 1e3:.3f} ms; raise --slop above "
+                             "the usual offset (keep it under half the frame period), or check that both topics "
+                             "are stamped by the same clock")
+        elif not self.frame_rows:
+            hints.append(f"nothing paired: {len(rgb)} RGB and {len(depth)} depth message(s) had usable stamps; "
+                         "see the skip reasons above")
+        if self.config.gt_topic and self.pairs_processed and not self.frame_metrics:
+            reasons = Counter(row.get("gt", "none") for row in self.frame_rows if row.get("status") == "ok")
+            hints.append(f"no frame scored against {self.config.gt_topic} ({_reasons(dict(reasons))}): ground truth "
+                         "needs the depth stamp (within --slop) and the RGB resolution")
+        return hints
+
     def _finish(self, out_dir: Path, bag_out: Path) -> ReplayReport:
+        self._check_stamp_gaps()
+        hints = self._hints()
+        for hint in hints:
+            LOG.warning("%s", hint)
         metrics = {method: mean_metrics(values) for method, values in self.frame_metrics.items()}
         frames_scored = len(self.frame_metrics.get(self.backbone, []))
         outputs = {"bag": bag_out, "frames_csv": out_dir / "frames.csv", "metrics_json": out_dir / "metrics.json"}
@@ -460,14 +617,19 @@ class ReplayRunner:
             "mean_timings_ms": {stage: round(float(np.mean(v)), 3) for stage, v in timings.items()},
             "messages": self.ledger.as_dict(),
             "skipped_messages": self.ledger.skip_totals(),
+            "unreadable_messages": sum(self.ledger.unreadable.values()),
+            "storage_errors": self.storage_errors,
+            "notices": dict(self.notices),
+            "hints": hints,
             "sync": {"policy": "exact" if self.config.exact_sync else "approximate",
                      "queue_size": self.config.queue_size, "slop_s": self.config.slop_s},
         }
         outputs["metrics_json"].write_text(json.dumps(summary, indent=2) + "\n")
-        if not self.ledger.balanced():  # a bug, not a bad input: every message must be accounted for
+        if not (self.ledger.balanced() and self.ledger.complete()):  # a bug, not a bad input
             raise RuntimeError(f"message accounting does not balance: {self.ledger.as_dict()}")
         return ReplayReport(self.backbone, self.config.sr.scale, self.pairs_processed, dict(self.pairs_skipped),
-                            self.ledger, metrics, frames_scored, outputs)
+                            self.ledger, metrics, frames_scored, outputs, dict(self.notices), hints,
+                            self.storage_errors)
 
 
 def _json_number(value: float) -> float | None:
@@ -487,10 +649,18 @@ def format_summary(report: ReplayReport) -> str:
     lines = ["", "messages                                      read  processed  skipped"]
     for topic, counts in report.ledger.as_dict().items():
         skipped = _reasons(counts["skipped"]) if counts["skipped"] else "-"
-        lines.append(f"  {topic:<42}{counts['read']:>5}{counts['processed']:>11}  {skipped}")
+        unreadable = f"  (+{counts['unreadable']} unreadable of {counts['in_bag']})" if counts["unreadable"] else ""
+        lines.append(f"  {topic:<42}{counts['read']:>5}{counts['processed']:>11}  {skipped}{unreadable}")
     lines.append(f"pairs processed: {report.pairs_processed}  (backbone {report.backbone}, x{report.scale})")
     lines.append("pairs skipped: " + _reasons(report.pairs_skipped))
     lines.append("skipped messages by reason: " + _reasons(report.ledger.skip_totals()))
+    unread = sum(report.ledger.unreadable.values())
+    if report.storage_errors or unread:
+        lines.append(f"damaged storage: {len(report.storage_errors)} read error(s), {unread} message(s) "
+                     "unreadable (read on after each damage where the storage allows)")
+    if report.notices:
+        lines.append("warnings: " + "; ".join(f"{kind} {n} ({NOTICES.get(kind, '')})"
+                                              for kind, n in sorted(report.notices.items())))
     if report.metrics:
         lines.append(f"metrics over {report.frames_scored} frames (valid ground-truth pixels):")
         lines.append(f"  {'method':<16}{'RMSE m':>9}{'MAE m':>9}{'AbsRel':>9}{'d<1.25':>9}{'cover':>8}")
@@ -499,6 +669,7 @@ def format_summary(report: ReplayReport) -> str:
             lines.append(f"  {method:<16}{cells}{values['coverage']:>8.3f}")
     else:
         lines.append("metrics: none (no ground-truth topic given or matched)")
+    lines += [f"hint: {hint}" for hint in report.hints]
     lines.append("outputs:")
     lines += [f"  {name:<13}{path}" for name, path in report.outputs.items()]
     return "\n".join(lines)

@@ -11,7 +11,8 @@ Runtime changes (`plan_change`) follow one policy, by the parameter's `apply` cl
   complete new pipeline with the new values first and swaps it in between two frames. If the
   build fails (missing weights, no CUDA, engine build error) the change is rejected with the
   build error as its reason and the old pipeline keeps running.
-- `APPLY_LIVE` (output_encoding, publish_points, point_cloud_rgb, point_stride, tf_timeout):
+- `APPLY_LIVE` (output_encoding, publish_points, point_cloud_rgb, point_stride, assume_registered,
+  tf_timeout):
   applied from the next frame on.
 - `APPLY_ON_ACTIVATE` (queue_size, slop, exact_sync, input_mode, health_period): read when the
   node activates, because they shape the subscriptions and timers. While the node is active a
@@ -221,6 +222,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         choices=INPUT_MODES,
     ),
     ParamSpec(
+        "assume_registered",
+        bool,
+        False,
+        "input_mode 'depth' only: accept depth whose header frame_id differs from the RGB image's as "
+        "already registered to the RGB camera (some drivers register depth but keep the depth "
+        "camera's frame name). False refuses such frames as 'unregistered_depth'; depth from "
+        "another camera needs input_mode 'unaligned_depth'.",
+        APPLY_LIVE,
+    ),
+    ParamSpec(
         "tf_timeout",
         float,
         0.05,
@@ -281,6 +292,7 @@ class NodeParams:
     slop: float
     exact_sync: bool
     input_mode: str
+    assume_registered: bool
     tf_timeout: float
     health_period: float
 
@@ -415,7 +427,7 @@ def plan_change(
     output = (
         configured
         and not rebuild
-        and any(n in ("output_encoding", "point_cloud_rgb", "point_stride") for n in changed)
+        and any(n in ("output_encoding", "point_cloud_rgb", "point_stride", "assume_registered") for n in changed)
     )
     return ChangePlan(params, rebuild_pipeline=rebuild, rebuild_output=output)
 
@@ -470,4 +482,5 @@ def output_config(params: NodeParams) -> Any:
         output_encoding=params.output_encoding,
         point_cloud_rgb=params.point_cloud_rgb,
         point_stride=params.point_stride,
+        assume_registered=params.assume_registered,
     )

@@ -6,8 +6,9 @@ frame is also scored against ground truth, beside the `bicubic` baseline on the 
 With `--lidar-topic`, a LiDAR PointCloud2 replaces the depth image (docs/lidar.md); with
 `--unaligned-depth`, a depth image in its own frame is registered into the RGB camera. The
 transform comes from the bag's /tf_static and /tf, or from `--extrinsic`.
-Pipeline, sync and output defaults are the node's (`depth_sr_ros.ros.parameters.PARAMETERS`,
-config/sr.yaml), so a replay behaves like the node with its default parameters.
+Pipeline, sync and output defaults, and the allowed values of those flags, are the node's
+(`depth_sr_ros.ros.parameters.PARAMETERS`, config/sr.yaml): a replay behaves like the node with
+its default parameters, and refuses what the node refuses.
 """
 
 from __future__ import annotations
@@ -15,17 +16,33 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
-from depth_sr_ros.core.frame_processor import OUTPUT_ENCODINGS, OutputConfig
+from depth_sr_ros.core.frame_processor import OutputConfig
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.core.transforms import EXTRINSIC_HELP, parse_extrinsic
 from depth_sr_ros.replay import sample_bag
-from depth_sr_ros.replay.bag_io import TYPESTORES, BagError
+from depth_sr_ros.replay.bag_io import TYPESTORES
 from depth_sr_ros.replay.runner import ReplayConfig, format_summary, run_replay
-from depth_sr_ros.ros.parameters import NodeParams
+from depth_sr_ros.ros.parameters import PARAMETER_BY_NAME, NodeParams
+from depth_sr_ros.tools.usage import (
+    UsageError,
+    add_no_progress,
+    add_table_argument,
+    existing_file,
+    output_dir,
+)
 
 LOG = logging.getLogger(__name__)
 NODE = NodeParams.defaults()
+
+
+def extrinsic_flag(text: str) -> Any:
+    """argparse `type` for --extrinsic."""
+    try:
+        return parse_extrinsic(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,36 +60,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unaligned-depth", action="store_true",
                         help="the depth image is in its own frame (not registered to the RGB camera): "
                         "register it with --extrinsic or the bag's TF, using --depth-info-topic's intrinsics")
-    parser.add_argument("--extrinsic", type=parse_extrinsic, default=None,
+    parser.add_argument("--extrinsic", type=extrinsic_flag, default=None,
                         help=f"LiDAR (or unaligned depth camera) extrinsic {EXTRINSIC_HELP}; "
                         "default: the bag's /tf_static and /tf")
     parser.add_argument("--gt-topic", default="", help="ground-truth depth Image at the RGB resolution ('' = none)")
-    parser.add_argument("--backbone", default=NODE.backbone,
-                        help=f"backbone name, or 'auto' for the best shipped weights (default {NODE.backbone})")
-    parser.add_argument("--weights", default=None, help="weights file for a network backbone")
-    parser.add_argument("--scale", type=int, default=NODE.scale, help=f"upsampling factor (default {NODE.scale})")
-    parser.add_argument("--slop", type=float, default=NODE.slop,
-                        help=f"approximate-sync slop in seconds (default {NODE.slop})")
-    parser.add_argument("--queue-size", type=int, default=NODE.queue_size,
-                        help=f"sync queue size per stream (default {NODE.queue_size})")
+    add_table_argument(parser, "--backbone", "backbone", "backbone name, or 'auto' for the best shipped weights")
+    parser.add_argument("--weights", default=None, help="weights file (.safetensors with its .card.json) for a network backbone")
+    add_table_argument(parser, "--scale", "scale", "upsampling factor")
+    add_table_argument(parser, "--slop", "slop", "approximate-sync slop in seconds")
+    add_table_argument(parser, "--queue-size", "queue_size", "sync queue size per stream")
     parser.add_argument("--exact-sync", action="store_true", help="pair equal stamps only (TimeSynchronizer)")
+    parser.add_argument("--assume-registered", action="store_true",
+                        help="the node's assume_registered: " + PARAMETER_BY_NAME["assume_registered"].description)
     parser.add_argument("--typestore", choices=sorted(TYPESTORES), default="humble",
                         help="message definitions for bags that embed none (sqlite3 bags from Humble)")
-    parser.add_argument("--output-encoding", choices=OUTPUT_ENCODINGS, default=NODE.output_encoding,
-                        help=f"SR depth encoding: 32FC1 metres or 16UC1 millimetres (default {NODE.output_encoding})")
+    add_table_argument(parser, "--output-encoding", "output_encoding", "SR depth encoding: 32FC1 metres or 16UC1 millimetres")
     parser.add_argument("--point-cloud", choices=("xyz", "xyzrgb"), default="xyzrgb" if NODE.point_cloud_rgb else "xyz",
                         help="point fields (default: the node's)")
-    parser.add_argument("--point-stride", type=int, default=NODE.point_stride,
-                        help="keep every n-th row/column in the cloud")
+    add_table_argument(parser, "--point-stride", "point_stride", "keep every n-th row/column in the cloud")
     parser.add_argument("--no-points", action="store_true", help="do not write depth_sr/points")
     parser.add_argument("--no-previews", action="store_true", help="do not write PNG previews")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> ReplayConfig:
+    """The replay configuration; raises UsageError for flags that cannot work together."""
+    if not args.rgb_info_topic:
+        raise UsageError("--rgb-info-topic is required: the outputs take their intrinsics from the RGB CameraInfo")
+    if not args.exact_sync and args.slop <= 0:
+        raise UsageError(f"--slop {args.slop}: approximate sync pairs stamps closer than the slop, so 0 pairs "
+                         "nothing; give a positive slop (the node's default is "
+                         f"{NODE.slop}) or --exact-sync")
+    if args.weights is not None:
+        existing_file("--weights", args.weights, "weights file")
     return ReplayConfig(
         bag=args.bag,
-        out_dir=args.out,
+        out_dir=output_dir("--out", args.out),
         rgb_topic=args.rgb_topic,
         rgb_info_topic=args.rgb_info_topic,
         depth_topic=args.depth_topic,
@@ -83,7 +106,8 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         extrinsic=args.extrinsic,
         sr=SRConfig(scale=args.scale, backbone=args.backbone, weights=args.weights, min_depth=NODE.min_depth,
                     max_depth=NODE.max_depth),
-        output=OutputConfig(args.output_encoding, args.point_cloud == "xyzrgb", args.point_stride),
+        output=OutputConfig(args.output_encoding, args.point_cloud == "xyzrgb", args.point_stride,
+                            assume_registered=args.assume_registered),
         queue_size=args.queue_size,
         slop_s=args.slop,
         exact_sync=args.exact_sync,
@@ -95,14 +119,6 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.rgb_info_topic:
-        LOG.error("--rgb-info-topic is required: the outputs take their intrinsics from the RGB CameraInfo")
-        return 2
-    try:
-        config = config_from_args(args)
-        report = run_replay(config)
-    except (BagError, ValueError) as err:
-        LOG.error("%s", err)
-        return 2
+    report = run_replay(config_from_args(args))
     print(format_summary(report))
     return 0

@@ -1,0 +1,136 @@
+"""Flag types and checks shared by the `depth-sr` sub-commands.
+
+A bad flag value is refused before any work starts, with one line that names the flag: argparse
+`type=` functions here raise `argparse.ArgumentTypeError` (argparse adds the flag's name), and
+checks after parsing raise `UsageError` (`depth_sr_ros.core.errors`), which `depth_sr_ros.cli`
+prints and turns into exit status 2.
+
+Flags that set a node parameter (`--scale`, `--slop`, `--queue-size`, `--backbone`, ...) are
+made from the node's parameter table (`depth_sr_ros.ros.parameters.PARAMETERS`): parsed like
+the launch argument `name:=TEXT` and checked against the same choices and ranges, so a value
+the node refuses is refused offline too, NaN and inf included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from depth_sr_ros.core.errors import UsageError
+from depth_sr_ros.ros.parameters import PARAMETER_BY_NAME, ParameterRejected, parse_launch_value
+
+__all__ = [
+    "UsageError",
+    "add_no_progress",
+    "add_table_argument",
+    "bounded",
+    "check_backbone",
+    "existing_dir",
+    "existing_file",
+    "output_dir",
+    "output_file",
+    "table_type",
+]
+
+
+def table_type(name: str) -> Callable[[str], Any]:
+    """argparse `type` for the node parameter `name`: parsed and checked as the node does."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse_launch_value(name, text)
+        except ParameterRejected as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = PARAMETER_BY_NAME[name].type.__name__
+    return convert
+
+
+def add_table_argument(parser: argparse.ArgumentParser, flag: str, name: str, help_text: str,
+                       default: Any = None) -> None:
+    """Add `flag` for the node parameter `name`; default and constraint from the table."""
+    spec = PARAMETER_BY_NAME[name]
+    value = spec.default if default is None else default
+    constraint = spec.constraints_text()
+    parser.add_argument(flag, type=table_type(name), default=value,
+                        help=f"{help_text} ({constraint + '; ' if constraint else ''}default {value})")
+
+
+def bounded(kind: type, low: float | None = None, high: float | None = None) -> Callable[[str], Any]:
+    """argparse `type` for an int or a finite float within [low, high] (None = unbounded)."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+        if (low is not None and value < low) or (high is not None and value > high):
+            span = f"from {low} to {high}" if low is not None and high is not None else (
+                f"at least {low}" if low is not None else f"at most {high}")
+            raise argparse.ArgumentTypeError(f"{text} is out of range; expected {span}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def existing_file(flag: str, path: str | Path, what: str = "file") -> Path:
+    """`path` as a Path; UsageError naming `flag` when it is not an existing file."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UsageError(f"{flag} {path}: no such {what}")
+    if not path.is_file():
+        raise UsageError(f"{flag} {path} is a directory; give a {what}")
+    return path
+
+
+def existing_dir(flag: str, path: str | Path, what: str = "directory") -> Path:
+    """`path` as a Path; UsageError naming `flag` when it is not an existing directory."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UsageError(f"{flag} {path}: no such {what}")
+    if not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file; give a {what}")
+    return path
+
+
+def output_dir(flag: str, path: str | Path) -> Path:
+    """An output directory (made later if missing); UsageError when a file is in the way."""
+    path = Path(path).expanduser()
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise UsageError(f"{flag} {path}: {part} is a file; give a directory (created if missing)")
+            break
+    return path
+
+
+def output_file(flag: str, path: str | Path) -> Path:
+    """An output file (its folder made later if missing); UsageError when it is a directory."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a directory; give a file name")
+    output_dir(flag, path.parent)
+    return path
+
+
+def check_backbone(flag: str, name: str, kind: str | None = None) -> None:
+    """UsageError unless `name` is a registered backbone (of `kind`, "network" or "classic")."""
+    from depth_sr_ros.core.backbones import load_backbones
+
+    registry = load_backbones()
+    names = [n for n in registry.names() if kind is None or registry.get(n).kind == kind]
+    if name not in names:
+        what = f"{kind} backbone" if kind else "backbone"
+        hint = f"; {name} is a classic backbone: it has no network" if kind == "network" and name in registry else ""
+        raise UsageError(f"{flag} {name}: not a {what}{hint}; choose one of {', '.join(names)}")
+
+
+def add_no_progress(parser: argparse.ArgumentParser) -> None:
+    """The `--no-progress` switch every long-running sub-command has."""
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs and summary only)")
