@@ -13,6 +13,7 @@ import pytest
 import torch
 from test_models import NETWORKS, SCALES, tiny_depth_anything, tiny_network
 
+from depth_sr_ros.cli import main
 from depth_sr_ros.models.export import INPUT_NAMES, example_inputs, export_onnx, is_exportable, set_exportable
 
 ort = pytest.importorskip("onnxruntime")
@@ -91,7 +92,7 @@ def test_export_command_prints_a_summary(tmp_path, capsys) -> None:
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
     out = tmp_path / "lite.onnx"
-    args = parser.parse_args(["--backbone", "lite", "--scale", "4", "--random-init", "--height", "32",
+    args = parser.parse_args(["--backbone", "lite", "--scale", "4", "--untrained", "--height", "32",
                               "--width", "48", "--out", str(out), "--dynamic"])
     assert command.run(args) == 0
     text = capsys.readouterr().out
@@ -102,12 +103,9 @@ def test_export_command_prints_a_summary(tmp_path, capsys) -> None:
 
 def test_export_command_without_weights_says_what_to_do(tmp_path, capsys, monkeypatch) -> None:
     from depth_sr_ros.models import zoo
-    from depth_sr_ros.tools import export_onnx as command
 
     monkeypatch.setattr(zoo, "model_dirs", list)
-    parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
-    args = parser.parse_args(["--backbone", "nafnet_adain", "--scale", "4", "--height", "32", "--width", "48",
-                              "--out", str(tmp_path / "x.onnx")])
-    assert command.run(args) == 2
-    assert "no weights for nafnet_adain x4" in capsys.readouterr().err
+    assert main(["export-onnx", "--backbone", "nafnet_adain", "--scale", "4", "--height", "32", "--width", "48",
+                 "--out", str(tmp_path / "x.onnx")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("depth-sr export-onnx: error: no weights for nafnet_adain x4")

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 from torch import nn
 
+from depth_sr_ros.cli import main
 from depth_sr_ros.core.backbones import load_backbones
-from depth_sr_ros.models import blocks
+from depth_sr_ros.models import blocks, zoo
 from depth_sr_ros.models.export import is_exportable, set_exportable
 from depth_sr_ros.models.flops import count_gflops
 from depth_sr_ros.models.foundation import FoundationWeightsMissing
@@ -272,19 +275,37 @@ def test_measure_counts_our_and_frozen_parameters() -> None:
     assert with_vit.foundation_parameters == pytest.approx(22.06e6, rel=0.01)  # ViT-S/14 (no head)
 
 
-def test_models_command_lists_every_backbone(capsys, monkeypatch) -> None:
-    """CLI wiring; the real counts are slow at full size, so `measure` is replaced by a stub here."""
+def test_models_command_lists_weights_and_auto_without_torch(tmp_path) -> None:
+    """The default listing reads cards only: no torch import, so it stays fast (issue 12)."""
+    out = tmp_path / "models.json"
+    code = ("import sys; from depth_sr_ros.cli import main; "
+            f"assert main(['models', '--json', {str(out)!r}]) == 0; assert 'torch' not in sys.modules, 'torch imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out.read_text())
+    assert {b["name"] for b in document["backbones"]} == set(load_backbones().names())
+    shipped = {(w["backbone"], w["scale"]): w for w in document["weights"]}
+    for card, path in zoo.shipped_weights():
+        entry = shipped[(card.backbone, card.scale)]
+        assert entry["metrics"] == card.metrics and entry["rank_value"] == card.metrics.get("val_rmse")
+    for scale in SCALES:
+        name, path = zoo.default_backbone(scale)
+        assert document["auto"][str(scale)] == {"backbone": name, "weights": str(path) if path else None}
+        assert f"x{scale:<4}{name}" in result.stdout
+    assert "lite_x4.safetensors" in result.stdout
+
+
+def test_models_flops_lists_every_network_cost(capsys, monkeypatch) -> None:
+    """--flops wiring; the real counts are slow at full size, so `measure` is replaced by a stub here."""
+    from depth_sr_ros.models import flops
     from depth_sr_ros.models.flops import ModelCost
-    from depth_sr_ros.tools import models_list
 
     def fake_measure(name, scale, foundation=()):
         return ModelCost(name, scale, 1000 * scale, 7 if foundation else 0, 1.5 * scale, tuple(foundation))
 
-    monkeypatch.setattr(models_list, "measure", fake_measure)
-    parser = __import__("argparse").ArgumentParser()
-    models_list.add_arguments(parser)
-    assert models_list.run(parser.parse_args(["--json"])) == 0
-    entries = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}
+    monkeypatch.setattr(flops, "measure", fake_measure)
+    assert main(["models", "--flops", "--json", "-"]) == 0
+    entries = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)["backbones"]}
     assert set(entries) == set(load_backbones().names())
     for name in NETWORKS:
         assert entries[name]["default"]["gflops"] == {str(s): 1.5 * s for s in SCALES}
@@ -292,7 +313,6 @@ def test_models_command_lists_every_backbone(capsys, monkeypatch) -> None:
     assert entries["nafnet_adain"]["default"]["foundation_parameters"] == 0
     assert entries["nafnet_adain"]["with_foundation"]["foundation_parameters"] == 7
     assert "default" not in entries["guided_filter"]
-    assert models_list.run(parser.parse_args([])) == 0
+    assert main(["models", "--flops"]) == 0
     table = capsys.readouterr().out
     assert "needs dinov2_vits14" in table and "can use depth_anything_v2_small" in table
-    assert f"{len(entries)} backbones" in table

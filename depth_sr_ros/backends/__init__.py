@@ -51,8 +51,12 @@ def default_device() -> str:
 
 
 def default_cache_dir() -> Path:
-    """`~/.cache/depth_sr_ros/engines` (as `SRConfig`): exported ONNX graphs and TensorRT engines."""
-    return Path.home() / ".cache" / "depth_sr_ros" / "engines"
+    """`$XDG_CACHE_HOME/depth_sr_ros/engines` (XDG_CACHE_HOME unset, empty or relative: `~/.cache`,
+    per the XDG base directory spec): exported ONNX graphs and TensorRT engines."""
+    root = Path(os.environ.get("XDG_CACHE_HOME", "")).expanduser()
+    if not root.is_absolute():
+        root = Path.home() / ".cache"
+    return root / "depth_sr_ros" / "engines"
 
 
 @dataclass

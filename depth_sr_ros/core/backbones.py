@@ -37,7 +37,7 @@ class BackboneSpec:
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 
-_BACKBONE_MODULES = ("depth_sr_ros.core.classic", "depth_sr_ros.core.sparse", "depth_sr_ros.models")
+_CLASSIC_MODULES = ("depth_sr_ros.core.classic", "depth_sr_ros.core.sparse")
 
 
 def register_backbone(
@@ -62,7 +62,9 @@ def register_backbone(
 
 def load_backbones() -> Registry[BackboneSpec]:
     """Import every module that registers backbones and return the registry."""
-    for module in _BACKBONE_MODULES:
+    from depth_sr_ros.models import NETWORK_MODULES
+
+    for module in (*_CLASSIC_MODULES, *NETWORK_MODULES):
         importlib.import_module(module)
     return BACKBONES
 

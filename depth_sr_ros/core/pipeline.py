@@ -33,7 +33,8 @@ class SRConfig:
         (`depth_sr_ros.models.zoo.default_backbone`), falling back to "guided_filter".
     weights: weights file of a network backbone; None = its shipped default.
     inference_backend, precision, device, engine_cache_dir: how a network backbone runs
-        (`depth_sr_ros.backends`); ignored by classic backbones.
+        (`depth_sr_ros.backends`); ignored by classic backbones. An empty engine_cache_dir is the
+        backends' default, `$XDG_CACHE_HOME/depth_sr_ros/engines` (`~/.cache` when unset).
     min_depth, max_depth: valid depth range in metres. Input depth outside it counts as invalid;
         output depth outside it becomes NaN.
     max_hole_radius: hole policy, in low-res (grid) pixels. Invalid input pixels are masked out and
@@ -50,7 +51,7 @@ class SRConfig:
     inference_backend: str = "auto"
     precision: str = "fp32"
     device: str = "cpu"
-    engine_cache_dir: str = "~/.cache/depth_sr_ros/engines"
+    engine_cache_dir: str = ""
     min_depth: float = 0.1
     max_depth: float = 20.0
     max_hole_radius: int = 2
@@ -102,14 +103,15 @@ class DepthSR:
         if spec.kind == "classic":
             return spec.factory(**spec.defaults)
         # Network branch: models and backends are imported only when a network is asked for.
-        from depth_sr_ros.backends import BackendConfig, create_backend
+        from depth_sr_ros.backends import BackendConfig, create_backend, default_cache_dir
         from depth_sr_ros.models.weights import load_network
 
         model = load_network(self.backbone_name, self.scale, self.weights)
+        cache = self.config.engine_cache_dir
         backend_config = BackendConfig(
             precision=cast(Literal["fp32", "fp16"], self.config.precision),
             device=self.config.device,
-            engine_cache_dir=Path(self.config.engine_cache_dir).expanduser(),
+            engine_cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
         )
         return NetworkUpsampler(create_backend(self.config.inference_backend, model, backend_config), self.scale)
 

@@ -1,4 +1,8 @@
-"""Torch network backbones. Importing this package registers every network with
-`depth_sr_ros.core.backbones` (kind "network")."""
+"""Torch network backbones, their weights files and model cards.
 
-from depth_sr_ros.models import gta_dinov2, lite, nafnet_adain  # noqa: F401  (each registers its backbone)
+Importing a network module (`NETWORK_MODULES`) registers it with `depth_sr_ros.core.backbones`
+(kind "network"); `load_backbones()` imports them all. The package itself imports no torch, so
+reading model cards (`weights.ModelCard`, `zoo`) stays fast.
+"""
+
+NETWORK_MODULES = ("depth_sr_ros.models.gta_dinov2", "depth_sr_ros.models.lite", "depth_sr_ros.models.nafnet_adain")

@@ -20,12 +20,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from depth_sr_ros.core.errors import UsageError
+
+if TYPE_CHECKING:  # cards are read without torch (`depth-sr models` stays fast); tensors need it
+    import torch
+    from torch import nn
 
 WEIGHTS_SUFFIX = ".safetensors"
 CARD_SUFFIX = ".card.json"

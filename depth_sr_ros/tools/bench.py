@@ -54,11 +54,24 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from depth_sr_ros.tools.soak import add_soak_arguments, run_soak
+from depth_sr_ros.tools.usage import (
+    UsageError,
+    add_no_progress,
+    add_table_argument,
+    bounded,
+    check_backbone,
+    output_file,
+    table_type,
+)
+
 LOG = logging.getLogger(__name__)
 
 STAGES = ("decode", "preprocess", "network", "postprocess", "pointcloud", "encode", "msg_build")
 OVERHEAD_STAGES = tuple(s for s in STAGES if s != "network")
 CLASSIC_BACKEND = "numpy"
+POINT_CHOICES = ("none", "xyz", "xyzrgb")
+DEFAULT_POINTS = "xyzrgb"  # the node's point_cloud_rgb default
 
 
 @dataclass
@@ -75,10 +88,11 @@ class BenchSettings:
     repeats: int = 1
     precision: str = "fp32"
     device: str = "cpu"
-    cloud_rgb: bool = True
+    points: str = "xyzrgb"  # "none", "xyz" or "xyzrgb" (the node's default)
     point_stride: int = 1
     untrained: bool = False
     engine_cache_dir: str | None = None
+    progress: bool = True
 
 
 @dataclass
@@ -98,23 +112,25 @@ class SampleFrame:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbones", nargs="+", default=[], help="default: every backbone that can run")
     parser.add_argument("--backends", nargs="+", default=[], help="default: every backend available here")
-    parser.add_argument("--height", type=int, default=480, help="output (RGB) height")
-    parser.add_argument("--width", type=int, default=640, help="output (RGB) width")
-    parser.add_argument("--scale", type=int, nargs="+", default=[4], help="one or more upsampling factors")
-    parser.add_argument("--frames", type=int, default=30, help="timed frames per record")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed frames before them")
-    parser.add_argument("--repeats", type=int, default=1,
+    parser.add_argument("--height", type=bounded(int, 1), default=480, help="output (RGB) height")
+    parser.add_argument("--width", type=bounded(int, 1), default=640, help="output (RGB) width")
+    parser.add_argument("--scale", type=table_type("scale"), nargs="+", default=[4], help="one or more upsampling factors")
+    parser.add_argument("--frames", type=bounded(int, 1), default=30, help="timed frames per record")
+    parser.add_argument("--warmup", type=bounded(int, 0), default=5, help="untimed frames before them")
+    parser.add_argument("--repeats", type=bounded(int, 1), default=1,
                         help="runs of --frames frames per record; figures are the median of the run medians")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--no-cloud-rgb", dest="cloud_rgb", action="store_false",
-                        help="XYZ points instead of the node's default XYZRGB")
-    parser.add_argument("--point-stride", type=int, default=1, help="point cloud stride (node default 1)")
+    parser.add_argument("--points", choices=POINT_CHOICES, default=DEFAULT_POINTS,
+                        help=f"point cloud fields, or none (default {DEFAULT_POINTS}, the node's)")
+    add_table_argument(parser, "--point-stride", "point_stride", "point cloud stride")
     parser.add_argument("--untrained", action="store_true",
                         help="time networks without shipped weights at their initial weights (speed only)")
     parser.add_argument("--cache-dir", default=None, help="ONNX/engine cache (default: the node's)")
     parser.add_argument("--json", type=Path, default=None, help="write the records as JSON here")
     parser.add_argument("--markdown", type=Path, default=None, help="write BENCHMARKS.md-style tables here")
+    add_no_progress(parser)
+    add_soak_arguments(parser)
 
 
 # ---------------------------------------------------------------- sample messages
@@ -279,25 +295,27 @@ def build_processor(backbone: str, backend: str, scale: int, settings: BenchSett
     )
     if settings.engine_cache_dir:
         config = dataclasses.replace(config, engine_cache_dir=settings.engine_cache_dir)
-    output = OutputConfig(output_encoding="32FC1", point_cloud_rgb=settings.cloud_rgb,
+    output = OutputConfig(output_encoding="32FC1", point_cloud_rgb=settings.points == "xyzrgb",
                           point_stride=settings.point_stride)
     return FrameProcessor(DepthSR(config), output)
 
 
-def time_frames(processor, frames: list[SampleFrame], builder, warmup: int, count: int, label: str):
+def time_frames(processor, frames: list[SampleFrame], builder, warmup: int, count: int, label: str,
+                want_points: bool = True, progress: bool = True):
     """Per-stage times (ms) of `count` frames after `warmup`, per-frame totals, the last FrameOutput."""
     times: dict[str, list[float]] = {stage: [] for stage in STAGES}
     totals: list[float] = []
     out = None
-    for i in tqdm(range(warmup + count), desc=label, leave=False, disable=None):
+    for i in tqdm(range(warmup + count), desc=label, leave=False, disable=None if progress else True):
         frame = frames[i % len(frames)]
         start = time.perf_counter()
-        out = processor.process(frame.rgb, frame.rgb_info, frame.depth, frame.depth_info, want_points=True)
+        out = processor.process(frame.rgb, frame.rgb_info, frame.depth, frame.depth_info, want_points=want_points)
         mark = time.perf_counter()
         header = frame.rgb.header
         builder.image(header, out.image)
         builder.camera_info(header, out.camera_info)
-        builder.point_cloud(header, out.points)
+        if out.points is not None:
+            builder.point_cloud(header, out.points)
         end = time.perf_counter()
         if i < warmup:
             continue
@@ -319,13 +337,14 @@ def shipped_or_given_weights(processor, backbone: str, scale: int, weights: Path
     return str(found) if found else None
 
 
-def frame_alloc_peak_mb(processor, frame: SampleFrame, builder) -> float:
+def frame_alloc_peak_mb(processor, frame: SampleFrame, builder, want_points: bool = True) -> float:
     """Peak of Python/numpy allocations during one frame (tracemalloc), MiB."""
     tracemalloc.start()
     try:
-        out = processor.process(frame.rgb, frame.rgb_info, frame.depth, frame.depth_info, want_points=True)
+        out = processor.process(frame.rgb, frame.rgb_info, frame.depth, frame.depth_info, want_points=want_points)
         builder.image(frame.rgb.header, out.image)
-        builder.point_cloud(frame.rgb.header, out.points)
+        if out.points is not None:
+            builder.point_cloud(frame.rgb.header, out.points)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -348,7 +367,8 @@ def bench_record(
     copies: list[dict[str, float]] = []
     for index in range(settings.repeats):
         warmup = settings.warmup if index == 0 else 0
-        times, totals, out = time_frames(processor, frames, builder, warmup, settings.frames, label)
+        times, totals, out = time_frames(processor, frames, builder, warmup, settings.frames, label,
+                                         settings.points != "none", settings.progress)
         times["overhead"] = [sum(times[s][i] for s in OVERHEAD_STAGES) for i in range(len(totals))]
         times["total"] = totals
         run_medians.append({key: _percentile(values, 50) for key, values in times.items()})
@@ -396,7 +416,8 @@ def bench_record(
         "fps": round(1e3 / total_ms, 2) if total_ms else None,
         "memory": {
             "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "frame_alloc_peak_mb": round(frame_alloc_peak_mb(processor, frames[0], builder), 2),
+            "frame_alloc_peak_mb": round(frame_alloc_peak_mb(processor, frames[0], builder,
+                                                             settings.points != "none"), 2),
             "cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
         },
     }
@@ -554,19 +575,34 @@ def summary(records: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """UsageError naming the flag for an unknown backbone or backend or an unusable output path."""
+    from depth_sr_ros.backends import load_backends
+
+    for name in args.backbones:
+        check_backbone("--backbones", name)
+    known = load_backends().names()
+    for name in args.backends:
+        if name not in known:
+            raise UsageError(f"--backends {name}: not an inference backend; choose from {', '.join(known)}")
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown)):
+        if path:
+            output_file(flag, path)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    check_args(args)
+    if args.soak:
+        return run_soak(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     settings = BenchSettings(
         backbones=list(args.backbones), backends=list(args.backends), height=args.height, width=args.width,
         scales=list(args.scale), frames=args.frames, warmup=args.warmup, repeats=args.repeats, precision=args.precision, device=device,
-        cloud_rgb=args.cloud_rgb, point_stride=args.point_stride, untrained=args.untrained,
-        engine_cache_dir=args.cache_dir,
+        points=args.points, point_stride=args.point_stride, untrained=args.untrained,
+        engine_cache_dir=args.cache_dir, progress=not args.no_progress,
     )
-    if settings.frames < 1 or settings.warmup < 0 or settings.repeats < 1:
-        print("error: --frames and --repeats must be >= 1, --warmup >= 0")
-        return 2
     records, skipped, machine = run_bench(settings)
     command = "depth-sr bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:])
     if args.json:

@@ -19,23 +19,25 @@ import time
 
 import numpy as np
 
+from depth_sr_ros.tools.usage import UsageError, bounded, check_backbone, existing_file, output_dir
+
 LOG = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from depth_sr_ros.core.pipeline import SRConfig
+    from depth_sr_ros.backends import default_cache_dir
 
     parser.add_argument("--backbone", required=True, help="network backbone name (see `depth-sr models`)")
-    parser.add_argument("--scale", type=int, required=True, help="upsampling factor the weights are for")
+    parser.add_argument("--scale", type=int, required=True, choices=(2, 4, 8, 16),
+                        help="upsampling factor the weights are for")
     parser.add_argument("--weights", default=None, help="safetensors weights; default: the shipped ones")
-    parser.add_argument("--height", type=int, required=True, help="output (RGB) height in pixels")
-    parser.add_argument("--width", type=int, required=True, help="output (RGB) width in pixels")
+    parser.add_argument("--height", type=bounded(int, 1), required=True, help="output (RGB) height in pixels")
+    parser.add_argument("--width", type=bounded(int, 1), required=True, help="output (RGB) width in pixels")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default="fp16")
     parser.add_argument("--device", default="cuda", help="cuda or cuda:N")
-    parser.add_argument("--workspace-mb", type=int, default=2048, help="TensorRT builder workspace limit")
-    parser.add_argument(
-        "--cache-dir", default=SRConfig().engine_cache_dir, help="engine cache (default: the node's)"
-    )
+    parser.add_argument("--workspace-mb", type=bounded(int, 1), default=2048, help="TensorRT builder workspace limit")
+    parser.add_argument("--cache-dir", default=None,
+                        help=f"engine cache (default: the node's, $XDG_CACHE_HOME/depth_sr_ros/engines; now {default_cache_dir()})")
 
 
 def engine_shapes(height: int, width: int, scale: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
@@ -46,30 +48,37 @@ def engine_shapes(height: int, width: int, scale: int) -> tuple[tuple[int, ...],
 
 
 def run(args: argparse.Namespace) -> int:
-    from depth_sr_ros.backends import Availability, BackendBuildError, BackendConfig, GpuOutOfMemoryError
+    from depth_sr_ros.backends import (
+        Availability,
+        BackendBuildError,
+        BackendConfig,
+        GpuOutOfMemoryError,
+        default_cache_dir,
+    )
     from depth_sr_ros.backends.tensorrt_backend import TensorRTBackend
 
+    check_backbone("--backbone", args.backbone, kind="network")
+    if args.weights:
+        existing_file("--weights", args.weights, "weights file")
+    if args.device != "cuda" and not args.device.startswith("cuda:"):
+        raise UsageError(f"--device {args.device}: TensorRT engines are built on a GPU; give cuda or cuda:N")
+    cache_dir = output_dir("--cache-dir", args.cache_dir) if args.cache_dir else default_cache_dir()
     here = Availability.probe()
     missing = [what for what, ok in (("the `tensorrt` Python package", here.tensorrt),
                                      ("a CUDA GPU visible to torch", here.cuda)) if not ok]
     if missing:
-        print(
-            f"error: building a TensorRT engine needs {' and '.join(missing)}, missing here. Install "
+        raise UsageError(
+            f"building a TensorRT engine needs {' and '.join(missing)}, missing here. Install "
             "TensorRT 10 for your CUDA (JetPack on Jetson), or run the node with inference_backend "
             "onnxruntime or torch."
         )
-        return 2
     from depth_sr_ros.models.weights import load_network
 
-    try:
-        model = load_network(args.backbone, args.scale, args.weights)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"error: {exc}")
-        return 2
+    model = load_network(args.backbone, args.scale, args.weights)  # WeightsError: exit 2 with its message
     config = BackendConfig(
         precision=args.precision,
         device=args.device,
-        engine_cache_dir=args.cache_dir,
+        engine_cache_dir=cache_dir,
         strict=True,
         workspace_mb=args.workspace_mb,
     )

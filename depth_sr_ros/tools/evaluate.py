@@ -24,6 +24,15 @@ from tqdm import tqdm
 from depth_sr_ros.core.backbones import get_backbone
 from depth_sr_ros.core.metrics import mean_metrics
 from depth_sr_ros.eval.protocol import Method, gdsr_frame, make_input, metric_frame, network_method
+from depth_sr_ros.tools.usage import (
+    UsageError,
+    add_no_progress,
+    check_backbone,
+    existing_dir,
+    existing_file,
+    output_dir,
+    output_file,
+)
 from depth_sr_ros.train.datasets import FolderDataset, parse_scenes, preset_for
 from depth_sr_ros.train.degradations import DEGRADATIONS, get_degradation
 
@@ -47,10 +56,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sensor model for the low-resolution input in place of the protocol's bicubic")
     parser.add_argument("--scenes", help="frames to use, e.g. 15-20 or 1000,1002 (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the degradation's randomness")
-    parser.add_argument("--json", required=True, help="write the results here")
+    parser.add_argument("--json", required=True, help="write the results here (a file path)")
     parser.add_argument("--previews", help="write one PNG per frame (inputs, predictions, error maps) here")
     parser.add_argument("--update-card", action="store_true",
                         help="record the numbers (and this command) in the model card of --weights")
+    add_no_progress(parser)
+
+
+def check_args(args: argparse.Namespace) -> FolderDataset:
+    """Every flag checked before any network loads (UsageError naming the flag); the dataset."""
+    data = existing_dir("--data", args.data, "dataset folder")
+    try:
+        scenes = parse_scenes(args.scenes)
+    except ValueError:
+        raise UsageError(f"--scenes {args.scenes!r}: expected frame names or ranges, e.g. 15-20 or 1000,1002") from None
+    try:
+        dataset = FolderDataset(preset_for(data, scenes))
+    except FileNotFoundError as err:
+        raise UsageError(f"--data {data}: {err} (a dataset folder holds rgb/ and depth/ with matching names)") from None
+    if args.backbone is not None:
+        check_backbone("--backbone", args.backbone)
+    if args.weights is not None:
+        existing_file("--weights", args.weights, "weights file")
+    output_file("--json", args.json)
+    if args.previews:
+        output_dir("--previews", args.previews)
+    if args.update_card and not args.weights:
+        raise UsageError("--update-card needs --weights: the card to update is the one beside that file")
+    return dataset
 
 
 def build_method(name: str, scale: int, weights: str | None) -> Method:
@@ -71,18 +104,19 @@ def _default_backbone(scale: int) -> tuple[str, str | None]:
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    dataset = check_args(args)
     backbone, weights = args.backbone, args.weights
     if backbone is None:
         backbone, default_weights = _default_backbone(args.scale)
         weights = weights or default_weights
     names = [backbone] + [b for b in BASELINES if b != backbone]
     methods = {name: build_method(name, args.scale, weights if name == backbone else None) for name in names}
-    dataset = FolderDataset(preset_for(args.data, parse_scenes(args.scenes)))
     degradation = get_degradation(args.degrade) if args.degrade else None
 
     frames: list[dict[str, Any]] = []
     seconds = {name: 0.0 for name in names}
-    for index, frame in enumerate(tqdm(dataset, desc=f"evaluate x{args.scale} {args.protocol}")):
+    bar = tqdm(dataset, desc=f"evaluate x{args.scale} {args.protocol}", disable=getattr(args, "no_progress", False))
+    for index, frame in enumerate(bar):
         inp = make_input(frame, args.scale, degradation, np.random.default_rng([args.seed, index]))
         record: dict[str, Any] = {"name": frame.name, "source": inp.source, "methods": {}}
         predictions = {}
@@ -210,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(args)
     if args.update_card:
         if not result["weights"] or get_backbone(result["backbone"]).kind != "network":
-            raise SystemExit("--update-card needs a network --backbone and its --weights file")
+            raise UsageError("--update-card needs a network --backbone and its --weights file")
         update_card(result["weights"], result, command_line(args))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,14 +4,13 @@
     depth-sr export-onnx --backbone gta_dinov2 --scale 4 --dinov2 ~/models/dinov2-small ...
 
 Weights: `--weights W` (a *.safetensors file with its card), else the shipped weights for the
-backbone and scale, or `--random-init` for an untrained network (for timing only). The summary
+backbone and scale, or `--untrained` for a network at its initial weights (for timing only). The summary
 reports the maximum and relative L2 error of ONNX Runtime (CPU) against PyTorch on a random input.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -20,28 +19,50 @@ import torch
 
 from depth_sr_ros.core.backbones import load_backbones
 from depth_sr_ros.models.export import INPUT_NAMES, example_inputs, export_onnx
-from depth_sr_ros.models.weights import WeightsError, load_network
+from depth_sr_ros.models.weights import load_network
+from depth_sr_ros.tools.usage import (
+    UsageError,
+    bounded,
+    check_backbone,
+    existing_dir,
+    existing_file,
+    output_file,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", required=True, help="network backbone name (see `depth-sr models`)")
     parser.add_argument("--scale", type=int, required=True, choices=(2, 4, 8, 16))
     parser.add_argument("--weights", type=Path, help="*.safetensors with its .card.json (default: shipped)")
-    parser.add_argument("--random-init", action="store_true", help="export an untrained network (timing only)")
-    parser.add_argument("--height", type=int, required=True, help="output (RGB) height in pixels")
-    parser.add_argument("--width", type=int, required=True, help="output (RGB) width in pixels")
+    parser.add_argument("--untrained", action="store_true",
+                        help="export the network at its initial weights (timing only)")
+    parser.add_argument("--height", type=bounded(int, 1), required=True, help="output (RGB) height in pixels")
+    parser.add_argument("--width", type=bounded(int, 1), required=True, help="output (RGB) width in pixels")
     parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     parser.add_argument("--dynamic", action="store_true", help="symbolic height and width")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (17 or later)")
+    parser.add_argument("--opset", type=bounded(int, 17), default=17, help="ONNX opset (17 or later)")
     parser.add_argument("--dinov2", type=Path, help="local DINOv2 ViT-S/14 directory (gta_dinov2)")
     parser.add_argument("--depth-anything", type=Path, help="local Depth Anything V2 Small directory (nafnet_adain)")
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """UsageError naming the flag for anything that cannot be exported, before any work."""
+    check_backbone("--backbone", args.backbone, kind="network")
+    if args.height % args.scale or args.width % args.scale:
+        raise UsageError(f"--height {args.height} and --width {args.width} must be divisible by --scale {args.scale}")
+    if args.untrained and args.weights:
+        raise UsageError("--weights and --untrained exclude each other")
+    if args.weights:
+        existing_file("--weights", args.weights, "weights file")
+    for flag, folder in (("--dinov2", args.dinov2), ("--depth-anything", args.depth_anything)):
+        if folder:
+            existing_dir(flag, folder, "foundation weights folder")
+    output_file("--out", args.out)
+
+
 def build_model(args: argparse.Namespace) -> torch.nn.Module:
     foundation = {k: v for k, v in (("dinov2", args.dinov2), ("depth_anything", args.depth_anything)) if v}
-    if args.random_init:
-        if args.weights:
-            raise SystemExit("--weights and --random-init exclude each other")
+    if args.untrained:
         return load_backbones().get(args.backbone).factory(scale=args.scale, **foundation).eval()
     return load_network(args.backbone, args.scale, args.weights, **foundation)
 
@@ -60,13 +81,8 @@ def compare_onnxruntime(model: torch.nn.Module, path: Path, height: int, width: 
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.height % args.scale or args.width % args.scale:
-        raise SystemExit(f"--height and --width must be divisible by --scale {args.scale}")
-    try:
-        model = build_model(args)
-    except (FileNotFoundError, WeightsError) as exc:
-        print(f"error: {exc}\n(--random-init exports an untrained network, for timing only)", file=sys.stderr)
-        return 2
+    check_args(args)
+    model = build_model(args)  # WeightsError: a UsageError (exit 2); --untrained exports without weights
     start = time.perf_counter()
     path = export_onnx(model, args.out, args.height, args.width, args.scale, dynamic=args.dynamic, opset=args.opset)
     seconds = time.perf_counter() - start
@@ -76,6 +92,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"exported {args.backbone} x{args.scale} -> {path} ({path.stat().st_size / 1e6:.1f} MB) in {seconds:.1f} s")
     print(f"  opset {args.opset}, {'dynamic' if args.dynamic else 'static'} shapes: rgb 1x3x{args.height}x{args.width}, "
           f"depth/mask 1x1x{lr_h}x{lr_w} -> depth_hr 1x1x{args.height}x{args.width}")
-    print(f"  weights: {'random init' if args.random_init else args.weights or 'shipped'}; {params / 1e6:.2f}M parameters")
+    print(f"  weights: {'untrained' if args.untrained else args.weights or 'shipped'}; {params / 1e6:.2f}M parameters")
     print(f"  onnxruntime CPU vs PyTorch: max abs error {max_error:.2e}, relative L2 error {rel_l2:.2e}")
     return 0

@@ -1,8 +1,12 @@
-"""`depth-sr models [--json]`: every backbone with its parameters, GFLOPs at 640x480 output per
-scale, and the foundation weights it needs or can use.
+"""`depth-sr models [--flops] [--json PATH]`: the backbones, the shipped weights with their model
+card figures, and what `auto` picks per scale.
 
-GFLOPs count 2 FLOPs per multiply-accumulate (see `depth_sr_ros.models.flops`) and include the
-foundation model where one is used; counting those needs the optional `transformers` package.
+Fast by default (no torch, no network built): backbone names come from the node's parameter
+table, weights from the `*.card.json` files the zoo finds (`depth_sr_ros.models.zoo`), each
+card's fields read generically (every metric it holds goes to `--json`; the table shows the one
+the zoo ranks by, `val_rmse`). `--flops` also builds every network to count its parameters and
+GFLOPs at 640x480 output per scale (2 FLOPs per multiply-accumulate, foundation model included
+where used; counting those needs the optional `transformers` package): seconds to minutes.
 """
 
 from __future__ import annotations
@@ -10,22 +14,47 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
+from pathlib import Path
 from typing import Any
 
-from depth_sr_ros.core.backbones import BackboneSpec, load_backbones
-from depth_sr_ros.models.flops import OUTPUT_HEIGHT, OUTPUT_WIDTH, measure
-from depth_sr_ros.models.foundation import FoundationWeightsMissing
+from depth_sr_ros.models import zoo
+from depth_sr_ros.models.weights import ModelCard
+from depth_sr_ros.ros.parameters import CLASSIC_BACKBONES, NETWORK_BACKBONES, SCALES
+from depth_sr_ros.tools.usage import output_file
 
 LOG = logging.getLogger(__name__)
-SCALES = (2, 4, 8, 16)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write everything as one JSON document to PATH ('-' = standard output only)")
+    parser.add_argument("--flops", action="store_true",
+                        help="build every network to count parameters and GFLOPs per scale (slow)")
 
 
-def _costs(spec: BackboneSpec, foundation: tuple[str, ...]) -> dict[str, Any] | None:
+def weights_entry(card: ModelCard, path: Path) -> dict[str, Any]:
+    """One shipped weights file and its card's figures (every card field except the free text)."""
+    return {"file": str(path), "backbone": card.backbone, "scale": card.scale, "parameters": card.parameters,
+            "rank_metric": zoo.RANK_METRIC, "rank_value": card.metrics.get(zoo.RANK_METRIC),
+            "metrics": dict(card.metrics), "foundation": list(card.foundation), "trained_on": card.trained_on,
+            "training_data": card.training_data, "evaluation_protocol": card.evaluation_protocol}
+
+
+def auto_choices() -> dict[str, dict[str, Any]]:
+    """What `backbone: auto` runs at each scale: the shipped weights it picks, or the classic fallback."""
+    choices = {}
+    for scale in SCALES:
+        name, path = zoo.default_backbone(scale)
+        choices[str(scale)] = {"backbone": name, "weights": str(path) if path else None}
+    return choices
+
+
+def _costs(spec: Any, foundation: tuple[str, ...]) -> dict[str, Any] | None:
     """Parameters and GFLOPs per scale, or None where `transformers` is missing for the foundation."""
+    from depth_sr_ros.models.flops import measure
+    from depth_sr_ros.models.foundation import FoundationWeightsMissing
+
     try:
         costs = [measure(spec.name, scale, foundation) for scale in SCALES]
     except FoundationWeightsMissing as exc:
@@ -38,15 +67,16 @@ def _costs(spec: BackboneSpec, foundation: tuple[str, ...]) -> dict[str, Any] | 
     }
 
 
-def describe(spec: BackboneSpec) -> dict[str, Any]:
-    """One backbone as a JSON-ready dict."""
-    entry: dict[str, Any] = {
-        "name": spec.name,
-        "kind": spec.kind,
-        "description": spec.description,
-        "foundation": list(spec.foundation),
-        "requires_foundation": spec.requires_foundation,
-    }
+def describe(name: str, flops: bool) -> dict[str, Any]:
+    """One backbone as a JSON-ready dict; with `flops`, its registry entry and measured costs."""
+    entry: dict[str, Any] = {"name": name, "kind": "network" if name in NETWORK_BACKBONES else "classic"}
+    if not flops:
+        return entry
+    from depth_sr_ros.core.backbones import get_backbone
+
+    spec = get_backbone(name)
+    entry.update(description=spec.description, foundation=list(spec.foundation),
+                 requires_foundation=spec.requires_foundation)
     if spec.kind == "network":
         entry["default"] = _costs(spec, spec.foundation if spec.requires_foundation else ())
         if spec.foundation and not spec.requires_foundation:
@@ -69,35 +99,60 @@ def _params_text(costs: dict[str, Any] | None) -> str:
     return text
 
 
-def print_table(entries: list[dict[str, Any]]) -> None:
-    print(f"GFLOPs at {OUTPUT_WIDTH}x{OUTPUT_HEIGHT} output for x{' / x'.join(map(str, SCALES))} (1 FLOP = 2 MAC)")
-    print(f"{'backbone':<16}{'kind':<9}{'parameters':<24}{'GFLOPs':<34}foundation weights")
+def print_flops(entries: list[dict[str, Any]]) -> None:
+    from depth_sr_ros.models.flops import OUTPUT_HEIGHT, OUTPUT_WIDTH
+
+    print(f"\nGFLOPs at {OUTPUT_WIDTH}x{OUTPUT_HEIGHT} output for x{' / x'.join(map(str, SCALES))} (1 FLOP = 2 MAC)")
+    print(f"{'backbone':<16}{'parameters':<24}{'GFLOPs':<34}foundation weights")
     for entry in entries:
-        if entry["foundation"]:
-            need = "needs" if entry["requires_foundation"] else "can use"
-            weights = f"{need} {', '.join(entry['foundation'])}"
-        else:
-            weights = "none"
         if entry["kind"] == "classic":
-            print(f"{entry['name']:<16}{'classic':<9}{'-':<24}{'- (numpy, CPU)':<34}{weights}")
             continue
-        default = entry["default"]
-        print(f"{entry['name']:<16}{'network':<9}{_params_text(default):<24}{_gflops_text(default):<34}{weights}")
+        need = "needs" if entry["requires_foundation"] else "can use"
+        weights = f"{need} {', '.join(entry['foundation'])}" if entry["foundation"] else "none"
+        print(f"{entry['name']:<16}{_params_text(entry['default']):<24}{_gflops_text(entry['default']):<34}{weights}")
         if "with_foundation" in entry:
             extra = entry["with_foundation"]
-            print(f"{'':<25}{_params_text(extra):<24}{_gflops_text(extra):<34}with {', '.join(entry['foundation'])}")
+            print(f"{'':<16}{_params_text(extra):<24}{_gflops_text(extra):<34}with {', '.join(entry['foundation'])}")
+
+
+def print_tables(document: dict[str, Any]) -> None:
+    backbones = document["backbones"]
+    classic = [b["name"] for b in backbones if b["kind"] == "classic"]
+    networks = [b["name"] for b in backbones if b["kind"] == "network"]
+    print(f"backbones: classic (numpy, no weights) {', '.join(classic)}; networks {', '.join(networks)}")
+    print(f"\nshipped weights ({len(document['weights'])}), lower {zoo.RANK_METRIC} is better:")
+    print(f"  {'file':<30}{'backbone':<14}{'scale':<7}{'parameters':>11}{zoo.RANK_METRIC:>10}  trained on / figures")
+    for entry in document["weights"]:
+        value = entry["rank_value"]
+        rank = f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+        extra = f"{entry['trained_on'] or '?'}; {len(entry['metrics'])} figures in the card"
+        print(f"  {Path(entry['file']).name:<30}{entry['backbone']:<14}x{entry['scale']:<6}"
+              f"{entry['parameters']:>11,}{rank:>10}  {extra}")
+    print("\nbackbone 'auto' picks:")
+    for scale, choice in document["auto"].items():
+        source = Path(choice["weights"]).name if choice["weights"] else "classic fallback, no shipped weights"
+        print(f"  x{scale:<4}{choice['backbone']:<14}({source})")
+    print(f"\nmodel directories searched: {', '.join(document['model_dirs']) or 'none'}")
+    if any("default" in b for b in backbones):
+        print_flops(backbones)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    registry = load_backbones()
-    names = tqdm(registry.names(), desc="counting", unit="backbone", leave=False)
-    entries = [describe(registry.get(name)) for name in names]
-    if args.json:
-        print(json.dumps(entries, indent=2))
+    if args.json and args.json != "-":
+        output_file("--json", args.json)
+    document = {
+        "backbones": [describe(name, args.flops) for name in (*CLASSIC_BACKBONES, *NETWORK_BACKBONES)],
+        "weights": [weights_entry(card, path) for card, path in zoo.shipped_weights()],
+        "auto": auto_choices(),
+        "model_dirs": [str(d) for d in zoo.model_dirs()],
+    }
+    text = json.dumps(document, indent=2) + "\n"
+    if args.json == "-":
+        sys.stdout.write(text)
         return 0
-    print_table(entries)
-    networks = sum(entry["kind"] == "network" for entry in entries)
-    print(f"{len(entries)} backbones: {networks} networks, {len(entries) - networks} classic")
+    print_tables(document)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text)
+        print(f"wrote {args.json}")
     return 0

@@ -97,6 +97,7 @@ class TrainConfig:
     out: str = "runs/train"
     device: str = "auto"
     card: dict[str, Any] = field(default_factory=dict)  # extra ModelCard fields, e.g. notes
+    progress: bool = True  # tqdm bar (depth-sr train --no-progress turns it off)
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
@@ -296,7 +297,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     start = time.monotonic() - state.get("elapsed_s", 0.0)
     running = 0.0
     bar = tqdm(range(state["step"], config.steps), initial=state["step"], total=config.steps,
-               desc=f"train {config.backbone} x{config.scale}", disable=rank != 0)
+               desc=f"train {config.backbone} x{config.scale}", disable=rank != 0 or not config.progress)
     step = state["step"]
     for step in bar:
         elapsed = time.monotonic() - start
