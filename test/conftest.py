@@ -39,3 +39,13 @@ def require_shared(*parts: str) -> Path:
 def shared_data() -> Path:
     """The shared `data` folder (Middlebury, NYU, TUM, ... in `PROTOCOL.md` layout)."""
     return require_shared("data")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def temporary_cache_home(tmp_path_factory: pytest.TempPathFactory):
+    """Caches (exported ONNX graphs, engines) go to a temporary XDG_CACHE_HOME, never ~/.cache."""
+    patch = pytest.MonkeyPatch()
+    cache = tmp_path_factory.mktemp("xdg_cache")
+    patch.setenv("XDG_CACHE_HOME", str(cache))
+    yield cache
+    patch.undo()

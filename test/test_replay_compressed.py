@@ -90,7 +90,8 @@ def test_float_compressed_depth_replays_within_its_quantisation_of_the_raw_twin(
 def test_a_topic_of_another_type_is_refused_with_the_types(tmp_path):
     bag = sb.build_sample_bag(tmp_path / "bag", rgb_format="jpeg")
     with pytest.raises(BagError, match="CameraInfo, expected sensor_msgs/msg/Image or sensor_msgs/msg/CompressedImage"):
-        replay(bag.path, tmp_path / "out", rgb_topic=sb.RGB_INFO_TOPIC)
+        run_replay(ReplayConfig(bag=bag.path, out_dir=tmp_path / "out", rgb_topic=sb.DEPTH_INFO_TOPIC,
+                                rgb_info_topic=sb.RGB_INFO_TOPIC, depth_topic=sb.DEPTH_TOPIC, progress=False))
 
 
 def test_corrupt_compressed_frames_are_counted_skips(tmp_path):

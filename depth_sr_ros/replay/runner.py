@@ -484,9 +484,10 @@ class ReplayRunner:
         """Count and warn when the RGB/depth width ratio is not `scale` (depth image input only)."""
         if self.config.lidar_topic or self.config.unaligned_depth:
             return  # another camera or a cloud: its size says nothing about the scale
-        rgb_width, depth_width = int(pair.rgb.payload.width), int(pair.depth.payload.width)
+        rgb_width = int(getattr(pair.rgb.payload, "width", 0) or 0)  # CompressedImage: no size before decoding
+        depth_width = int(getattr(pair.depth.payload, "width", 0) or 0)
         if rgb_width <= 0 or depth_width <= 0:
-            return  # a broken image: the decoder says why
+            return  # compressed, or a broken image (the decoder says why)
         ratio, scale = rgb_width / depth_width, self.config.sr.scale
         row["width_ratio"] = round(ratio, 3)
         if abs(ratio - scale) <= 0.05 * scale:
