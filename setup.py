@@ -1,4 +1,5 @@
-"""ament_python package: installs with `pip install -e ".[test]"` (no ROS) and `colcon build` (ROS 2)."""
+"""ament_python package: installs with `pip install -e .` (running, no torch), `pip install -e ".[torch,test]"`
+(development, no ROS) and `colcon build` (ROS 2)."""
 
 from glob import glob
 
@@ -20,22 +21,23 @@ setup(
     package_data={PACKAGE: ["samples/tum_fr1/*/*", "samples/tum_fr1/*.*", "weights/*"]},
     include_package_data=True,
     python_requires=">=3.10",
+    # Running (demo, replay, the node) needs no torch: classic backbones in numpy, networks through
+    # ONNX Runtime from the ONNX files shipped in models/. numpy 1.24-2.x: Ubuntu 24.04 / ROS 2 Jazzy
+    # ship numpy 1.26 and pip must not replace it (docs/robot.md).
     install_requires=[
-        "numpy>=1.24",
+        "numpy>=1.24,<3",
         "opencv-python-headless>=4.8",
         "pillow>=10",
         "rosbags>=0.10",
-        "safetensors>=0.4",
         "tqdm>=4.60",
         "pyyaml>=6",
-        "onnx>=1.15",
         "onnxruntime>=1.17",
-        "onnxscript>=0.1",
-        "torch>=2.1",
     ],
     extras_require={
-        "test": ["pytest>=7", "ruff>=0.4", "mypy>=1.8", "transformers>=4.40"],
+        # training, ONNX export, the torch and TensorRT backends, weights from safetensors
+        "torch": ["torch>=2.1", "safetensors>=0.4", "onnx>=1.15", "onnxscript>=0.1"],
         "foundation": ["transformers>=4.40"],
+        "test": ["pytest>=7", "ruff>=0.4", "mypy>=1.8", "transformers>=4.40"],
     },
     zip_safe=False,
     maintainer="depth_sr_ros maintainers",

@@ -25,6 +25,7 @@ from typing import NoReturn
 
 from depth_sr_ros import __version__
 from depth_sr_ros.core.errors import UsageError
+from depth_sr_ros.optional import missing_torch
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "replay the bundled TUM sample bag through the default backbone"),
@@ -100,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(argv)
     except UsageError as err:
         print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as err:  # torch is an optional extra: say what to install, no traceback
+        if (err.name or "").split(".")[0] != "torch":
+            raise
+        message = str(err) if "pip install" in str(err) else str(missing_torch(prog))
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -9,6 +9,9 @@ import logging
 
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="needs the optional torch extra: pip install -e '.[torch]'")
+
 import torch
 import torch.nn.functional as F
 from torch import nn

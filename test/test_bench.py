@@ -18,6 +18,7 @@ HEIGHT, WIDTH, SCALE = 120, 160, 4
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    pytest.importorskip("torch", reason="bench times the torch backend and untrained networks: the torch extra")
     out = tmp_path_factory.mktemp("bench")
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)

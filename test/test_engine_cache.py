@@ -8,6 +8,9 @@ import json
 import logging
 
 import pytest
+
+pytest.importorskip("torch", reason="needs the optional torch extra: pip install -e '.[torch]'")
+
 import torch
 from torch import nn
 

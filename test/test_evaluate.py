@@ -4,6 +4,9 @@ import json
 
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="needs the optional torch extra: pip install -e '.[torch]'")
+
 from PIL import Image
 
 from depth_sr_ros.cli import main

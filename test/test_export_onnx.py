@@ -8,8 +8,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import onnx
 import pytest
+
+pytest.importorskip("torch", reason="needs the optional torch extra: pip install -e '.[torch]'")
+
+import onnx
 import torch
 from test_models import NETWORKS, SCALES, tiny_depth_anything, tiny_network
 

@@ -215,7 +215,7 @@ def linear_fill(sparse: np.ndarray) -> np.ndarray:
     (what scipy's griddata(method="linear") computes), NaN outside their convex hull."""
     h, w = sparse.shape
     rows, cols = np.nonzero(np.isfinite(sparse))
-    subdiv = cv2.Subdiv2D((0, 0, w, h))
+    subdiv = cv2.Subdiv2D((-w, -h, 3 * w, 3 * h))  # a margin: OpenCV 4.11 drops hull triangles of a tight rect
     subdiv.insert([(float(c), float(r)) for r, c in zip(rows, cols)])
     triangles = subdiv.getTriangleList().reshape(-1, 3, 2)
     inside = np.all((triangles[..., 0] >= 0) & (triangles[..., 0] < w) & (triangles[..., 1] >= 0)

@@ -13,6 +13,9 @@ import subprocess
 import sys
 
 import pytest
+
+pytest.importorskip("torch", reason="needs the optional torch extra: pip install -e '.[torch]'")
+
 import torch
 from torch import nn
 

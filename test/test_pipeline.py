@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
 import depth_sr_ros.backends as backends_module
 import depth_sr_ros.models.weights as weights_module
@@ -149,17 +147,19 @@ def test_depth_range_masks_input_and_output():
     assert np.isfinite(out[:, :24]).all() and np.isfinite(out[:, 40:]).all()  # far from the step
 
 
-# --- the network branch, with a tiny real torch module and a minimal backend ---
-class NearestNet(torch.nn.Module):
-    """forward(rgb, depth, mask) -> depth upsampled by nearest neighbour, plus `offset`."""
+# --- the network branch, with a nearest-neighbour stand-in network and a minimal backend ---
+class NearestNet:
+    """forward(rgb, depth, mask) -> depth upsampled by nearest neighbour, plus `offset` (numpy, NCHW)."""
 
     def __init__(self, scale: int, offset: float = 0.0) -> None:
-        super().__init__()
         self.scale = scale
-        self.offset = torch.nn.Parameter(torch.tensor(offset))
+        self.offset = np.float32(offset)
 
-    def forward(self, rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        out = F.interpolate(depth, scale_factor=self.scale, mode="nearest") + self.offset
+    def eval(self) -> NearestNet:
+        return self
+
+    def __call__(self, rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        out = np.repeat(np.repeat(depth, self.scale, axis=2), self.scale, axis=3) + self.offset
         assert out.shape[-2:] == rgb.shape[-2:]
         return out
 
@@ -167,14 +167,13 @@ class NearestNet(torch.nn.Module):
 class RecordingBackend:
     """The `run(rgb, depth, mask) -> np.ndarray` contract of depth_sr_ros.backends, recording its inputs."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: NearestNet) -> None:
         self.model = model
         self.calls: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def run(self, rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
         self.calls.append((rgb, depth, mask))
-        with torch.no_grad():
-            return self.model(*(torch.from_numpy(a) for a in (rgb, depth, mask))).numpy()
+        return self.model(rgb, depth, mask)
 
 
 @pytest.fixture
@@ -192,8 +191,8 @@ def fake_network(monkeypatch):
         seen.update(backbone=backbone, scale=scale, weights=weights)
         return NearestNet(scale, seen["offset"]).eval()
 
-    def create_backend(name, model, config):
-        seen.update(backend=name, config=config, instance=RecordingBackend(model))
+    def create_backend(name, model, config, onnx_path=None):
+        seen.update(backend=name, config=config, onnx_path=onnx_path, instance=RecordingBackend(model))
         return seen["instance"]
 
     monkeypatch.setattr(weights_module, "load_network", load_network)
@@ -247,7 +246,17 @@ def test_auto_backbone_asks_the_zoo(fake_network, network_name, monkeypatch):
 
 
 def test_network_branch_with_the_real_torch_backend(monkeypatch, network_name):
-    monkeypatch.setattr(weights_module, "load_network", lambda backbone, scale, weights=None: NearestNet(scale).eval())
+    torch = pytest.importorskip("torch", reason="the torch backend needs the optional torch extra")
+
+    class TorchNearest(torch.nn.Module):
+        def __init__(self, scale: int) -> None:
+            super().__init__()
+            self.scale = scale
+
+        def forward(self, rgb, depth, mask):
+            return torch.nn.functional.interpolate(depth, scale_factor=self.scale, mode="nearest")
+
+    monkeypatch.setattr(weights_module, "load_network", lambda backbone, scale, weights=None: TorchNearest(scale).eval())
     rgb, depth = _frame((32, 48), (8, 12))
     out = _pipeline(network_name, inference_backend="torch", device="cpu").process(rgb, depth).depth
     np.testing.assert_allclose(out, np.kron(depth, np.ones((4, 4))), rtol=1e-5)

@@ -3,6 +3,9 @@
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("torch", reason="needs the optional torch extra: pip install -e '.[torch]'")
+
 from safetensors.torch import load_file
 
 from depth_sr_ros.train.loop import TrainConfig, export_best, train

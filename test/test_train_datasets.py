@@ -6,7 +6,6 @@ import pytest
 from PIL import Image
 
 from depth_sr_ros.train.datasets import BagConfig, FolderDataset, parse_scenes, preset_for, read_bag
-from depth_sr_ros.train.loop import SourceConfig
 
 
 def test_parse_scenes():
@@ -46,6 +45,16 @@ def test_folder_reader_scene_filter_depth_lr_and_errors(tmp_path):
     assert np.isnan(frame.depth_lr[0, 0]) and frame.depth_lr[0, 1] == pytest.approx(2.0)
     with pytest.raises(FileNotFoundError, match="zz"):
         FolderDataset(preset_for(tmp_path, ["zz"]))
+
+
+def test_a_training_source_overrides_the_folder_unit(tmp_path):
+    pytest.importorskip("torch", reason="the training loop needs the optional torch extra")
+    from depth_sr_ros.train.loop import SourceConfig
+
+    (tmp_path / "rgb").mkdir()
+    (tmp_path / "depth").mkdir()
+    Image.fromarray(np.zeros((8, 12, 3), np.uint8)).save(tmp_path / "rgb" / "a.jpg")
+    Image.fromarray(np.full((8, 12), 1500, np.uint16)).save(tmp_path / "depth" / "a.png")
     source = SourceConfig(str(tmp_path), scenes="a", depth_unit_m=0.0001)
     np.testing.assert_allclose(source.frames()[0].depth, 0.15)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
+pytest.importorskip("torch", reason="needs the optional torch extra: pip install -e '.[torch]'")
+
 import torch
 from test_models import NETWORKS, TINY_KWARGS, foundation_kwargs, inputs, tiny_network
 

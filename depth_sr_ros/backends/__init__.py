@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 
 from depth_sr_ros.core.registry import Registry
+from depth_sr_ros.optional import has_torch
 
 LOG = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ OUTPUT_NAME = "depth_hr"
 
 
 def default_device() -> str:
-    """"cuda" where torch sees a GPU, else "cpu"."""
+    """"cuda" where torch is installed and sees a GPU, else "cpu"."""
+    if not has_torch():
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -132,25 +135,30 @@ class GpuOutOfMemoryError(RuntimeError):
 
 @dataclass(frozen=True)
 class Availability:
-    """What this machine offers; `probe()` measures it, tests inject it."""
+    """What this machine offers; `probe()` measures it, tests inject it. `cuda`: torch sees a GPU."""
 
     cuda: bool
     tensorrt: bool
     ort_providers: tuple[str, ...]
+    torch: bool = True
 
     @staticmethod
     def probe() -> Availability:
-        import torch
-
         providers: tuple[str, ...] = ()
         if importlib.util.find_spec("onnxruntime") is not None:
             import onnxruntime as ort
 
             providers = tuple(ort.get_available_providers())
+        cuda = False
+        if has_torch():
+            import torch
+
+            cuda = torch.cuda.is_available()
         return Availability(
-            cuda=torch.cuda.is_available(),
+            cuda=cuda,
             tensorrt=importlib.util.find_spec("tensorrt") is not None,
             ort_providers=providers,
+            torch=has_torch(),
         )
 
     @property
@@ -171,9 +179,10 @@ class InferenceBackend(ABC):
 
     name: str = ""
 
-    def __init__(self, model, config: BackendConfig) -> None:
-        self.model = model
+    def __init__(self, model, config: BackendConfig, onnx_path: Path | None = None) -> None:
+        self.model = model  # the torch module; None where torch is not installed
         self.config = config
+        self.onnx_path = onnx_path  # a checked ONNX file of the same network (dynamic H, W), if shipped
         self.shapes: Shapes | None = None
 
     @staticmethod
@@ -240,7 +249,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             return True
-    except ImportError:  # pragma: no cover - torch is a hard dependency
+    except ImportError:  # torch is optional: ONNX Runtime's texts are still recognised
         pass
     text = str(exc).lower()
     return any(s in text for s in ("out of memory", "failed to allocate memory", "cudnn_status_alloc_failed"))
@@ -357,8 +366,8 @@ class FallbackBackend(InferenceBackend):
 
     name = "fallback"
 
-    def __init__(self, model, config: BackendConfig, chain: Sequence[Candidate]) -> None:
-        super().__init__(model, config)
+    def __init__(self, model, config: BackendConfig, chain: Sequence[Candidate], onnx_path: Path | None = None) -> None:
+        super().__init__(model, config, onnx_path)
         if not chain:
             raise BackendUnavailableError("no inference backend can run here")
         self.chain = list(chain)
@@ -370,7 +379,7 @@ class FallbackBackend(InferenceBackend):
 
     def _instantiate(self, candidate: Candidate) -> InferenceBackend:
         cls = BACKENDS.get(candidate.name)
-        return cls(self.model, _with_device(self.config, candidate.device))
+        return cls(self.model, _with_device(self.config, candidate.device), self.onnx_path)
 
     def describe(self) -> str:
         return self.active.describe()
@@ -405,12 +414,16 @@ class FallbackBackend(InferenceBackend):
 
 
 def create_backend(
-    name: str, model, config: BackendConfig | None = None, availability: Availability | None = None
+    name: str, model, config: BackendConfig | None = None, availability: Availability | None = None,
+    onnx_path: Path | None = None,
 ) -> InferenceBackend:
     """Create backend `name` ("auto", "tensorrt", "onnxruntime", "torch") for `model`.
 
-    Nothing is built until the first `run` (or `prepare`). Unavailable backends are skipped
-    with a warning, or raise `BackendUnavailableError` when `config.strict` is set.
+    `model` is the torch module, or None where torch is not installed; `onnx_path` a checked ONNX
+    file of the same network with dynamic height and width (the shipped one, `models/shipped_onnx.py`),
+    which `onnxruntime` runs instead of exporting `model`. Nothing is built until the first `run`
+    (or `prepare`). Unavailable backends are skipped with a warning, or raise
+    `BackendUnavailableError` when `config.strict` is set.
     """
     config = config or BackendConfig()
     chain, skipped = plan_chain(name, config, availability)
@@ -429,4 +442,4 @@ def create_backend(
         )
     if config.strict:
         chain = chain[:1]
-    return FallbackBackend(model, config, chain)
+    return FallbackBackend(model, config, chain, onnx_path)

@@ -1,4 +1,8 @@
-"""`onnxruntime` backend: the network exported to ONNX and run by an ONNX Runtime session.
+"""`onnxruntime` backend: the network as ONNX, run by an ONNX Runtime session.
+
+The graph is the shipped ONNX file of the weights when there is one that matches its card
+(`onnx_path`, dynamic height and width: one session serves every input size, and no torch is
+needed), else the torch model exported for the input shapes and cached (`engine_cache.cached_onnx`).
 
 Execution providers are asked for in the order TensorRT EP, CUDA EP, CPU, keeping only those
 this ONNX Runtime build offers (`ort.get_available_providers()`); on `device="cpu"` only the
@@ -27,6 +31,7 @@ from depth_sr_ros.backends import (
     cpu_threads,
 )
 from depth_sr_ros.backends.engine_cache import cached_onnx
+from depth_sr_ros.optional import missing_torch
 
 LOG = logging.getLogger(__name__)
 
@@ -62,8 +67,8 @@ def provider_list(config: BackendConfig, available: list[str]) -> list[tuple[str
 class OnnxRuntimeBackend(InferenceBackend):
     name = "onnxruntime"
 
-    def __init__(self, model, config: BackendConfig) -> None:
-        super().__init__(model, config)
+    def __init__(self, model, config: BackendConfig, onnx_path: Path | None = None) -> None:
+        super().__init__(model, config, onnx_path)
         self.session: Any = None  # onnxruntime.InferenceSession once built
         self.providers: list[str] = []
 
@@ -81,13 +86,24 @@ class OnnxRuntimeBackend(InferenceBackend):
     def describe(self) -> str:
         return f"onnxruntime[{self.providers[0] if self.providers else 'not built'}]"
 
+    def _graph(self, shapes: Shapes) -> Path:
+        """The shipped dynamic-shape ONNX file, else the model exported for `shapes` (needs torch)."""
+        if self.onnx_path is not None:
+            return self.onnx_path
+        if self.model is None:
+            raise BackendBuildError(f"no ONNX file ships with these weights: {missing_torch('exporting one')}")
+        try:
+            return cached_onnx(self.model, shapes, self.config.engine_cache_dir, self.config.opset)
+        except ValueError as exc:
+            raise BackendBuildError(str(exc)) from exc
+
     def _build(self, shapes: Shapes) -> None:
         import onnxruntime as ort
 
-        try:
-            onnx_path = cached_onnx(self.model, shapes, self.config.engine_cache_dir, self.config.opset)
-        except ValueError as exc:
-            raise BackendBuildError(str(exc)) from exc
+        if self.session is not None and self.onnx_path is not None:  # dynamic shapes: the session serves them
+            self.warm_up(shapes)
+            return
+        onnx_path = self._graph(shapes)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

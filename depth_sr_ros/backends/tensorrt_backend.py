@@ -15,10 +15,9 @@ import importlib.util
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from depth_sr_ros.backends import (
     BACKENDS,
@@ -38,6 +37,10 @@ from depth_sr_ros.backends.engine_cache import (
     scale_of,
     sha256_file,
 )
+from depth_sr_ros.optional import has_torch
+
+if TYPE_CHECKING:  # torch is optional for the package; this backend imports it when used
+    import torch
 
 LOG = logging.getLogger(__name__)
 
@@ -67,6 +70,8 @@ _TRT_LOGGER = None
 
 def engine_key(onnx_path: Path, config: BackendConfig, shapes: Shapes, label: str, trt_version: str) -> EngineKey:
     """The cache key of the engine for this ONNX file, device, precision and input shapes."""
+    import torch
+
     index = config.device_index
     major, minor = torch.cuda.get_device_capability(index)
     return EngineKey(
@@ -116,6 +121,8 @@ def build_serialized_engine(
 
 
 def _torch_dtype(trt, dtype) -> torch.dtype:
+    import torch
+
     return {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32}[dtype]
 
 
@@ -123,8 +130,8 @@ def _torch_dtype(trt, dtype) -> torch.dtype:
 class TensorRTBackend(InferenceBackend):
     name = "tensorrt"
 
-    def __init__(self, model, config: BackendConfig) -> None:
-        super().__init__(model, config)
+    def __init__(self, model, config: BackendConfig, onnx_path: Path | None = None) -> None:
+        super().__init__(model, config, onnx_path)
         self.engine: Any = None  # tensorrt.ICudaEngine once built
         self.context: Any = None  # tensorrt.IExecutionContext once built
         self.buffers: dict[str, torch.Tensor] = {}
@@ -136,6 +143,8 @@ class TensorRTBackend(InferenceBackend):
             return "TensorRT needs a CUDA device"
         if not availability.tensorrt:
             return "the tensorrt Python package is not installed"
+        if not availability.torch:
+            return "torch is not installed (the TensorRT backend keeps its buffers in torch CUDA tensors)"
         if not availability.cuda:
             return "no CUDA device is visible"
         return None
@@ -145,6 +154,8 @@ class TensorRTBackend(InferenceBackend):
 
     def build_engine(self, shapes: Shapes) -> CacheOutcome:
         """Load or build the engine for `shapes` (the `build-engine` tool calls this directly)."""
+        import torch
+
         trt = import_tensorrt()
         if not torch.cuda.is_available():
             raise BackendBuildError("TensorRT needs a CUDA device and torch sees none")
@@ -166,6 +177,8 @@ class TensorRTBackend(InferenceBackend):
         )
 
     def _build(self, shapes: Shapes) -> None:
+        import torch
+
         trt = import_tensorrt()
         device = torch.device(self.config.device)
         with torch.cuda.device(device):
@@ -199,6 +212,8 @@ class TensorRTBackend(InferenceBackend):
         )
 
     def _infer(self, rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        import torch
+
         assert self.context is not None, "run() builds before inferring"
         device = torch.device(self.config.device)
         with torch.cuda.device(device):  # TensorRT enqueues on the current device
@@ -213,4 +228,8 @@ class TensorRTBackend(InferenceBackend):
 
 def tensorrt_available() -> bool:
     """True where the tensorrt package is importable and torch sees a CUDA device."""
-    return importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available()
+    if importlib.util.find_spec("tensorrt") is None or not has_torch():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import copy
 import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from depth_sr_ros.backends import (
     BACKENDS,
@@ -23,6 +24,9 @@ from depth_sr_ros.backends import (
     cpu_threads,
 )
 
+if TYPE_CHECKING:  # torch is optional: imported when this backend is built
+    import torch
+
 LOG = logging.getLogger(__name__)
 
 
@@ -30,30 +34,36 @@ LOG = logging.getLogger(__name__)
 class TorchBackend(InferenceBackend):
     name = "torch"
 
-    def __init__(self, model: torch.nn.Module, config: BackendConfig) -> None:
-        super().__init__(model, config)
-        self.device = torch.device(config.device)
-        self.autocast = config.precision == "fp16" and self.device.type == "cuda"
+    def __init__(self, model: torch.nn.Module | None, config: BackendConfig, onnx_path: Path | None = None) -> None:
+        super().__init__(model, config, onnx_path)
+        self.device_type = "cuda" if config.wants_cuda else "cpu"
+        self.autocast = config.precision == "fp16" and self.device_type == "cuda"
         self.net: torch.nn.Module | None = None
         if config.precision == "fp16" and not self.autocast:
             LOG.info("torch on the CPU runs fp32; precision fp16 applies on CUDA only")
 
     @staticmethod
     def unavailable_reason(config: BackendConfig, availability: Availability) -> str | None:
+        if not availability.torch:
+            return "torch is not installed"
         if config.wants_cuda and not availability.cuda:
             return "torch sees no CUDA device"
         return None
 
     def describe(self) -> str:
-        return f"torch[{self.device}{', fp16 autocast' if self.autocast else ''}]"
+        return f"torch[{self.config.device}{', fp16 autocast' if self.autocast else ''}]"
 
     def _build(self, shapes: Shapes) -> None:
+        import torch
+
+        if self.model is None:
+            raise BackendBuildError("the torch backend has no torch network to run")
         if self.net is None:
-            if self.device.type == "cuda":
+            if self.device_type == "cuda":
                 if not torch.cuda.is_available():
                     raise BackendBuildError("torch sees no CUDA device")
                 # A copy: the caller's model stays on the CPU for ONNX export and other backends.
-                self.net = copy.deepcopy(self.model).to(self.device)
+                self.net = copy.deepcopy(self.model).to(torch.device(self.config.device))
             else:
                 self.net = self.model
                 threads = cpu_threads(self.config)
@@ -65,8 +75,11 @@ class TorchBackend(InferenceBackend):
         self.warm_up(shapes)
 
     def _infer(self, rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        import torch
+
         assert self.net is not None, "run() builds before inferring"
+        device = torch.device(self.config.device)
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.autocast):
-            inputs = [torch.from_numpy(a).to(self.device, non_blocking=True) for a in (rgb, depth, mask)]
+            inputs = [torch.from_numpy(a).to(device, non_blocking=True) for a in (rgb, depth, mask)]
             out = self.net(*inputs)
         return np.ascontiguousarray(out.float().cpu().numpy())

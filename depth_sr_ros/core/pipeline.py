@@ -20,6 +20,7 @@ from depth_sr_ros.core import resample
 from depth_sr_ros.core.backbones import get_backbone
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.network_upsampler import NetworkUpsampler
+from depth_sr_ros.optional import has_torch
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -102,18 +103,27 @@ class DepthSR:
         spec = get_backbone(self.backbone_name)
         if spec.kind == "classic":
             return spec.factory(**spec.defaults)
-        # Network branch: models and backends are imported only when a network is asked for.
+        # Network branch: models and backends are imported only when a network is asked for. The
+        # torch network is loaded where torch is installed; the shipped ONNX file of the weights,
+        # when it matches their card, lets ONNX Runtime run without torch.
         from depth_sr_ros.backends import BackendConfig, create_backend, default_cache_dir
+        from depth_sr_ros.models import zoo
+        from depth_sr_ros.models.shipped_onnx import verified_onnx
         from depth_sr_ros.models.weights import load_network
 
-        model = load_network(self.backbone_name, self.scale, self.weights)
+        weights = self.weights if self.weights is not None else zoo.find_weights(self.backbone_name, self.scale)
+        onnx_path = verified_onnx(weights) if weights is not None else None
+        model = None
+        if has_torch() or onnx_path is None:  # no weights, or no torch and no ONNX: load_network says why
+            model = load_network(self.backbone_name, self.scale, weights)
         cache = self.config.engine_cache_dir
         backend_config = BackendConfig(
             precision=cast(Literal["fp32", "fp16"], self.config.precision),
             device=self.config.device,
             engine_cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
         )
-        return NetworkUpsampler(create_backend(self.config.inference_backend, model, backend_config), self.scale)
+        backend = create_backend(self.config.inference_backend, model, backend_config, onnx_path=onnx_path)
+        return NetworkUpsampler(backend, self.scale)
 
     def process(self, rgb: np.ndarray, depth_lr: np.ndarray) -> SRResult:
         """Super-resolve `depth_lr` (h x w metres, NaN invalid) to the size of `rgb` (H x W x 3 uint8).

@@ -1,8 +1,29 @@
-"""Torch network backbones, their weights files and model cards.
+"""Torch network backbones, registered by name without importing torch.
 
-Importing a network module (`NETWORK_MODULES`) registers it with `depth_sr_ros.core.backbones`
-(kind "network"); `load_backbones()` imports them all. The package itself imports no torch, so
-reading model cards (`weights.ModelCard`, `zoo`) stays fast.
+Each entry names the module and factory that build the network (`core.backbones.register_network`);
+the module, and torch with it, is imported only when the network is built.
 """
 
-NETWORK_MODULES = ("depth_sr_ros.models.gta_dinov2", "depth_sr_ros.models.lite", "depth_sr_ros.models.nafnet_adain")
+from depth_sr_ros.core.backbones import register_network
+
+register_network(
+    "lite",
+    "depth_sr_ros.models.lite:lite",
+    description="small real-time RGB-guided depth SR (pixel-unshuffle trunk at 1/4 res, ~0.1M params); "
+    "no foundation weights",
+)
+register_network(
+    "nafnet_adain",
+    "depth_sr_ros.models.nafnet_adain:nafnet_adain",
+    description="NAFNet depth + guide encoders with per-level AdaIN (CVPR 2024 AIS winner); "
+    "guide = Depth Anything V2 Small relative depth when given, else RGB",
+    foundation=("depth_anything_v2_small",),
+    requires_foundation=False,
+)
+register_network(
+    "gta_dinov2",
+    "depth_sr_ros.models.gta_dinov2:gta_dinov2",
+    description="NAIMA: RCAB depth + RGB encoders with Guided Token Attention over frozen DINOv2 ViT-S/14 tokens",
+    foundation=("dinov2_vits14",),
+    requires_foundation=True,
+)

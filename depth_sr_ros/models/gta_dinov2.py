@@ -27,7 +27,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from depth_sr_ros.core.backbones import register_backbone
 from depth_sr_ros.models.blocks import (
     Downsample,
     FrozenFoundationNet,
@@ -134,13 +133,6 @@ class GTADinov2(FrozenFoundationNet):
         return crop_to(self.head(y) + depth_up, height, width)
 
 
-@register_backbone(
-    "gta_dinov2",
-    kind="network",
-    description="NAIMA: RCAB depth + RGB encoders with Guided Token Attention over frozen DINOv2 ViT-S/14 tokens",
-    foundation=("dinov2_vits14",),
-    requires_foundation=True,
-)
 def gta_dinov2(scale: int, dinov2: str | Path | nn.Module | None = None, **kwargs: object) -> GTADinov2:
     """Build `gta_dinov2`. `dinov2`: a local DINOv2 ViT-S/14 directory/file (transformers layout)
     or a loaded `Dinov2Model` (tests plug a tiny random one). Other kwargs are `GTADinov2Config`

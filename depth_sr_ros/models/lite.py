@@ -21,8 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from depth_sr_ros.core.backbones import register_backbone
-
 SCALES = (2, 4, 8, 16)
 WORK_FACTOR = 4  # trunk resolution = output resolution / WORK_FACTOR
 
@@ -156,12 +154,6 @@ class LiteSR(nn.Module):
         return out[..., : h * s, : w * s]
 
 
-@register_backbone(
-    "lite",
-    kind="network",
-    description="small real-time RGB-guided depth SR (pixel-unshuffle trunk at 1/4 res, ~0.1M params); "
-    "no foundation weights",
-)
 def lite(scale: int, **kwargs) -> LiteSR:
     """Build `LiteSR` for `scale` (2, 4, 8 or 16); kwargs: width, dilations, fine_width."""
     return LiteSR(scale, **kwargs)

@@ -28,7 +28,6 @@ from typing import Literal
 import torch
 from torch import nn
 
-from depth_sr_ros.core.backbones import register_backbone
 from depth_sr_ros.models.blocks import (
     AdaIN,
     Downsample,
@@ -123,14 +122,6 @@ class NAFNetAdaIN(FrozenFoundationNet):
         return crop_to(self.head(x) + depth_up, height, width)
 
 
-@register_backbone(
-    "nafnet_adain",
-    kind="network",
-    description="NAFNet depth + guide encoders with per-level AdaIN (CVPR 2024 AIS winner); "
-    "guide = Depth Anything V2 Small relative depth when given, else RGB",
-    foundation=("depth_anything_v2_small",),
-    requires_foundation=False,
-)
 def nafnet_adain(scale: int, depth_anything: str | Path | nn.Module | None = None, **kwargs: object) -> NAFNetAdaIN:
     """Build `nafnet_adain`. `depth_anything`: a local Depth Anything V2 Small directory/file (or a
     loaded `DepthAnythingForDepthEstimation`); given, the guide path reads its relative depth, else

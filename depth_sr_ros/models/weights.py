@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from depth_sr_ros.core.errors import UsageError
+from depth_sr_ros.optional import has_torch, missing_torch
 
 if TYPE_CHECKING:  # cards are read without torch (`depth-sr models` stays fast); tensors need it
     import torch
@@ -55,6 +56,9 @@ class ModelCard:
     foundation: foundation weights the network needs at load time ("depth_anything_v2_small",
         "dinov2_vits14"); empty when it runs on its own.
     sha256: hex digest of the safetensors file (filled by `save_weights`).
+    onnx_sha256: hex digest of the ONNX file exported from these weights and shipped beside them
+        (`<name>.onnx`, dynamic height and width; `depth-sr export-onnx --ship`), "" when none is.
+        ONNX Runtime runs that file, without torch, only while this digest matches it.
     parameters: number of stored parameters (filled by `save_weights`).
     trained_on: device of the training run, e.g. "NVIDIA H100 80GB" or "CPU".
     """
@@ -67,6 +71,7 @@ class ModelCard:
     metrics: dict[str, float] = field(default_factory=dict)
     foundation: list[str] = field(default_factory=list)
     sha256: str = ""
+    onnx_sha256: str = ""
     parameters: int = 0
     trained_on: str = ""
     notes: str = ""
@@ -100,6 +105,7 @@ class ModelCard:
             and all(isinstance(v, (int, float)) for v in card.metrics.values()),
             "foundation": isinstance(card.foundation, list),
             "sha256": isinstance(card.sha256, str) and len(card.sha256) == 64,
+            "onnx_sha256": isinstance(card.onnx_sha256, str) and len(card.onnx_sha256) in (0, 64),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -169,6 +175,7 @@ def save_weights(model: nn.Module, path: str | Path, card: ModelCard) -> Path:
         card,
         config=card.config or _config_dict(model),
         sha256=sha256_file(path),
+        onnx_sha256="",  # new weights: a shipped ONNX of the old ones no longer applies (export-onnx --ship)
         parameters=sum(p.numel() for n, p in model.named_parameters() if not n.startswith(FOUNDATION_PREFIX)),
     )
     card_path(path).write_text(card.to_json(), encoding="utf-8")
@@ -236,6 +243,8 @@ def load_network(backbone: str, scale: int, weights: str | Path | None = None, *
     from depth_sr_ros.core.backbones import load_backbones
     from depth_sr_ros.models import zoo
 
+    if not has_torch():
+        raise missing_torch(f"loading the {backbone} x{scale} network from its weights")
     spec = load_backbones().get(backbone)
     if spec.kind != "network":
         raise ValueError(f"{backbone!r} is a classic backbone: it has no weights to load")

@@ -15,7 +15,9 @@ import os
 import sys
 from pathlib import Path
 
+from depth_sr_ros.models.shipped_onnx import verified_onnx
 from depth_sr_ros.models.weights import CARD_SUFFIX, WEIGHTS_SUFFIX, ModelCard, WeightsError, read_card
+from depth_sr_ros.optional import has_torch
 
 LOG = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ PACKAGE = "depth_sr_ros"
 FALLBACK_BACKBONES = {2: "bicubic"}
 FALLBACK_BACKBONE = "guided_filter"
 RANK_METRIC = "val_rmse"
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"  # the weights shipped in the repository
 
 
 def _ament_models_dir() -> Path | None:
@@ -41,7 +44,7 @@ def _ament_models_dir() -> Path | None:
 def model_dirs() -> list[Path]:
     """Existing weight directories, in search order, without duplicates."""
     candidates = [Path(p) for p in os.environ.get("DEPTH_SR_MODELS", "").split(os.pathsep) if p]
-    candidates.append(Path(__file__).resolve().parents[2] / "models")
+    candidates.append(REPO_MODELS)
     candidates.append(Path(sys.prefix) / "share" / PACKAGE / "models")
     ament = _ament_models_dir()
     if ament is not None:
@@ -83,10 +86,11 @@ def find_weights(backbone: str, scale: int) -> Path | None:
 
 
 def default_backbone(scale: int) -> tuple[str, Path | None]:
-    """The best shipped network for `scale` that needs no foundation weights (lowest `val_rmse` in
-    its card), as (backbone, weights path); else the classic fallback for the scale (`bicubic` at x2,
-    `guided_filter` above) with no weights."""
-    usable = [(card, path) for card, path in shipped_weights() if card.scale == scale and not card.foundation]
+    """The best shipped network for `scale` that needs no foundation weights and can run here (with
+    torch, or through its shipped ONNX file without), lowest `val_rmse` in its card, as (backbone,
+    weights path); else the classic fallback for the scale (`bicubic` at x2, `guided_filter` above)."""
+    usable = [(card, path) for card, path in shipped_weights() if card.scale == scale and not card.foundation
+              and (has_torch() or verified_onnx(path) is not None)]
     if not usable:
         return FALLBACK_BACKBONES.get(scale, FALLBACK_BACKBONE), None
     card, path = min(usable, key=lambda item: _rank(item[0]))
