@@ -337,7 +337,8 @@ class ReplayRunner:
         topics = {"rgb": cfg.rgb_topic, "rgb_info": cfg.rgb_info_topic, "depth": self.depth_topic,
                   "depth_info": self.depth_info_topic, "ground_truth": cfg.gt_topic}
         topics = {role: topic for role, topic in topics.items() if topic}
-        msgtypes = {role: (INFO_TYPE,) if role.endswith("info") else IMAGE_TYPES for role in topics}
+        msgtypes: dict[str, tuple[str, ...]] = {
+            role: (INFO_TYPE,) if role.endswith("info") else IMAGE_TYPES for role in topics}
         if cfg.lidar_topic:
             msgtypes["depth"] = (CLOUD_TYPE,)
         return topics, msgtypes
