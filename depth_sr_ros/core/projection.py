@@ -309,7 +309,7 @@ def back_project(depth: np.ndarray, intrinsics: Any) -> np.ndarray:
     depth = np.asarray(depth, dtype=np.float32)
     if depth.ndim != 2:
         raise ValueError(f"depth must be a 2-D h x w array; got shape {depth.shape}")
-    camera = _pinhole(intrinsics, depth.shape)
+    camera = _pinhole(intrinsics, (depth.shape[0], depth.shape[1]))  # 2-D: checked above
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(depth) & (depth > 0)
     rows, cols = np.nonzero(valid)
