@@ -154,7 +154,8 @@ class BagReader:
         chunk, the stamp of every sqlite3 row (the stamp index is read without the data)."""
         points: set[int] = set()
         for bag in getattr(self.reader, "readers", ()):
-            for storage in getattr(bag, "storages", ()):
+            opened = getattr(bag, "storage", None)  # a directory reader (its files) or one storage file
+            for storage in getattr(opened, "storages", None) or [opened]:
                 chunks = getattr(storage, "chunks", None)
                 if chunks:
                     points.update(int(chunk.message_start_time) for chunk in chunks)
