@@ -16,6 +16,7 @@ from pathlib import Path
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.replay import sample_bag
 from depth_sr_ros.replay.runner import ReplayConfig, ReplayReport, format_summary, run_replay
+from depth_sr_ros.tools.usage import add_no_progress, output_dir
 
 LOG = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ DEFAULT_OUT = Path("depth_sr_demo")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default ./{DEFAULT_OUT})")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="sample bag storage")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(parser)
 
 
 def run_demo(out_dir: Path, storage: str = "mcap", progress: bool = True) -> ReplayReport:
@@ -51,7 +52,7 @@ def run_demo(out_dir: Path, storage: str = "mcap", progress: bool = True) -> Rep
 
 
 def run(args: argparse.Namespace) -> int:
-    report = run_demo(args.out, args.storage, progress=not args.no_progress)
+    report = run_demo(output_dir("--out", args.out), args.storage, progress=not args.no_progress)
     print(format_summary(report))
     print(f"\nsample bag: {args.out / 'sample_bag'} (TUM RGB-D fr1, CC BY 4.0; see README)")
     print(f"replay it yourself: depth-sr replay {args.out / 'sample_bag'} --out OUT --gt-topic {sample_bag.GT_TOPIC}")
