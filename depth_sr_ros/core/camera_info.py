@@ -192,8 +192,12 @@ def scaled_camera_info_fields(msg: Any, width: int, height: int) -> CameraInfoFi
     transform, image_width, image_height = _image_transform(msg)
     resize = np.diag([width / image_width, height / image_height, 1.0])
     to_output = resize @ transform
-    k = to_output @ _float_array(msg.k, 9, "k").reshape(3, 3)
-    p = to_output @ _float_array(msg.p, 12, "p").reshape(3, 4)
+    with np.errstate(over="ignore", invalid="ignore"):
+        k = to_output @ _float_array(msg.k, 9, "k").reshape(3, 3)
+        p = to_output @ _float_array(msg.p, 12, "p").reshape(3, 4)
+    if not (np.isfinite(k).all() and np.isfinite(p).all()):
+        raise FrameError("bad_camera_info", f"CameraInfo K or P overflows when scaled to {width}x{height}: "
+                         f"K {k.reshape(-1).tolist()}, P {p.reshape(-1).tolist()}")
     return CameraInfoFields(
         height=int(height),
         width=int(width),
