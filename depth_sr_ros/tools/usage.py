@@ -81,21 +81,20 @@ def bounded(kind: type, low: float | None = None, high: float | None = None) -> 
 
 def existing_file(flag: str, path: str | Path, what: str = "file") -> Path:
     """`path` as a Path; UsageError naming `flag` when it is not an existing file."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise UsageError(f"{flag} {path}: no such {what}")
-    if not path.is_file():
-        raise UsageError(f"{flag} {path} is a directory; give a {what}")
-    return path
+    return _existing(flag, path, what, directory=False)
 
 
 def existing_dir(flag: str, path: str | Path, what: str = "directory") -> Path:
     """`path` as a Path; UsageError naming `flag` when it is not an existing directory."""
+    return _existing(flag, path, what, directory=True)
+
+
+def _existing(flag: str, path: str | Path, what: str, directory: bool) -> Path:
     path = Path(path).expanduser()
     if not path.exists():
         raise UsageError(f"{flag} {path}: no such {what}")
-    if not path.is_dir():
-        raise UsageError(f"{flag} {path} is a file; give a {what}")
+    if path.is_dir() != directory:
+        raise UsageError(f"{flag} {path} is a {'file' if directory else 'directory'}; give a {what}")
     return path
 
 
