@@ -132,7 +132,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             predictions[name] = pred
         frames.append(record)
         if args.previews:
-            _write_preview(Path(args.previews), frame.name, inp, predictions, args.scale)
+            _write_preview(Path(args.previews), frame, inp, predictions, record["methods"], args)
 
     summary: dict[str, dict[str, float]] = {}
     for name in names:
@@ -166,19 +166,27 @@ def _units(protocol: str, style: str) -> str:
     return "0-255 disparity scale" if style == "middlebury" else "centimetres (6 px border crop)"
 
 
-def _write_preview(folder: Path, name: str, inp, predictions: dict[str, np.ndarray], scale: int) -> None:
-    from depth_sr_ros.core.preview import colorize_depth, colorize_error, depth_range, side_by_side, write_png
+def _write_preview(folder: Path, frame: Any, inp: Any, predictions: dict[str, np.ndarray],
+                   scores: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+    """The comparison figure of one frame (core/preview_figure.py), in the unit its RMSE is scored in.
 
+    frame: the dataset's `Frame`; inp: its `FrameInput`; scores: method -> the frame's metrics."""
+    from depth_sr_ros.core.preview import DisplayUnit, depth_range, write_png
+    from depth_sr_ros.core.preview_figure import FigureStyle, PreviewFrame, render_preview
+
+    if args.protocol == "metric":
+        unit = DisplayUnit("m", 1.0)
+    elif frame.gdsr_style == "middlebury":
+        unit = DisplayUnit("(0-255)", 1.0 / frame.depth_unit_m)
+    else:
+        unit = DisplayUnit("cm", 100.0)
     lo, hi = depth_range(inp.gt)
-    vmax = 0.05 * (hi - lo)
-    lr_up = np.kron(inp.lr, np.ones((scale, scale), dtype=np.float32))
-    panels = [("rgb", inp.rgb[..., ::-1].copy()), ("gt", colorize_depth(inp.gt, lo, hi)),
-              (f"input ({inp.source})", colorize_depth(lr_up, lo, hi))]
-    for method, pred in predictions.items():
-        panels.append((method, colorize_depth(pred, lo, hi)))
-    for method, pred in predictions.items():
-        panels.append((f"|err| {method}", colorize_error(pred, inp.gt, vmax)))
-    write_png(folder / f"{name}_x{scale}.png", side_by_side(panels))
+    rmse = {name: float(s["rmse"]) for name, s in scores.items()}
+    lr = np.where(inp.valid_lr, inp.lr, np.nan)
+    figure = render_preview(
+        PreviewFrame(inp.rgb, predictions, lr, inp.gt, rmse, f"{frame.name}   x{args.scale} {args.protocol}"),
+        FigureStyle(error_max_m=0.05 * (hi - lo), unit=unit))
+    write_png(folder / f"{frame.name}_x{args.scale}.png", figure)
 
 
 def print_table(result: dict[str, Any]) -> None:
