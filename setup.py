@@ -28,7 +28,7 @@ setup(
         "numpy>=1.24,<3",
         "opencv-python-headless>=4.8",
         "pillow>=10",
-        "rosbags>=0.10",
+        "rosbags>=0.11",  # MCAP writing with zstd chunks (CompressionMode.STORAGE)
         "tqdm>=4.60",
         "pyyaml>=6",
         "onnxruntime>=1.17",

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from rosbags.highlevel import AnyReader
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from depth_sr_ros.core.errors import UsageError
@@ -178,14 +178,23 @@ def transport_topic(present: Mapping[str, object], topic: str, transports: tuple
 
 
 class BagWriter:
-    """Context manager writing a rosbag2 bag (MCAP by default) with a typestore's message classes."""
+    """Context manager writing a rosbag2 bag (MCAP by default) with a typestore's message classes.
 
-    def __init__(self, path: str | Path, typestore: Any, storage: str = "mcap") -> None:
+    `compress`: zstd-compressed MCAP chunks (the MCAP storage plugin's own compression, which
+    `ros2 bag`, Foxglove and `rosbags` read as they are; not the file- or message-level
+    compression of rosbag2, which MCAP tools do not read). MCAP only.
+    """
+
+    def __init__(self, path: str | Path, typestore: Any, storage: str = "mcap", compress: bool = False) -> None:
         if storage not in STORAGE_PLUGINS:
             raise ValueError(f"unknown storage {storage!r}; choose from {sorted(STORAGE_PLUGINS)}")
+        if compress and storage != "mcap":
+            raise ValueError(f"compressed chunks need MCAP storage, not {storage!r}")
         self.path = Path(path)
         self.typestore = typestore
         self._writer = Writer(self.path, version=9, storage_plugin=STORAGE_PLUGINS[storage])
+        if compress:
+            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         self._connections: dict[str, Any] = {}
         self._msgtypes: dict[str, str] = {}
 

@@ -28,8 +28,11 @@ that pairs nothing ends with a hint about the slop.
 
 Every message of the requested topics is accounted for (`MessageLedger`): processed, or skipped
 with a reason, and what damaged storage kept from being read is counted as unreadable against
-the bag's own message count per topic. Outputs in `out_dir`: `sr_bag/` (MCAP), `frames.csv`,
-`metrics.json`, `previews/*.png`.
+the bag's own message count per topic. Outputs in `out_dir`: `sr_bag/` (MCAP, zstd chunks;
+`replay/writer.py`), `frames.csv`, `metrics.json` (with the outputs' size per frame),
+`previews/*.png` (every `preview_every`-th frame and the `worst_previews` worst;
+`replay/previews.py`) and `report.html` (`replay/report.py`). Metrics always cover every
+processed frame; `every` thins the bag only.
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -53,7 +55,7 @@ from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
 from depth_sr_ros.core.metrics import METRIC_NAMES, depth_metrics, mean_metrics
 from depth_sr_ros.core.msg_build import rosbags_builder
 from depth_sr_ros.core.pipeline import DepthSR, SRConfig
-from depth_sr_ros.core.preview import colorize_depth, colorize_error, depth_range, side_by_side, write_png
+from depth_sr_ros.core.preview_figure import PreviewFrame
 from depth_sr_ros.core.projection import Extrinsic
 from depth_sr_ros.core.sync import (
     Pair,
@@ -64,18 +66,22 @@ from depth_sr_ros.core.sync import (
     seconds_to_ns,
 )
 from depth_sr_ros.core.transforms import TransformBuffer
-from depth_sr_ros.replay.bag_io import BagReader, BagWriter, load_typestore, transport_topic
+from depth_sr_ros.replay.bag_io import BagReader, load_typestore, transport_topic
+from depth_sr_ros.replay.previews import PreviewEntry, PreviewPlan
+from depth_sr_ros.replay.report import ErrorHistogram, ReportInputs, write_report
+from depth_sr_ros.replay.writer import POINTS_MODES, OutputBag, format_sizes, output_sizes
 from depth_sr_ros.ros.parameters import NodeParams, output_config
 
 _NODE_DEFAULTS = NodeParams.defaults()  # replay syncs like the node with its default parameters
 
 LOG = logging.getLogger(__name__)
 
-OUTPUT_IMAGE_TOPIC = "/depth_sr/image"
-OUTPUT_INFO_TOPIC = "/depth_sr/camera_info"
-OUTPUT_POINTS_TOPIC = "/depth_sr/points"
 BASELINE = "bicubic"
-PREVIEW_ERROR_MAX_M = 0.10
+# Replay's outputs are kept, so depth goes out as 16UC1 millimetres (REP 118; 0.2 MB per 640x480
+# frame in a zstd chunk, against 0.85 MB for the node's 32FC1); metrics use the float depth.
+REPLAY_OUTPUT = replace(output_config(_NODE_DEFAULTS), output_encoding="16UC1", point_cloud_rgb=False)
+PREVIEW_EVERY = 100  # a preview per 100 processed frames (every 3.3 s at 30 Hz) ...
+WORST_PREVIEWS = 6  # ... and of the 6 frames with the highest RMSE
 WARNINGS_PER_REASON = 3  # log the first few skips of each reason; the summary counts them all
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 IMAGE_TYPES: tuple[str, ...] = (IMAGE_TYPE, "sensor_msgs/msg/CompressedImage")  # raw, or any image_transport compression
@@ -106,13 +112,17 @@ class ReplayConfig:
     depth_info_topic: str = ""
     gt_topic: str = ""
     sr: SRConfig = field(default_factory=SRConfig)
-    output: OutputConfig = field(default_factory=lambda: output_config(_NODE_DEFAULTS))  # the node's
+    output: OutputConfig = field(default_factory=lambda: REPLAY_OUTPUT)  # point_cloud_rgb: set from `points`
     queue_size: int = _NODE_DEFAULTS.queue_size
     slop_s: float = _NODE_DEFAULTS.slop
     exact_sync: bool = False
     typestore: str = "humble"
-    previews: bool = True
-    points: bool = True
+    previews: bool = True  # False: no preview at all, whatever preview_every and worst_previews say
+    preview_every: int = PREVIEW_EVERY  # a preview per this many processed frames (0 = none)
+    worst_previews: int = WORST_PREVIEWS  # previews of the frames with the highest RMSE (0 = none)
+    points: str = "none"  # "none", "xyz" or "xyzrgb": the cloud in the output bag
+    every: int = 1  # write the outputs of every n-th processed frame to the bag (metrics: all frames)
+    max_frames: int = 0  # stop after this many processed frames (0 = the whole bag)
     progress: bool = True
     lidar_topic: str = ""  # PointCloud2 in place of depth_topic (depth_info_topic unused)
     unaligned_depth: bool = False  # depth in its own frame: registered with `extrinsic` or TF
@@ -131,6 +141,14 @@ class ReplayConfig:
             if topic and topic in seen:
                 raise ReplayConfigError(f"{flag} and {seen[topic]} both name {topic}: each input needs its own topic")
             seen.setdefault(topic, flag)
+        if self.points not in POINTS_MODES:
+            raise ReplayConfigError(f"--points must be one of {', '.join(POINTS_MODES)}, got {self.points!r}")
+        for flag, value, least in (("--every", self.every, 1), ("--max-frames", self.max_frames, 0),
+                                   ("--preview-every", self.preview_every, 0),
+                                   ("--worst-previews", self.worst_previews, 0)):
+            if value < least:
+                raise ReplayConfigError(f"{flag} must be >= {least}, got {value}")
+        self.output = replace(self.output, point_cloud_rgb=self.points == "xyzrgb")
 
 
 class MessageLedger:
@@ -183,6 +201,8 @@ class ReplayReport:
     notices: dict[str, int] = field(default_factory=dict)  # warnings on processed data, by kind
     hints: list[str] = field(default_factory=list)  # what to change when a run went wrong
     storage_errors: list[str] = field(default_factory=list)
+    frames_in_bag: int = 0
+    sizes: dict[str, Any] = field(default_factory=dict)  # writer.output_sizes: bytes and MB per frame
 
 
 class _AuxStream:
@@ -270,8 +290,8 @@ class ReplayRunner:
         self.builder = rosbags_builder(self.typestore)
         self.processor = FrameProcessor(DepthSR(config.sr), config.output)
         self.backbone = self.processor.pipeline.backbone_name
-        self.baseline: FrameProcessor | None = None
-        if config.gt_topic and self.backbone != BASELINE:
+        self.baseline: FrameProcessor | None = None  # scores every frame with ground truth, drawn in previews
+        if (config.gt_topic or config.previews) and self.backbone != BASELINE:
             baseline_sr = SRConfig(**{**vars(config.sr), "backbone": BASELINE, "weights": None})
             self.baseline = FrameProcessor(DepthSR(baseline_sr), OutputConfig())
         self.ledger = MessageLedger()
@@ -291,6 +311,10 @@ class ReplayRunner:
         self._warned: Counter[str] = Counter()
         self.storage_errors: list[str] = []
         self.stamps: dict[str, list[int]] = {"rgb": [], "depth": []}  # usable stamps per sync stream
+        self.histogram = ErrorHistogram()
+        self.previews = PreviewPlan(config.out_dir, config.preview_every if config.previews else 0,
+                                    config.worst_previews if config.previews else 0)
+        self.stopped = False  # max_frames reached: later pairs are skipped as "max_frames"
 
     # -- reading -------------------------------------------------------------------------------
     def run(self) -> ReplayReport:
@@ -300,15 +324,14 @@ class ReplayRunner:
         bag_out = out_dir / "sr_bag"
         if (bag_out / "metadata.yaml").exists():
             shutil.rmtree(bag_out)  # the output bag of an earlier run into the same folder
+        for stale in (out_dir / "previews").glob("frame_*.png"):
+            stale.unlink()  # an earlier run's previews would be mistaken for this one's
         topics, msgtypes = self._inputs()
-        with BagReader(cfg.bag, cfg.typestore) as reader, BagWriter(bag_out, self.typestore) as writer:
+        output_bag = OutputBag(bag_out, self.typestore, self.builder, cfg.points, cfg.every)
+        with BagReader(cfg.bag, cfg.typestore) as reader, output_bag as writer:
             reader.require(topics, msgtypes)
             if (cfg.lidar_topic or cfg.unaligned_depth) and cfg.extrinsic is None:
                 topics.update({topic: topic for topic in TF_TOPICS if topic in reader.topics()})
-            writer.add_topic(OUTPUT_IMAGE_TOPIC, IMAGE_TYPE)
-            writer.add_topic(OUTPUT_INFO_TOPIC, INFO_TYPE)
-            if cfg.points:
-                writer.add_topic(OUTPUT_POINTS_TOPIC, "sensor_msgs/msg/PointCloud2")
             in_bag = reader.topics()
             for topic in set(topics.values()):
                 self.ledger.held[topic] = in_bag[topic][1]
@@ -316,6 +339,8 @@ class ReplayRunner:
                 for record in reader.records(topics.values()):
                     self._on_record(record, writer)
                     bar.update(record.topic == cfg.rgb_topic)
+                    if self.stopped:
+                        break
             self._flush(writer, everything=True)
             self.storage_errors = list(reader.storage_errors)
         for topic, held in self.ledger.held.items():
@@ -326,10 +351,10 @@ class ReplayRunner:
                 self.ledger.held[topic] = self.ledger.read[topic]
         for item in self.sync.finish():
             topic = cfg.rgb_topic if item.stream == "rgb" else self.depth_topic
-            self.ledger.skip(topic, item.reason)
+            self.ledger.skip(topic, "max_frames" if self.stopped else item.reason)
         for topic, stream in self.aux.items():
             stream.settle(self.ledger, "unmatched_ground_truth" if topic == cfg.gt_topic else "unused_camera_info")
-        return self._finish(out_dir, bag_out)
+        return self._finish(out_dir, bag_out, output_bag.frames_written)
 
     def _inputs(self) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
         """role -> topic of every input in use, and role -> the message type it must have."""
@@ -343,7 +368,7 @@ class ReplayRunner:
             msgtypes["depth"] = (CLOUD_TYPE,)
         return topics, msgtypes
 
-    def _on_record(self, record: Any, writer: BagWriter) -> None:
+    def _on_record(self, record: Any, writer: OutputBag) -> None:
         topic = record.topic
         self.ledger.read[topic] += 1
         if record.message is None:
@@ -391,7 +416,7 @@ class ReplayRunner:
         tf_ready = self.tf_latest_stamp < 0 or self.tf_latest_stamp >= pair.depth.stamp_ns
         return tf_ready and all(self.aux[t].latest_stamp >= s for t, s in needs.items() if t)
 
-    def _flush(self, writer: BagWriter, everything: bool = False) -> None:
+    def _flush(self, writer: OutputBag, everything: bool = False) -> None:
         while self.pending and (everything or len(self.pending) > self.config.queue_size
                                 or self._ready(self.pending[0][0])):
             pair, log_time = self.pending.pop(0)
@@ -411,7 +436,7 @@ class ReplayRunner:
         stream = self.aux[topic]
         return stream.nearest(pair_stamp, self.slop_ns) if nearest else stream.camera_info_for(pair_stamp)
 
-    def _process(self, pair: Pair, log_time: int, writer: BagWriter) -> None:
+    def _process(self, pair: Pair, log_time: int, writer: OutputBag) -> None:
         cfg = self.config
         rgb_info = self._lookup(cfg.rgb_info_topic, pair.rgb.stamp_ns)
         depth_info = self._lookup(self.depth_info_topic, pair.depth.stamp_ns)
@@ -426,10 +451,14 @@ class ReplayRunner:
                                "depth_stamp_ns": pair.depth.stamp_ns}
         self.frame_rows.append(row)
         self._check_scale(pair, row)
+        frame_index = self.pairs_processed  # among processed frames, for `every` and the previews
         try:
+            if self.stopped:
+                raise FrameError("max_frames", f"max_frames={cfg.max_frames} frames were processed")
             if self.depth_info_topic and depth_info is None:
                 raise FrameError("missing_camera_info", "no depth CameraInfo at or before the depth stamp")
-            out = self._run(self.processor, pair, rgb_info, depth_info, cfg.points)
+            want_points = cfg.points != "none" and writer.wants(frame_index)
+            out = self._run(self.processor, pair, rgb_info, depth_info, want_points)
         except FrameError as err:
             self._warn(err.reason, f"frame at {pair.rgb.stamp_ns} skipped ({err.reason}): {err}")
             row.update(status=err.reason)
@@ -447,16 +476,17 @@ class ReplayRunner:
             if topic != cfg.gt_topic:
                 self.aux[topic].used_ok.add(index)
         self.pairs_processed += 1
-        self._write(pair, log_time, out, writer)
-        gt_depth = self._score(pair, rgb_info, depth_info, gt, out, row, gt_problem)
+        self.stopped = cfg.max_frames > 0 and self.pairs_processed >= cfg.max_frames
+        # outputs carry the RGB frame and stamp
+        row["in_bag"] = int(writer.write(frame_index, pair.rgb.payload.header, log_time, out))
+        gt_depth, base_depth = self._score(pair, rgb_info, depth_info, gt, out, row, gt_problem)
         if gt is not None:
             ground_truth = self.aux[cfg.gt_topic]
             if gt_depth is not None:
                 ground_truth.used_ok.add(gt[0])
             else:
                 ground_truth.failed[gt[0]] = f"ground_truth_{row['gt']}"
-        if cfg.previews:
-            self._preview(len(self.frame_rows) - 1, pair, out, gt_depth)
+        self._offer_preview(frame_index, pair, rgb_info, depth_info, out, gt_depth, base_depth, row)
 
     def _run(self, processor: FrameProcessor, pair: Pair, rgb_info: Any, depth_info: Any,
              want_points: bool) -> FrameOutput:
@@ -473,13 +503,6 @@ class ReplayRunner:
             return processor.process_lidar(pair.rgb.payload, rgb_info_msg, pair.depth.payload, extrinsic, want_points)
         return processor.process_unaligned(pair.rgb.payload, rgb_info_msg, pair.depth.payload, depth_info_msg,
                                            extrinsic, want_points)
-
-    def _write(self, pair: Pair, log_time: int, out: FrameOutput, writer: BagWriter) -> None:
-        header = pair.rgb.payload.header  # outputs carry the RGB frame and stamp
-        writer.write(OUTPUT_IMAGE_TOPIC, log_time, self.builder.image(header, out.image))
-        writer.write(OUTPUT_INFO_TOPIC, log_time, self.builder.camera_info(header, out.camera_info))
-        if out.points is not None:
-            writer.write(OUTPUT_POINTS_TOPIC, log_time, self.builder.point_cloud(header, out.points))
 
     def _check_scale(self, pair: Pair, row: dict[str, Any]) -> None:
         """Count and warn when the RGB/depth width ratio is not `scale` (depth image input only)."""
@@ -500,15 +523,17 @@ class ReplayRunner:
                    f"ratio but the scale is x{scale}: {effect}; use --scale {round(ratio)} if that is a shipped "
                    "scale")
 
-    def _score(self, pair: Pair, rgb_info: Any, depth_info: Any, gt: Any, out: FrameOutput,
-               row: dict[str, Any], gt_problem: FrameError | None = None) -> np.ndarray | None:
+    def _score(self, pair: Pair, rgb_info: Any, depth_info: Any, gt: Any, out: FrameOutput, row: dict[str, Any],
+               gt_problem: FrameError | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Score the frame (and the baseline on it) against ground truth: (ground truth, baseline
+        depth), both metres, None when the frame has no usable ground truth."""
         if gt_problem is not None:
             row["gt"] = gt_problem.reason
             self._warn(gt_problem.reason, f"frame at {pair.rgb.stamp_ns} not scored: {gt_problem}")
-            return None
+            return None, None
         if gt is None:
             row["gt"] = "none"
-            return None
+            return None, None
         try:
             gt_depth = depth_from_image(gt[1])
             if gt_depth.shape != out.depth.shape:
@@ -517,30 +542,34 @@ class ReplayRunner:
         except FrameError as err:
             row["gt"] = err.reason
             self._warn(f"ground_truth_{err.reason}", f"frame at {pair.rgb.stamp_ns} not scored: {err}")
-            return None
+            return None, None
         row["gt"] = "ok"
-        scores = {self.backbone: depth_metrics(out.depth, gt_depth)}
+        depths = {self.backbone: out.depth}
         if self.baseline is not None:
-            base = self._run(self.baseline, pair, rgb_info, depth_info, want_points=False)
-            scores[BASELINE] = depth_metrics(base.depth, gt_depth)
-        for method, values in scores.items():
+            depths[BASELINE] = self._run(self.baseline, pair, rgb_info, depth_info, want_points=False).depth
+        for method, depth in depths.items():
+            values = depth_metrics(depth, gt_depth)
             self.frame_metrics[method].append(values)
+            self.histogram.add(method, depth, gt_depth)
             row.update({f"{method}_{name}": round(v, 6) for name, v in values.items()})
-        return gt_depth
+        return gt_depth, depths.get(BASELINE)
 
-    def _preview(self, index: int, pair: Pair, out: FrameOutput, gt_depth: np.ndarray | None) -> None:
-        depth_in = None if self.config.lidar_topic else depth_from_image(pair.depth.payload)
-        lo, hi = depth_range(out.depth, *(d for d in (depth_in, gt_depth) if d is not None))
-        rgb = cv2.cvtColor(np.ascontiguousarray(rgb_from_image(pair.rgb.payload)), cv2.COLOR_RGB2BGR)
-        panels = [("rgb", rgb)]
-        if depth_in is not None:  # a LiDAR cloud has no input image to show
-            panels.append((f"input {depth_in.shape[1]}x{depth_in.shape[0]}", colorize_depth(depth_in, lo, hi)))
-        panels.append((self.backbone, colorize_depth(out.depth, lo, hi)))
-        if gt_depth is not None:
-            panels += [("ground truth", colorize_depth(gt_depth, lo, hi)),
-                       (f"|error| 0-{PREVIEW_ERROR_MAX_M:.2f} m", colorize_error(out.depth, gt_depth, PREVIEW_ERROR_MAX_M))]
-        write_png(Path(self.config.out_dir) / "previews" / f"frame_{index:04d}_{pair.rgb.stamp_ns}.png",
-                  side_by_side(panels))
+    def _offer_preview(self, index: int, pair: Pair, rgb_info: Any, depth_info: Any, out: FrameOutput,
+                       gt_depth: np.ndarray | None, base_depth: np.ndarray | None, row: dict[str, Any]) -> None:
+        rmse = {m: row[f"{m}_rmse"] for m in (self.backbone, BASELINE) if f"{m}_rmse" in row}
+        name = f"frame_{row['frame']:04d}_{pair.rgb.stamp_ns}.png"
+        entry = PreviewEntry(row["frame"], pair.rgb.stamp_ns, rmse, Path("previews") / name)
+
+        def make() -> PreviewFrame:
+            methods = {self.backbone: out.depth}
+            if self.baseline is not None:
+                methods[BASELINE] = base_depth if base_depth is not None else self._run(
+                    self.baseline, pair, rgb_info, depth_info, want_points=False).depth
+            depth_in = None if self.config.lidar_topic else depth_from_image(pair.depth.payload)
+            title = f"frame {row['frame']}   {pair.rgb.stamp_ns / 1e9:.3f} s   {self.backbone} x{self.config.sr.scale}"
+            return PreviewFrame(rgb_from_image(pair.rgb.payload), methods, depth_in, gt_depth, rmse, title)
+
+        self.previews.offer(index, entry, rmse.get(self.backbone), make)
 
     # -- outputs -------------------------------------------------------------------------------
     def _check_stamp_gaps(self) -> None:
@@ -584,23 +613,27 @@ class ReplayRunner:
                          "needs the depth stamp (within --slop) and the RGB resolution")
         return hints
 
-    def _finish(self, out_dir: Path, bag_out: Path) -> ReplayReport:
+    def _finish(self, out_dir: Path, bag_out: Path, frames_in_bag: int) -> ReplayReport:
         self._check_stamp_gaps()
         hints = self._hints()
         for hint in hints:
             LOG.warning("%s", hint)
         metrics = {method: mean_metrics(values) for method, values in self.frame_metrics.items()}
         frames_scored = len(self.frame_metrics.get(self.backbone, []))
-        outputs = {"bag": bag_out, "frames_csv": out_dir / "frames.csv", "metrics_json": out_dir / "metrics.json"}
+        outputs = {"bag": bag_out, "frames_csv": out_dir / "frames.csv", "report_html": out_dir / "report.html"}
         if self.config.previews:
             outputs["previews"] = out_dir / "previews"
-        columns: list[str] = []
-        for row in self.frame_rows:
-            columns += [key for key in row if key not in columns]
-        with open(outputs["frames_csv"], "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(self.frame_rows)
+        self._write_csv(outputs["frames_csv"])
+        worst = self.previews.finish()
+        write_report(outputs["report_html"], ReportInputs(
+            bag=str(self.config.bag), backbone=self.backbone, scale=self.config.sr.scale, rows=self._ok_rows(),
+            methods=list(metrics), metrics=metrics, histogram=self.histogram, worst=worst,
+            sampled=self.previews.sampled, sample_every=self.previews.every, skipped=self.ledger.skip_totals(),
+            facts=[(f"{self.pairs_processed} frames processed, {frames_scored} scored, {frames_in_bag} in the "
+                    f"output bag (one in {self.config.every})"),
+                   "pairs skipped: " + _reasons(dict(self.pairs_skipped))]))
+        sizes = output_sizes(outputs, self.pairs_processed)
+        outputs["metrics_json"] = out_dir / "metrics.json"
         timings = defaultdict(list)
         for row in self.frame_rows:
             for key, value in row.items():
@@ -614,6 +647,7 @@ class ReplayRunner:
             "pairs_processed": self.pairs_processed,
             "pairs_skipped": dict(self.pairs_skipped),
             "frames_scored": frames_scored,
+            "frames_in_bag": frames_in_bag,
             "metrics": {m: {k: _json_number(v) for k, v in values.items()} for m, values in metrics.items()},
             "metric_units": "rmse, mae: metres; absrel, delta1 (delta < 1.25), coverage: fractions",
             "mean_timings_ms": {stage: round(float(np.mean(v)), 3) for stage, v in timings.items()},
@@ -625,13 +659,30 @@ class ReplayRunner:
             "hints": hints,
             "sync": {"policy": "exact" if self.config.exact_sync else "approximate",
                      "queue_size": self.config.queue_size, "slop_s": self.config.slop_s},
+            "output": {"encoding": self.config.output.output_encoding, "points": self.config.points,
+                       "every": self.config.every, "max_frames": self.config.max_frames,
+                       "previews": len(list((out_dir / "previews").glob("frame_*.png"))),
+                       "worst_frames": [entry.frame for entry in worst]},
+            "output_sizes": {**sizes, "note": "bag, previews, frames.csv and report.html; metrics.json not counted"},
         }
         outputs["metrics_json"].write_text(json.dumps(summary, indent=2) + "\n")
         if not (self.ledger.balanced() and self.ledger.complete()):  # a bug, not a bad input
             raise RuntimeError(f"message accounting does not balance: {self.ledger.as_dict()}")
         return ReplayReport(self.backbone, self.config.sr.scale, self.pairs_processed, dict(self.pairs_skipped),
                             self.ledger, metrics, frames_scored, outputs, dict(self.notices), hints,
-                            self.storage_errors)
+                            self.storage_errors, frames_in_bag, sizes)
+
+    def _write_csv(self, path: Path) -> None:
+        columns: list[str] = []
+        for row in self.frame_rows:
+            columns += [key for key in row if key not in columns]
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.frame_rows)
+
+    def _ok_rows(self) -> list[dict[str, Any]]:
+        return [row for row in self.frame_rows if row.get("status") == "ok"]
 
 
 def _json_number(value: float) -> float | None:
@@ -672,6 +723,6 @@ def format_summary(report: ReplayReport) -> str:
     else:
         lines.append("metrics: none (no ground-truth topic given or matched)")
     lines += [f"hint: {hint}" for hint in report.hints]
-    lines.append("outputs:")
+    lines.append("outputs: " + format_sizes(report.sizes, report.pairs_processed) if report.sizes else "outputs:")
     lines += [f"  {name:<13}{path}" for name, path in report.outputs.items()]
     return "\n".join(lines)

@@ -28,11 +28,16 @@ frame, which exercises the approximate synchroniser. Everything is deterministic
 Frame 03: in the source folder `depth/03.png` is byte-identical to `depth/01.png` (its edges
 line up with RGB frame 01, not 03), so it is not published. RGB frame 03 goes out without depth,
 a dropped depth frame that replay must report as an unpaired RGB message.
+
+A long bag (`frames=N`, `depth-sr demo --frames N`): N frames cycling through the frames that
+have depth (00, 01, 02, 00, ...), each with its own stamp on the same 30 Hz clock, to measure
+what a long replay writes and how fast it runs.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,23 +156,37 @@ def _header(typestore: Any, stamp_ns: int) -> Any:
     return header_cls(stamp=time_cls(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=FRAME_ID)
 
 
-def _stamps() -> list[tuple[int, int]]:
+def _stamps(count: int) -> list[tuple[int, int]]:
     """(rgb stamp, depth stamp) in ns per frame."""
     rng = np.random.default_rng(SEED)
-    jitter = rng.integers(-DEPTH_JITTER_NS, DEPTH_JITTER_NS + 1, size=len(FRAMES))
+    jitter = rng.integers(-DEPTH_JITTER_NS, DEPTH_JITTER_NS + 1, size=count)
     return [(EPOCH_NS + i * PERIOD_NS, EPOCH_NS + i * PERIOD_NS + DEPTH_OFFSET_NS + int(j))
             for i, j in enumerate(jitter)]
+
+
+def frame_sequence(frames: int = 0) -> list[str]:
+    """The sample frame names in bag order: the four as shipped (0), or `frames` frames cycling
+    through those with depth."""
+    if frames < 0:
+        raise ValueError(f"frames must be >= 0, got {frames}")
+    if not frames:
+        return list(FRAMES)
+    with_depth = [name for name in FRAMES if name not in FRAMES_WITHOUT_DEPTH]
+    return [with_depth[i % len(with_depth)] for i in range(frames)]
 
 
 def build_sample_bag(
     out_path: str | Path, storage: str = "mcap", typestore: str = "humble", sample_dir: Path = SAMPLE_DIR,
     rgb_format: str = "raw", depth_transport: str = "raw", depth_encoding: str = "16UC1",
+    frames: int = 0, compress: bool = False,
 ) -> SampleBag:
     """Write the sample bag to `out_path` (a new rosbag2 directory) and return what it holds.
 
     `rgb_format`: "raw" (Image rgb8), "jpeg" or "png" (CompressedImage on `.../compressed`);
     `depth_transport`: "raw" (Image) or "compressedDepth" (CompressedImage on `.../compressedDepth`);
-    `depth_encoding`: "16UC1" (millimetres) or "32FC1" (metres) for the low-resolution depth.
+    `depth_encoding`: "16UC1" (millimetres) or "32FC1" (metres) for the low-resolution depth;
+    `frames`: 0 for the four sample frames, else a long bag of that many (`frame_sequence`);
+    `compress`: zstd-compressed MCAP chunks.
     """
     if rgb_format not in RGB_FORMATS or depth_transport not in DEPTH_TRANSPORTS:
         raise ValueError(f"rgb_format must be one of {RGB_FORMATS} and depth_transport one of {DEPTH_TRANSPORTS}; "
@@ -179,43 +198,62 @@ def build_sample_bag(
     rgb_topic = RGB_TOPIC if rgb_format == "raw" else f"{RGB_TOPIC}/compressed"
     depth_topic = DEPTH_TOPIC if depth_transport == "raw" else f"{DEPTH_TOPIC}/{depth_transport}"
 
-    def colour_message(header: Any, rgb: np.ndarray) -> Any:
+    def colour_message(rgb: np.ndarray) -> Callable[[Any], Any]:
+        """header -> message; the image is encoded once for every frame that repeats it."""
         if rgb_format == "raw":
-            return build.image(header, _image_fields(rgb, "rgb8"))
-        return build.compressed_image(header, compressed_rgb_fields(rgb, rgb_format))
+            fields = _image_fields(rgb, "rgb8")
+            return lambda header: build.image(header, fields)
+        compressed = compressed_rgb_fields(rgb, rgb_format)
+        return lambda header: build.compressed_image(header, compressed)
 
-    def depth_message(header: Any, depth_mm: np.ndarray) -> Any:
+    def depth_message(depth_mm: np.ndarray) -> Callable[[Any], Any]:
         metres = np.where(depth_mm > 0, depth_mm / np.float32(1000.0), np.float32(np.nan)).astype(np.float32)
         if depth_transport == "compressedDepth":
-            return build.compressed_image(header, compressed_depth_fields(metres, depth_encoding))
-        if depth_encoding == "32FC1":
-            return build.image(header, _image_fields(metres, "32FC1"))
-        return build.image(header, _image_fields(depth_mm, "16UC1"))
+            compressed = compressed_depth_fields(metres, depth_encoding)
+            return lambda header: build.compressed_image(header, compressed)
+        fields = _image_fields(metres, "32FC1") if depth_encoding == "32FC1" else _image_fields(depth_mm, "16UC1")
+        return lambda header: build.image(header, fields)
+
+    def gt_message(depth_mm: np.ndarray) -> Callable[[Any], Any]:
+        fields = _image_fields(depth_mm, "16UC1")
+        return lambda header: build.image(header, fields)
+
+    messages: dict[str, dict[str, Callable[[Any], Any]]] = {}  # frame name -> topic -> header -> message
+
+    def frame_messages(name: str) -> dict[str, Callable[[Any], Any]]:
+        if name not in messages:
+            messages[name] = {rgb_topic: colour_message(read_sample_rgb(sample_dir, name))}
+            if name not in FRAMES_WITHOUT_DEPTH:
+                full_mm = read_sample_depth_mm(sample_dir, name)
+                messages[name][depth_topic] = depth_message(decimate_depth(full_mm))
+                messages[name][GT_TOPIC] = gt_message(full_mm)
+        return messages[name]
+
     rgb_info = rgb_camera_info(sample_dir / "intrinsics.json")
     rgb_info_msg = build.camera_info(_header(store, 0), rgb_info)
     depth_info = scaled_camera_info_fields(rgb_info_msg, rgb_info.width // DECIMATION, rgb_info.height // DECIMATION)
 
     records: list[tuple[int, str, Any]] = []  # (log time, topic, message)
-    for name, (rgb_stamp, depth_stamp) in zip(FRAMES, _stamps()):
-        rgb = read_sample_rgb(sample_dir, name)
+    sequence = frame_sequence(frames)
+    for name, (rgb_stamp, depth_stamp) in zip(sequence, _stamps(len(sequence))):
+        make = frame_messages(name)
         rgb_log = rgb_stamp + RGB_LATENCY_NS
-        records.append((rgb_log, rgb_topic, colour_message(_header(store, rgb_stamp), rgb)))
+        records.append((rgb_log, rgb_topic, make[rgb_topic](_header(store, rgb_stamp))))
         records.append((rgb_log + 1, RGB_INFO_TOPIC, build.camera_info(_header(store, rgb_stamp), rgb_info)))
-        if name in FRAMES_WITHOUT_DEPTH:
+        if depth_topic not in make:
             continue
-        full_mm = read_sample_depth_mm(sample_dir, name)
         depth_log = depth_stamp + DEPTH_LATENCY_NS
         depth_header = _header(store, depth_stamp)
-        records.append((depth_log, depth_topic, depth_message(depth_header, decimate_depth(full_mm))))
+        records.append((depth_log, depth_topic, make[depth_topic](depth_header)))
         records.append((depth_log + 1, DEPTH_INFO_TOPIC, build.camera_info(depth_header, depth_info)))
-        records.append((depth_log + 2, GT_TOPIC, build.image(depth_header, _image_fields(full_mm, "16UC1"))))
+        records.append((depth_log + 2, GT_TOPIC, make[GT_TOPIC](depth_header)))
 
     records.sort(key=lambda record: record[0])
     msgtypes = {rgb_topic: "Image" if rgb_format == "raw" else "CompressedImage", RGB_INFO_TOPIC: "CameraInfo",
                 depth_topic: "Image" if depth_transport == "raw" else "CompressedImage",
                 DEPTH_INFO_TOPIC: "CameraInfo", GT_TOPIC: "Image"}
     counts = dict.fromkeys(msgtypes, 0)
-    with BagWriter(out_path, store, storage=storage) as writer:
+    with BagWriter(out_path, store, storage=storage, compress=compress) as writer:
         for topic, msgtype in msgtypes.items():
             writer.add_topic(topic, f"sensor_msgs/msg/{msgtype}")
         for log_time, topic, message in records:

@@ -16,7 +16,8 @@ from pathlib import Path
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.replay import sample_bag
 from depth_sr_ros.replay.runner import ReplayConfig, ReplayReport, format_summary, run_replay
-from depth_sr_ros.tools.usage import add_no_progress, output_dir
+from depth_sr_ros.tools.replay import add_points_argument
+from depth_sr_ros.tools.usage import add_no_progress, bounded, output_dir
 
 LOG = logging.getLogger(__name__)
 
@@ -26,16 +27,23 @@ DEFAULT_OUT = Path("depth_sr_demo")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default ./{DEFAULT_OUT})")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="sample bag storage")
+    parser.add_argument("--frames", type=bounded(int, 0), default=0, metavar="N",
+                        help="a long bag: N frames cycling through the sample's (to measure output sizes and "
+                        "speed over a long run; default: the 4 sample frames)")
+    add_points_argument(parser)
     add_no_progress(parser)
 
 
-def run_demo(out_dir: Path, storage: str = "mcap", progress: bool = True) -> ReplayReport:
-    """Build the sample bag in `out_dir/sample_bag` (replacing an earlier one) and replay it into `out_dir`."""
+def run_demo(out_dir: Path, storage: str = "mcap", progress: bool = True, points: str = "none",
+             frames: int = 0) -> ReplayReport:
+    """Build the sample bag in `out_dir/sample_bag` (replacing an earlier one; `frames` > 0: a long
+    one, zstd-compressed when MCAP) and replay it into `out_dir`."""
     bag_dir = out_dir / "sample_bag"
     if (bag_dir / "metadata.yaml").exists():
         shutil.rmtree(bag_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    bag = sample_bag.build_sample_bag(bag_dir, storage=storage)
+    bag = sample_bag.build_sample_bag(bag_dir, storage=storage, frames=frames,
+                                      compress=frames > 0 and storage == "mcap")
     LOG.info("sample bag: %s (%s)", bag.path, ", ".join(f"{t} x{n}" for t, n in bag.counts.items()))
     config = ReplayConfig(
         bag=bag.path,
@@ -46,14 +54,17 @@ def run_demo(out_dir: Path, storage: str = "mcap", progress: bool = True) -> Rep
         depth_info_topic=sample_bag.DEPTH_INFO_TOPIC,
         gt_topic=sample_bag.GT_TOPIC,
         sr=SRConfig(scale=sample_bag.DECIMATION, backbone="auto"),
+        points=points,
         progress=progress,
     )
     return run_replay(config)
 
 
 def run(args: argparse.Namespace) -> int:
-    report = run_demo(output_dir("--out", args.out), args.storage, progress=not args.no_progress)
+    report = run_demo(output_dir("--out", args.out), args.storage, progress=not args.no_progress, points=args.points,
+                      frames=args.frames)
     print(format_summary(report))
-    print(f"\nsample bag: {args.out / 'sample_bag'} (TUM RGB-D fr1, CC BY 4.0; see README)")
+    print(f"\nreport: {args.out / 'report.html'} (open it in a browser)")
+    print(f"sample bag: {args.out / 'sample_bag'} (TUM RGB-D fr1, CC BY 4.0; see README)")
     print(f"replay it yourself: depth-sr replay {args.out / 'sample_bag'} --out OUT --gt-topic {sample_bag.GT_TOPIC}")
     return 0

@@ -9,6 +9,10 @@ transform comes from the bag's /tf_static and /tf, or from `--extrinsic`.
 Pipeline, sync and output defaults, and the allowed values of those flags, are the node's
 (`depth_sr_ros.ros.parameters.PARAMETERS`, config/sr.yaml): a replay behaves like the node with
 its default parameters, and refuses what the node refuses.
+The outputs are meant to be kept: depth as 16UC1 millimetres in zstd-compressed MCAP, no point
+cloud, previews of every 100th and the 6 worst frames, and `report.html` (0.24 MB per 640x480
+frame in all, README; `--output-encoding 32FC1`, `--points xyzrgb`, `--every N` and the preview
+flags change that).
 """
 
 from __future__ import annotations
@@ -23,12 +27,21 @@ from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.core.transforms import EXTRINSIC_HELP, parse_extrinsic
 from depth_sr_ros.replay import sample_bag
 from depth_sr_ros.replay.bag_io import TYPESTORES
-from depth_sr_ros.replay.runner import ReplayConfig, format_summary, run_replay
+from depth_sr_ros.replay.runner import (
+    PREVIEW_EVERY,
+    REPLAY_OUTPUT,
+    WORST_PREVIEWS,
+    ReplayConfig,
+    format_summary,
+    run_replay,
+)
+from depth_sr_ros.replay.writer import POINTS_MODES
 from depth_sr_ros.ros.parameters import PARAMETER_BY_NAME, NodeParams
 from depth_sr_ros.tools.usage import (
     UsageError,
     add_no_progress,
     add_table_argument,
+    bounded,
     existing_file,
     output_dir,
 )
@@ -74,13 +87,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the node's assume_registered: " + PARAMETER_BY_NAME["assume_registered"].description)
     parser.add_argument("--typestore", choices=sorted(TYPESTORES), default="humble",
                         help="message definitions for bags that embed none (sqlite3 bags from Humble)")
-    add_table_argument(parser, "--output-encoding", "output_encoding", "SR depth encoding: 32FC1 metres or 16UC1 millimetres")
-    parser.add_argument("--point-cloud", choices=("xyz", "xyzrgb"), default="xyzrgb" if NODE.point_cloud_rgb else "xyz",
-                        help="point fields (default: the node's)")
+    add_table_argument(parser, "--output-encoding", "output_encoding",
+                       "SR depth encoding in the output bag: 16UC1 millimetres, or 32FC1 metres (the node's default; "
+                       "4x the size in the bag). Metrics use the float depth either way",
+                       default=REPLAY_OUTPUT.output_encoding)
+    add_points_argument(parser)
     add_table_argument(parser, "--point-stride", "point_stride", "keep every n-th row/column in the cloud")
-    parser.add_argument("--no-points", action="store_true", help="do not write depth_sr/points")
-    parser.add_argument("--no-previews", action="store_true", help="do not write PNG previews")
+    parser.add_argument("--every", type=bounded(int, 1), default=1, metavar="N",
+                        help="write the outputs of every N-th processed frame to the bag; metrics cover all frames "
+                        "(default 1)")
+    parser.add_argument("--max-frames", type=bounded(int, 0), default=0, metavar="N",
+                        help="stop after N processed frames (default 0: the whole bag)")
+    parser.add_argument("--preview-every", type=bounded(int, 0), default=PREVIEW_EVERY, metavar="N",
+                        help=f"a preview PNG for every N-th processed frame, 0 = none (default {PREVIEW_EVERY})")
+    parser.add_argument("--worst-previews", type=bounded(int, 0), default=WORST_PREVIEWS, metavar="K",
+                        help=f"previews of the K frames with the highest RMSE, at least 1 s apart; 0 = none "
+                        f"(default {WORST_PREVIEWS})")
+    parser.add_argument("--no-previews", action="store_true", help="no preview PNG at all")
     add_no_progress(parser)
+
+
+def add_points_argument(parser: argparse.ArgumentParser) -> None:
+    """`--points none|xyz|xyzrgb`: the point cloud written beside the depth image (default none)."""
+    parser.add_argument("--points", choices=POINTS_MODES, default="none",
+                        help="point cloud in the output bag: none, xyz, or xyzrgb (packed rgb). A full-resolution "
+                        "XYZRGB cloud is 4.9 MB per 640x480 frame; depth_image_proc makes it from the depth image "
+                        "and CameraInfo at any time (default none)")
 
 
 def config_from_args(args: argparse.Namespace) -> ReplayConfig:
@@ -106,14 +138,18 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         extrinsic=args.extrinsic,
         sr=SRConfig(scale=args.scale, backbone=args.backbone, weights=args.weights, min_depth=NODE.min_depth,
                     max_depth=NODE.max_depth),
-        output=OutputConfig(args.output_encoding, args.point_cloud == "xyzrgb", args.point_stride,
+        output=OutputConfig(args.output_encoding, point_stride=args.point_stride,
                             assume_registered=args.assume_registered),
         queue_size=args.queue_size,
         slop_s=args.slop,
         exact_sync=args.exact_sync,
         typestore=args.typestore,
         previews=not args.no_previews,
-        points=not args.no_points,
+        preview_every=args.preview_every,
+        worst_previews=args.worst_previews,
+        points=args.points,
+        every=args.every,
+        max_frames=args.max_frames,
         progress=not args.no_progress,
     )
 
