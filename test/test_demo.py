@@ -41,7 +41,7 @@ def test_demo_writes_every_output(demo_out: Path, capsys: pytest.CaptureFixture)
     assert len(list((demo_out / "previews").glob("frame_*.png"))) == 3
 
 
-def test_demo_output_bag_has_one_image_info_and_cloud_per_pair_with_rgb_stamps(demo_out: Path) -> None:
+def test_demo_output_bag_has_one_image_and_info_per_pair_with_rgb_stamps(demo_out: Path) -> None:
     with BagReader(demo_out / "sample_bag") as reader:
         rgb_stamps = [stamp(r.message) for r in reader.records([sample_bag.RGB_TOPIC])]
     with BagReader(demo_out / "sr_bag") as reader:
@@ -49,17 +49,15 @@ def test_demo_output_bag_has_one_image_info_and_cloud_per_pair_with_rgb_stamps(d
         by_topic: dict[str, list] = {}
         for record in reader.records(topics):
             by_topic.setdefault(record.topic, []).append(record.message)
-    assert {t: n for t, (_, n) in topics.items()} == {OUTPUT_IMAGE_TOPIC: 3, OUTPUT_INFO_TOPIC: 3,
-                                                      OUTPUT_POINTS_TOPIC: 3}
+    # replay's defaults for outputs people keep: 16UC1 millimetres, no cloud (--points none)
+    assert {t: n for t, (_, n) in topics.items()} == {OUTPUT_IMAGE_TOPIC: 3, OUTPUT_INFO_TOPIC: 3}
+    assert OUTPUT_POINTS_TOPIC not in topics
     for topic in topics:
         assert [stamp(m) for m in by_topic[topic]] == rgb_stamps[:3]
     for image in by_topic[OUTPUT_IMAGE_TOPIC]:
-        assert (image.width, image.height, image.encoding, len(image.data)) == (640, 480, "32FC1", 640 * 480 * 4)
+        assert (image.width, image.height, image.encoding, len(image.data)) == (640, 480, "16UC1", 640 * 480 * 2)
     for info in by_topic[OUTPUT_INFO_TOPIC]:
         assert (info.width, info.height) == (640, 480)
-    for cloud in by_topic[OUTPUT_POINTS_TOPIC]:
-        assert (cloud.width, cloud.height, cloud.is_dense) == (640, 480, False)
-        assert len(cloud.data) == cloud.row_step * cloud.height == 640 * 480 * cloud.point_step
 
 
 def test_default_backbone_beats_bicubic_on_the_demo_bag(demo_out: Path) -> None:
@@ -75,7 +73,7 @@ def test_guided_filter_beats_bicubic_rmse_on_the_demo_bag(demo_out: Path, tmp_pa
         bag=demo_out / "sample_bag", out_dir=tmp_path, rgb_topic=sample_bag.RGB_TOPIC,
         rgb_info_topic=sample_bag.RGB_INFO_TOPIC, depth_topic=sample_bag.DEPTH_TOPIC,
         depth_info_topic=sample_bag.DEPTH_INFO_TOPIC, gt_topic=sample_bag.GT_TOPIC,
-        sr=SRConfig(scale=4, backbone="guided_filter"), previews=False, points=False, progress=False,
+        sr=SRConfig(scale=4, backbone="guided_filter"), previews=False, progress=False,
     )
     report = run_replay(config)
     assert report.frames_scored == 3

@@ -344,7 +344,7 @@ def _replay(bag, out, **overrides):
     settings = {"bag": bag, "out_dir": out, "rgb_topic": RGB_TOPIC, "rgb_info_topic": INFO_TOPIC,
                 "depth_topic": "", "depth_info_topic": "", "gt_topic": GT_TOPIC, "lidar_topic": LIDAR_TOPIC,
                 "sr": SRConfig(scale=4, backbone="normalized_conv"), "slop_s": 0.015, "previews": False,
-                "points": False, "progress": False}
+                "points": "none", "progress": False}
     settings.update(overrides)
     return run_replay(ReplayConfig(**settings))
 

@@ -136,7 +136,7 @@ def stamp(message) -> int:
 def test_bad_inputs_are_counted_skips_and_good_pairs_are_written(tmp_path: Path, storage: str,
                                                                   typestore: str) -> None:
     rgb_stamps = write_bag(tmp_path / "in", storage, typestore)
-    report = run_replay(replay_config(tmp_path / "in", tmp_path / "out", typestore=typestore))
+    report = run_replay(replay_config(tmp_path / "in", tmp_path / "out", typestore=typestore, points="xyzrgb"))
 
     good = [i for i in range(N_FRAMES) if i not in BAD_DEPTH and i != CORRUPT_FRAME]
     assert report.pairs_processed == len(good)
@@ -153,10 +153,10 @@ def test_bad_inputs_are_counted_skips_and_good_pairs_are_written(tmp_path: Path,
         assert [stamp(m) for m in outputs[topic]] == [rgb_stamps[i] for i in good]
     for image, camera_info, cloud in zip(*(outputs[t] for t in (OUTPUT_IMAGE_TOPIC, OUTPUT_INFO_TOPIC,
                                                                  OUTPUT_POINTS_TOPIC))):
-        assert (image.width, image.height, image.encoding, image.step) == (W, H, "32FC1", W * 4)
+        assert (image.width, image.height, image.encoding, image.step) == (W, H, "16UC1", W * 2)  # replay's default
         assert image.header.frame_id == camera_info.header.frame_id == cloud.header.frame_id == "cam_optical"
         assert (camera_info.width, camera_info.height) == (W, H)
-        assert (cloud.width, cloud.height, cloud.point_step, len(cloud.data)) == (W, H, 16, W * H * 16)  # XYZRGB: the node default
+        assert (cloud.width, cloud.height, cloud.point_step, len(cloud.data)) == (W, H, 16, W * H * 16)  # XYZRGB
         depth = depth_from_image(image)
         assert not np.isinf(depth).any() and np.isfinite(depth).mean() > 0.9
 
@@ -189,20 +189,20 @@ def test_missing_topic_is_a_clear_error_naming_the_bags_topics(tmp_path: Path, c
     assert TOPICS["depth_info"] in line and TOPICS["rgb"] in line
 
 
-def test_replay_without_optional_topics_and_with_16uc1_output(tmp_path: Path) -> None:
+def test_replay_without_optional_topics_and_with_32fc1_output(tmp_path: Path) -> None:
     write_bag(tmp_path / "in")
     parser = argparse.ArgumentParser()
     replay_tool.add_arguments(parser)
     args = parser.parse_args([str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--rgb-topic", TOPICS["rgb"],
                               "--rgb-info-topic", TOPICS["rgb_info"], "--depth-topic", TOPICS["depth"],
-                              "--depth-info-topic", "", "--backbone", "bicubic", "--output-encoding", "16UC1",
+                              "--depth-info-topic", "", "--backbone", "bicubic", "--output-encoding", "32FC1",
                               "--slop", "0.01",
-                              "--no-points", "--no-previews", "--no-progress"])
+                              "--points", "none", "--no-previews", "--no-progress"])
     assert replay_tool.run(args) == 0
     outputs = read_outputs(tmp_path / "out" / "sr_bag")
     assert OUTPUT_POINTS_TOPIC not in outputs
     # Without the depth CameraInfo the size-mismatched frame reaches the pipeline: aspect check.
-    assert {m.encoding for m in outputs[OUTPUT_IMAGE_TOPIC]} == {"16UC1"}
+    assert {m.encoding for m in outputs[OUTPUT_IMAGE_TOPIC]} == {"32FC1"}
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["metrics"] == {} and metrics["pairs_skipped"]["aspect_mismatch"] == 1
     assert set(metrics["messages"]) == {TOPICS["rgb"], TOPICS["rgb_info"], TOPICS["depth"]}

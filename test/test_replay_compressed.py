@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from depth_sr_ros.core.frame_processor import OutputConfig
 from depth_sr_ros.core.image_msg import depth_from_image
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.replay import sample_bag as sb
 from depth_sr_ros.replay.bag_io import BagError, BagReader, BagWriter, load_typestore
-from depth_sr_ros.replay.runner import OUTPUT_IMAGE_TOPIC, ReplayConfig, ReplayReport, run_replay
+from depth_sr_ros.replay.runner import ReplayConfig, ReplayReport, run_replay
+from depth_sr_ros.replay.writer import OUTPUT_IMAGE_TOPIC
 
 BACKBONE = "guided_filter"
 # Output depth RMSE (m) of a replay against its raw twin, per frame; measured with guided_filter
@@ -30,6 +32,7 @@ def replay(bag: Path, out: Path, rgb_topic: str = sb.RGB_TOPIC, depth_topic: str
     return run_replay(ReplayConfig(
         bag=bag, out_dir=out, rgb_topic=rgb_topic, rgb_info_topic=sb.RGB_INFO_TOPIC, depth_topic=depth_topic,
         depth_info_topic=sb.DEPTH_INFO_TOPIC, gt_topic=sb.GT_TOPIC, sr=SRConfig(backbone=BACKBONE),
+        output=OutputConfig("32FC1"),  # float output: the sub-millimetre comparisons below need it
         previews=False, progress=False))
 
 
