@@ -9,6 +9,7 @@ Without it, tests that need it skip with a reason that names the folder, except 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,21 @@ def temporary_cache_home(tmp_path_factory: pytest.TempPathFactory):
     patch.setenv("XDG_CACHE_HOME", str(cache))
     yield cache
     patch.undo()
+
+
+def require_program(*names: str, install: str) -> str:
+    """The path of the first of `names` on PATH; skips (fails under CI, which installs it) when none is."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    reason = f"needs {' or '.join(names)} on PATH ({install})"
+    if os.environ.get(CI_ENV):
+        pytest.fail(f"{reason}; CI ({CI_ENV}) installs it in .ci/run", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def chromium_browser() -> str:
+    """Chromium for rendering HTML headless (replay's report.html); .ci/run installs Debian's."""
+    return require_program("chromium", "chromium-browser", install="apt-get install chromium")

@@ -106,6 +106,28 @@ def put_text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float
     cv2.putText(image, text, origin, FONT, scale, color, thickness, cv2.LINE_AA)
 
 
+def _bar_span(height: int) -> tuple[int, int]:
+    """First and one-past-last row of a colour bar's ramp."""
+    return TITLE_HEIGHT + 12, height - 10
+
+
+def colour_bar_ticks(vmin: float, vmax: float, height: int, unit: DisplayUnit = METRES,
+                     clipped_top: bool = True) -> list[tuple[int, float, str]]:
+    """(row, value in metres, label) of each tick of `colour_bar` with the same arguments."""
+    lo, hi = vmin * unit.per_metre, vmax * unit.per_metre
+    ticks = nice_ticks(lo, hi)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else max(hi - lo, 1e-6)
+    top, bottom = _bar_span(height)
+    out = []
+    for tick in ticks:
+        row = round(bottom - 1 - (tick - lo) / max(hi - lo, 1e-12) * (bottom - top - 1))
+        label = format_tick(tick, step)
+        if clipped_top and tick == ticks[-1] and abs(tick - hi) < 0.5 * step:
+            label = f">={label}"
+        out.append((row, tick / unit.per_metre, label))
+    return out
+
+
 def colour_bar(vmin: float, vmax: float, colormap: int, height: int, title: str,
                unit: DisplayUnit = METRES, clipped_top: bool = True) -> np.ndarray:
     """A vertical colour bar (top = `vmax`) with round ticks labelled in `unit`, under `title`.
@@ -113,21 +135,16 @@ def colour_bar(vmin: float, vmax: float, colormap: int, height: int, title: str,
     `vmin`, `vmax` are metres; the labels are in the display unit. With `clipped_top` the top
     label reads ">= v": values beyond the range share the top colour.
     """
-    lo, hi = vmin * unit.per_metre, vmax * unit.per_metre
-    ticks = nice_ticks(lo, hi)
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else max(hi - lo, 1e-6)
-    labels = [format_tick(t, step) for t in ticks]
-    width = BAR_WIDTH + 14 + max([text_width(f">={label}") for label in labels] + [text_width(title) - BAR_WIDTH])
+    ticks = colour_bar_ticks(vmin, vmax, height, unit, clipped_top)
+    width = BAR_WIDTH + 14 + max([text_width(label) for _, _, label in ticks] + [text_width(title) - BAR_WIDTH])
     canvas = np.full((height, width + 8, 3), BACKGROUND_BGR, np.uint8)
     put_text(canvas, title, (4, 14))
-    top, bottom = TITLE_HEIGHT + 12, height - 10
+    top, bottom = _bar_span(height)
     ramp = np.linspace(255, 0, bottom - top).astype(np.uint8).reshape(-1, 1)
     canvas[top:bottom, 4 : 4 + BAR_WIDTH] = cv2.applyColorMap(np.repeat(ramp, BAR_WIDTH, axis=1), colormap)
-    for tick, label in zip(ticks, labels):
-        y = round(bottom - 1 - (tick - lo) / max(hi - lo, 1e-12) * (bottom - top - 1))
-        cv2.line(canvas, (4 + BAR_WIDTH, y), (8 + BAR_WIDTH, y), TEXT_BGR, 1)
-        text = f">={label}" if clipped_top and tick == ticks[-1] and abs(tick - hi) < 0.5 * step else label
-        put_text(canvas, text, (11 + BAR_WIDTH, y + 5))
+    for row, _, label in ticks:
+        cv2.line(canvas, (4 + BAR_WIDTH, row), (8 + BAR_WIDTH, row), TEXT_BGR, 1)
+        put_text(canvas, label, (11 + BAR_WIDTH, row + 5))
     return canvas
 
 

@@ -224,9 +224,14 @@ def _crop_rows(maps: list[tuple[str, np.ndarray]], corners: list[tuple[int, int]
     return rows
 
 
-def _header(frame: PreviewFrame, unit: DisplayUnit, min_width: int) -> np.ndarray:
+def header_text(frame: PreviewFrame, unit: DisplayUnit = METRES) -> str:
+    """The figure's header line: the frame's title and each method's RMSE."""
     scores = "   ".join(f"{name} RMSE {_value(v, unit)}" for name, v in frame.rmse.items())
-    text = "   |   ".join(t for t in (frame.title, scores) if t)
+    return "   |   ".join(t for t in (frame.title, scores) if t)
+
+
+def _header(frame: PreviewFrame, unit: DisplayUnit, min_width: int) -> np.ndarray:
+    text = header_text(frame, unit)
     width = max(min_width, cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)[0][0] + 16)
     strip = np.full((30, width, 3), BACKGROUND_BGR, np.uint8)
     put_text(strip, text, (8, 21), scale=0.6, thickness=1)
