@@ -1,4 +1,5 @@
-"""report.html building blocks: the error histogram's counts and the page's escaping and links."""
+"""report.html building blocks: the error histogram's counts, the page's escaping and links, and
+which frames get a preview."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from depth_sr_ros.replay.previews import PreviewEntry
+from depth_sr_ros.core.preview_figure import PreviewFrame
+from depth_sr_ros.replay.previews import PreviewEntry, PreviewPlan
 from depth_sr_ros.replay.report import HIST_EDGES_M, ErrorHistogram, ReportInputs, render_report
 
 
@@ -39,3 +41,26 @@ def test_page_escapes_names_and_links_previews_relatively() -> None:
     assert '<img src="previews/frame_0004_x.png"' in page and 'href="#frame-4"' in page
     assert "<td>corrupt_record</td><td>2</td>" in page
     assert page.count("<polyline") == 2  # RMSE and time per frame
+
+
+def test_preview_plan_draws_every_nth_and_the_worst_frames_a_gap_apart(tmp_path: Path) -> None:
+    made: list[int] = []
+    rgb = np.zeros((8, 8, 3), np.uint8)
+
+    def maker(index: int):
+        def make() -> PreviewFrame:
+            made.append(index)
+            return PreviewFrame(rgb, {"m": np.full((8, 8), 1.0 + index, np.float32)})
+        return make
+
+    scores = [0.1] * 40
+    scores[3], scores[5], scores[12], scores[30], scores[33] = 0.9, 0.8, 0.5, 0.7, 0.95  # 3/5 and 30/33: one moment each
+    plan = PreviewPlan(tmp_path, every=20, worst=2, min_gap=10)
+    for i, score in enumerate(scores):
+        plan.offer(i, PreviewEntry(i, i, {"m": score}, Path("previews") / f"f{i}.png"), score, maker(i))
+    worst = plan.finish()
+    assert [e.frame for e in worst] == [33, 3] and [e.frame for e in plan.sampled] == [0, 20]
+    assert sorted(p.name for p in (tmp_path / "previews").iterdir()) == ["f0.png", "f20.png", "f3.png", "f33.png"]
+    # prepared only when drawn or kept for a while (13 fills the second slot until 30 beats it);
+    # 5 and 12, within the gap of the worse frame 3, never are
+    assert sorted(set(made)) == [0, 3, 13, 20, 30, 33]

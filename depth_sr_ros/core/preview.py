@@ -3,9 +3,10 @@
 Images are H x W x 3 uint8 BGR (OpenCV order). Depth and error are shown in a display unit: the
 caller passes metres and a `DisplayUnit` (metres by default; centimetres, or a dataset's own scale
 such as Middlebury's 0-255). Pixels without a value have colours of their own, never a colour of
-the map: `NO_DATA_BGR` (grey) where a depth map has no value or where there is no ground truth to
+the map: `NO_DATA_BGR` (grey) where a depth map has no value (NaN; a value <= 0, such as a
+method's overshoot, is a value and takes the lowest colour) or where there is no ground truth to
 score against, `MISSING_BGR` (cyan) in an error map where the ground truth has a value and the
-method gave none.
+method gave none. Scored pixels are those of `core.metrics`: finite, positive ground truth.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ METRES = DisplayUnit()
 
 
 def depth_range(*depths: np.ndarray) -> tuple[float, float]:
-    """A shared colour range (metres) for several depth maps: 2nd to 98th percentile of valid values."""
-    values = np.concatenate([d[np.isfinite(d) & (d > 0)].ravel() for d in depths])
+    """A shared colour range (metres) for several depth maps: 2nd to 98th percentile of their values."""
+    values = np.concatenate([d[np.isfinite(d)].ravel() for d in depths])
     if values.size == 0:
         return 0.0, 1.0
     lo, hi = np.percentile(values, [2, 98])
@@ -58,8 +59,8 @@ def _colorize(values: np.ndarray, valid: np.ndarray, vmin: float, vmax: float, c
 
 
 def colorize_depth(depth: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
-    """Depth in metres -> BGR (turbo from `vmin` to `vmax`, clipped); pixels without depth grey."""
-    return _colorize(depth, np.isfinite(depth) & (depth > 0), vmin, vmax, DEPTH_COLORMAP)
+    """Depth in metres -> BGR (turbo from `vmin` to `vmax`, clipped); pixels without depth (NaN) grey."""
+    return _colorize(depth, np.isfinite(depth), vmin, vmax, DEPTH_COLORMAP)
 
 
 def colorize_error(pred: np.ndarray, gt: np.ndarray, vmax: float) -> np.ndarray:

@@ -81,7 +81,7 @@ BASELINE = "bicubic"
 # frame in a zstd chunk, against 0.85 MB for the node's 32FC1); metrics use the float depth.
 REPLAY_OUTPUT = replace(output_config(_NODE_DEFAULTS), output_encoding="16UC1", point_cloud_rgb=False)
 PREVIEW_EVERY = 100  # a preview per 100 processed frames (every 3.3 s at 30 Hz) ...
-WORST_PREVIEWS = 6  # ... and of the 6 frames with the highest RMSE
+WORST_PREVIEWS = 6  # ... and of the 6 frames with the highest RMSE (1 s apart or more, previews.py)
 WARNINGS_PER_REASON = 3  # log the first few skips of each reason; the summary counts them all
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 IMAGE_TYPES: tuple[str, ...] = (IMAGE_TYPE, "sensor_msgs/msg/CompressedImage")  # raw, or any image_transport compression
@@ -630,7 +630,7 @@ class ReplayRunner:
             methods=list(metrics), metrics=metrics, histogram=self.histogram, worst=worst,
             sampled=self.previews.sampled, sample_every=self.previews.every, skipped=self.ledger.skip_totals(),
             facts=[(f"{self.pairs_processed} frames processed, {frames_scored} scored, {frames_in_bag} in the "
-                    f"output bag (one in {self.config.every})"),
+                    "output bag" + (f" (one in {self.config.every})" if self.config.every > 1 else "")),
                    "pairs skipped: " + _reasons(dict(self.pairs_skipped))]))
         sizes = output_sizes(outputs, self.pairs_processed)
         outputs["metrics_json"] = out_dir / "metrics.json"
