@@ -136,7 +136,8 @@ def stamp(message) -> int:
 def test_bad_inputs_are_counted_skips_and_good_pairs_are_written(tmp_path: Path, storage: str,
                                                                   typestore: str) -> None:
     rgb_stamps = write_bag(tmp_path / "in", storage, typestore)
-    report = run_replay(replay_config(tmp_path / "in", tmp_path / "out", typestore=typestore, points="xyzrgb"))
+    report = run_replay(replay_config(tmp_path / "in", tmp_path / "out", typestore=typestore, points="xyzrgb",
+                                      preview_every=1))
 
     good = [i for i in range(N_FRAMES) if i not in BAD_DEPTH and i != CORRUPT_FRAME]
     assert report.pairs_processed == len(good)
@@ -169,7 +170,7 @@ def test_bad_inputs_are_counted_skips_and_good_pairs_are_written(tmp_path: Path,
     assert metrics["pairs_skipped"] == {reason: 1 for reason, _ in BAD_DEPTH.values()}
     frames_csv = (tmp_path / "out" / "frames.csv").read_text().splitlines()
     assert len(frames_csv) == 1 + N_FRAMES - 1  # every pair attempted; the corrupt frame never paired
-    assert len(list((tmp_path / "out" / "previews").glob("*.png"))) == len(good)
+    assert len(list((tmp_path / "out" / "previews").glob("*.png"))) == len(good)  # preview_every=1: no bad frame
     summary = format_summary(report)
     assert "corrupt_record 1" in summary and "guided_filter" in summary and "bicubic" in summary
 

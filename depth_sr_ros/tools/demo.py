@@ -15,7 +15,7 @@ from pathlib import Path
 
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.replay import sample_bag
-from depth_sr_ros.replay.runner import ReplayConfig, ReplayReport, format_summary, run_replay
+from depth_sr_ros.replay.runner import PREVIEW_EVERY, ReplayConfig, ReplayReport, format_summary, run_replay
 from depth_sr_ros.tools.replay import add_points_argument
 from depth_sr_ros.tools.usage import add_no_progress, bounded, output_dir
 
@@ -55,6 +55,7 @@ def run_demo(out_dir: Path, storage: str = "mcap", progress: bool = True, points
         gt_topic=sample_bag.GT_TOPIC,
         sr=SRConfig(scale=sample_bag.DECIMATION, backbone="auto"),
         points=points,
+        preview_every=1 if not frames else PREVIEW_EVERY,  # the sample's three frames: a figure of each
         progress=progress,
     )
     return run_replay(config)

@@ -177,7 +177,7 @@ def run_soak(args: argparse.Namespace) -> int:
         config = ReplayConfig(bag=bag, out_dir=scratch / "replay", rgb_topic=TOPICS["rgb"],
                               rgb_info_topic=TOPICS["rgb_info"], depth_topic=TOPICS["depth"],
                               depth_info_topic=TOPICS["depth_info"], sr=SRConfig(scale=scale, backbone=backbone),
-                              previews=False, points=False, progress=not args.no_progress)
+                              previews=False, points="none", progress=not args.no_progress)
         runner = ReplayRunner(config)
         sampler = RssSampler(lambda: runner.pairs_processed)
         sampler.start()
