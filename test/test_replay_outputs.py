@@ -109,7 +109,7 @@ def test_a_moved_report_says_its_previews_did_not_load(long_run: Path, tmp_path:
     assert 'data-images-loaded="0"' in dom and "did not load" in dom
 
 
-def test_every_max_frames_and_xyz_points_via_the_cli(tmp_path: Path) -> None:
+def test_every_max_frames_and_xyz_points_via_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bag = sb.build_sample_bag(tmp_path / "bag", frames=9)
     parser = argparse.ArgumentParser()
     replay_tool.add_arguments(parser)
@@ -117,9 +117,13 @@ def test_every_max_frames_and_xyz_points_via_the_cli(tmp_path: Path) -> None:
                               "--backbone", "guided_filter", "--every", "3", "--max-frames", "7", "--points", "xyz",
                               "--point-stride", "4", "--no-progress"])
     assert replay_tool.run(args) == 0
+    assert "damaged storage" not in capsys.readouterr().out
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["pairs_processed"] == 7 and metrics["frames_scored"] == 7  # metrics over every frame
     assert metrics["frames_in_bag"] == 3 and metrics["skipped_messages"].get("max_frames", 0) >= 1
+    # the rest of the bag is left unread on purpose, not mistaken for damaged storage
+    assert metrics["not_read_messages"] > 0 and metrics["unreadable_messages"] == 0
+    assert metrics["messages"][sb.RGB_TOPIC]["read"] + metrics["messages"][sb.RGB_TOPIC]["not_read"] == 9
     with BagReader(tmp_path / "out" / "sr_bag") as reader:
         counts = {topic: n for topic, (_, n) in reader.topics().items()}
         clouds = [r.message for r in reader.records([OUTPUT_POINTS_TOPIC])]

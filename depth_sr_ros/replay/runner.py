@@ -154,9 +154,9 @@ class ReplayConfig:
 class MessageLedger:
     """Per topic: messages read, processed, skipped by reason, and unreadable.
 
-    read == processed + skipped (`balanced`), and read + unreadable == what the bag holds
-    (`complete`): `held` is the bag's own message count for the topic, `unreadable` what damaged
-    storage kept from being read.
+    read == processed + skipped (`balanced`), and read + unreadable + not_read == what the bag
+    holds (`complete`): `held` is the bag's own message count for the topic, `unreadable` what
+    damaged storage kept from being read, `not_read` what was left unread after `max_frames`.
     """
 
     def __init__(self) -> None:
@@ -165,6 +165,7 @@ class MessageLedger:
         self.skipped: dict[str, Counter[str]] = defaultdict(Counter)
         self.held: Counter[str] = Counter()
         self.unreadable: Counter[str] = Counter()
+        self.not_read: Counter[str] = Counter()
 
     def skip(self, topic: str, reason: str, n: int = 1) -> None:
         if n:
@@ -174,7 +175,7 @@ class MessageLedger:
         return all(self.read[t] == self.processed[t] + sum(self.skipped[t].values()) for t in self.read)
 
     def complete(self) -> bool:
-        return all(self.read[t] + self.unreadable[t] == self.held[t] for t in self.held)
+        return all(self.read[t] + self.unreadable[t] + self.not_read[t] == self.held[t] for t in self.held)
 
     def skip_totals(self) -> dict[str, int]:
         totals: Counter[str] = Counter()
@@ -184,7 +185,7 @@ class MessageLedger:
 
     def as_dict(self) -> dict[str, Any]:
         return {t: {"read": self.read[t], "processed": self.processed[t], "skipped": dict(self.skipped[t]),
-                    "unreadable": self.unreadable[t], "in_bag": self.held[t]}
+                    "unreadable": self.unreadable[t], "not_read": self.not_read[t], "in_bag": self.held[t]}
                 for t in sorted(set(self.read) | set(self.held))}
 
 
@@ -343,8 +344,8 @@ class ReplayRunner:
                         break
             self._flush(writer, everything=True)
             self.storage_errors = list(reader.storage_errors)
-        for topic, held in self.ledger.held.items():
-            self.ledger.unreadable[topic] = max(0, held - self.ledger.read[topic])
+        for topic, held in self.ledger.held.items():  # the rest of the bag, when max_frames stopped the reading
+            (self.ledger.not_read if self.stopped else self.ledger.unreadable)[topic] = max(0, held - self.ledger.read[topic])
             if self.ledger.read[topic] > held:
                 LOG.warning("%s: read %d messages but the bag's metadata counts %d", topic,
                             self.ledger.read[topic], held)
@@ -654,6 +655,7 @@ class ReplayRunner:
             "messages": self.ledger.as_dict(),
             "skipped_messages": self.ledger.skip_totals(),
             "unreadable_messages": sum(self.ledger.unreadable.values()),
+            "not_read_messages": sum(self.ledger.not_read.values()),  # after max_frames
             "storage_errors": self.storage_errors,
             "notices": dict(self.notices),
             "hints": hints,
@@ -703,6 +705,7 @@ def format_summary(report: ReplayReport) -> str:
     for topic, counts in report.ledger.as_dict().items():
         skipped = _reasons(counts["skipped"]) if counts["skipped"] else "-"
         unreadable = f"  (+{counts['unreadable']} unreadable of {counts['in_bag']})" if counts["unreadable"] else ""
+        unreadable += f"  (+{counts['not_read']} not read: --max-frames)" if counts["not_read"] else ""
         lines.append(f"  {topic:<42}{counts['read']:>5}{counts['processed']:>11}  {skipped}{unreadable}")
     lines.append(f"pairs processed: {report.pairs_processed}  (backbone {report.backbone}, x{report.scale})")
     lines.append("pairs skipped: " + _reasons(report.pairs_skipped))
