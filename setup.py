@@ -37,7 +37,9 @@ setup(
         # training, ONNX export, the torch and TensorRT backends, weights from safetensors
         "torch": ["torch>=2.1", "safetensors>=0.4", "onnx>=1.15", "onnxscript>=0.1"],
         "foundation": ["transformers>=4.40"],
-        "test": ["pytest>=7", "hypothesis>=6.100", "ruff>=0.4", "mypy>=1.8", "transformers>=4.40"],
+        # what the tests need besides torch (tests that need torch skip without it)
+        "test": ["pytest>=7", "hypothesis>=6.100", "ruff>=0.4", "mypy>=1.8", "transformers>=4.40", "safetensors>=0.4",
+                 "onnx>=1.15", "onnxscript>=0.1"],
     },
     zip_safe=False,
     maintainer="depth_sr_ros maintainers",
