@@ -13,7 +13,8 @@ falls back to the next backend of the chain with a warning, or raises when `stri
   3. `torch`       on CUDA (fp16 autocast when `precision="fp16"`);
   4. `onnxruntime` on the CPU: its fused, graph-optimised convolutions beat eager torch on CPU
      for the shipped backbones (measured in BENCHMARKS.md);
-  5. `torch`       on the CPU, the last resort (always available).
+  5. `torch`       on the CPU, the last resort (where torch is installed).
+Without torch, `onnxruntime` runs the ONNX file shipped beside the weights (`onnx_path`).
 An explicitly named backend falls back along the same order from its own position.
 """
 
@@ -349,7 +350,7 @@ _AUTO_REASON = {
     ("onnxruntime", "cuda"): "ONNX Runtime on a GPU execution provider",
     ("torch", "cuda"): "eager torch on the GPU",
     ("onnxruntime", "cpu"): "ONNX Runtime CPU, faster than eager torch on CPU",
-    ("torch", "cpu"): "eager torch on the CPU, always available",
+    ("torch", "cpu"): "eager torch on the CPU, the last resort",
 }
 
 
