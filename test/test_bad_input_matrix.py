@@ -676,3 +676,15 @@ def test_good_weights_copy_replays(bag: Path, tmp_path: Path, lite_weights: Path
     argv[argv.index("--backbone") + 1] = "lite"
     assert main(argv) == 0
 
+
+
+def test_node_parameter_assume_registered_reaches_the_frame_processor() -> None:
+    from depth_sr_ros.ros.parameters import NodeParams, ParameterRejected, output_config, plan_change
+
+    assert NodeParams.defaults().assume_registered is False
+    params = NodeParams.from_values({"assume_registered": True})
+    assert output_config(params).assume_registered is True
+    plan = plan_change(NodeParams.defaults(), {"assume_registered": True}, configured=True, active=True)
+    assert plan.rebuild_output and not plan.rebuild_pipeline  # applies from the next frame, also while active
+    with pytest.raises(ParameterRejected):
+        NodeParams.from_values({"assume_registered": "yes"})
