@@ -37,7 +37,6 @@ processed frame; `every` thins the bag only.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shutil
@@ -67,6 +66,7 @@ from depth_sr_ros.core.sync import (
 )
 from depth_sr_ros.core.transforms import TransformBuffer
 from depth_sr_ros.replay.bag_io import BagReader, load_typestore, transport_topic
+from depth_sr_ros.replay.frame_log import FrameLog
 from depth_sr_ros.replay.previews import PreviewEntry, PreviewPlan
 from depth_sr_ros.replay.report import ErrorHistogram, ReportInputs, write_report
 from depth_sr_ros.replay.writer import POINTS_MODES, OutputBag, format_sizes, output_sizes
@@ -207,22 +207,30 @@ class ReplayReport:
 
 
 class _AuxStream:
-    """A CameraInfo or ground-truth stream: recent messages (bounded) and which ones were used."""
+    """A CameraInfo or ground-truth stream: recent messages (bounded) and which ones were used.
 
-    def __init__(self, topic: str, keep: int) -> None:
+    A message leaving the window can no longer be looked up, so it is entered in the ledger
+    then (processed, skipped with the reason of the frames it went with, or `unused_reason`):
+    memory stays bounded however long the bag.
+    """
+
+    def __init__(self, topic: str, keep: int, ledger: MessageLedger, unused_reason: str) -> None:
         self.topic = topic
         self.keep = keep
+        self.ledger = ledger
+        self.unused_reason = unused_reason
         self.items: list[tuple[int, int, Any]] = []  # (stamp ns, index, message)
         self.latest_stamp = -1
         self.decoded = 0
-        self.used_ok: set[int] = set()
+        self.used_ok: set[int] = set()  # indices of items in the window
         self.failed: dict[int, str] = {}  # index -> reason, for messages only attached to skipped frames
 
     def add(self, stamp_ns: int, message: Any) -> None:
         self.items.append((stamp_ns, self.decoded, message))
         self.decoded += 1
         self.latest_stamp = max(self.latest_stamp, stamp_ns)
-        del self.items[: max(0, len(self.items) - self.keep)]
+        while len(self.items) > self.keep:
+            self._settle_one(self.items.pop(0)[1])
 
     def camera_info_for(self, stamp_ns: int) -> tuple[int, Any] | None:
         match = match_camera_info([stamp_ns], [s for s, _, _ in self.items])[0]
@@ -247,12 +255,19 @@ class _AuxStream:
                              f"{distance / 1e6:.3f} ms from the stamp {stamp_ns}: cannot tell which is this frame's")
         return best[0][1:]
 
-    def settle(self, ledger: MessageLedger, unused_reason: str) -> None:
-        ledger.processed[self.topic] += len(self.used_ok)
-        for index, reason in self.failed.items():
-            if index not in self.used_ok:
-                ledger.skip(self.topic, reason)
-        ledger.skip(self.topic, unused_reason, self.decoded - len(self.used_ok | set(self.failed)))
+    def _settle_one(self, index: int) -> None:
+        reason = self.failed.pop(index, None)
+        if index in self.used_ok:
+            self.used_ok.discard(index)
+            self.ledger.processed[self.topic] += 1
+        else:
+            self.ledger.skip(self.topic, reason or self.unused_reason)
+
+    def settle(self) -> None:
+        """Enter the messages still in the window in the ledger (at the end of the bag)."""
+        for _, index, _ in self.items:
+            self._settle_one(index)
+        self.items = []
 
 
 def with_transport_topics(config: ReplayConfig) -> ReplayConfig:
@@ -281,6 +296,8 @@ def stamp_ns(message: Any) -> int:
 class ReplayRunner:
     """Runs one replay; `run()` returns the report. Build once per bag."""
 
+    frame_log: FrameLog  # frames.csv rows, spooled to disk so that memory stays flat; made by run()
+
     def __init__(self, config: ReplayConfig) -> None:
         self.config = config = with_transport_topics(config)
         self.typestore = load_typestore(config.typestore)
@@ -301,10 +318,10 @@ class ReplayRunner:
         keep = max(4 * config.queue_size, 32)
         self.tf = TransformBuffer()
         self.tf_latest_stamp = -1  # of dynamic transforms; a cloud waits for /tf to pass its stamp
-        self.aux = {topic: _AuxStream(topic, keep)
+        self.aux = {topic: _AuxStream(topic, keep, self.ledger,
+                                      "unmatched_ground_truth" if topic == config.gt_topic else "unused_camera_info")
                     for topic in (config.rgb_info_topic, self.depth_info_topic, config.gt_topic) if topic}
         self.pending: list[tuple[Pair, int]] = []  # (pair, log time it completed)
-        self.frame_rows: list[dict[str, Any]] = []
         self.frame_metrics: dict[str, list[dict[str, float]]] = defaultdict(list)
         self.pairs_processed = 0
         self.pairs_skipped: Counter[str] = Counter()
@@ -322,6 +339,7 @@ class ReplayRunner:
         cfg = self.config
         out_dir = Path(cfg.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        self.frame_log = FrameLog(out_dir / "frames.csv")
         bag_out = out_dir / "sr_bag"
         if (bag_out / "metadata.yaml").exists():
             shutil.rmtree(bag_out)  # the output bag of an earlier run into the same folder
@@ -353,8 +371,8 @@ class ReplayRunner:
         for item in self.sync.finish():
             topic = cfg.rgb_topic if item.stream == "rgb" else self.depth_topic
             self.ledger.skip(topic, "max_frames" if self.stopped else item.reason)
-        for topic, stream in self.aux.items():
-            stream.settle(self.ledger, "unmatched_ground_truth" if topic == cfg.gt_topic else "unused_camera_info")
+        for stream in self.aux.values():
+            stream.settle()
         return self._finish(out_dir, bag_out, output_bag.frames_written)
 
     def _inputs(self) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
@@ -448,9 +466,16 @@ class ReplayRunner:
             gt, gt_problem = None, err
         looked_up = [(cfg.rgb_info_topic, rgb_info), (self.depth_info_topic, depth_info), (cfg.gt_topic, gt)]
         used = [(topic, item[0]) for topic, item in looked_up if item is not None]  # (topic, message index)
-        row: dict[str, Any] = {"frame": len(self.frame_rows), "rgb_stamp_ns": pair.rgb.stamp_ns,
+        row: dict[str, Any] = {"frame": self.frame_log.count, "rgb_stamp_ns": pair.rgb.stamp_ns,
                                "depth_stamp_ns": pair.depth.stamp_ns}
-        self.frame_rows.append(row)
+        try:
+            self._process_pair(pair, log_time, writer, row, rgb_info, depth_info, gt, gt_problem, used)
+        finally:
+            self.frame_log.add(row)  # the row is complete: spooled to disk
+
+    def _process_pair(self, pair: Pair, log_time: int, writer: OutputBag, row: dict[str, Any], rgb_info: Any,
+                      depth_info: Any, gt: Any, gt_problem: FrameError | None, used: list[tuple[str, int]]) -> None:
+        cfg = self.config
         self._check_scale(pair, row)
         frame_index = self.pairs_processed  # among processed frames, for `every` and the previews
         try:
@@ -573,28 +598,33 @@ class ReplayRunner:
         self.previews.offer(index, entry, rmse.get(self.backbone), make)
 
     # -- outputs -------------------------------------------------------------------------------
-    def _check_stamp_gaps(self) -> None:
-        """Count pairs whose stamps differ by more than half the observed RGB frame period."""
+    def _write_frames_csv(self) -> Path:
+        """frames.csv, with each pair's stamp gap; counts the pairs whose stamps differ by more than
+        half the observed RGB frame period."""
         period = frame_period_ns(self.stamps["rgb"])
         if not period:
-            return
-        for row in self.frame_rows:
+            return self.frame_log.finish()
+
+        def stamp_gap(row: dict[str, Any]) -> dict[str, Any]:
             gap = abs(row["rgb_stamp_ns"] - row["depth_stamp_ns"])
-            row["stamp_gap_ms"] = round(gap / 1e6, 3)
             if gap > period / 2:
                 self.notices["stamp_gap_over_half_period"] += 1
+            return {"stamp_gap_ms": round(gap / 1e6, 3)}
+
+        path = self.frame_log.finish(stamp_gap, ("stamp_gap_ms",))
         late = self.notices["stamp_gap_over_half_period"]
         if late:
             LOG.warning("%d pair(s) have stamps further apart than half the RGB frame period (%.1f ms): with a slop "
                         "of %.1f ms a depth frame can pair with a neighbouring RGB frame, e.g. after a dropped "
                         "frame; frames.csv has stamp_gap_ms per pair. A slop under %.1f ms prevents it",
                         late, period / 1e6, self.slop_ns / 1e6, period / 2e6)
+        return path
 
     def _hints(self) -> list[str]:
         """What to change, for runs that paired or scored nothing."""
         hints = []
         rgb, depth = self.stamps["rgb"], self.stamps["depth"]
-        if not self.frame_rows and rgb and depth:
+        if not self.frame_log.count and rgb and depth:
             gaps = nearest_distances_ns(depth, rgb)
             nearest, median = min(gaps) / 1e6, sorted(gaps)[len(gaps) // 2] / 1e6
             if self.config.exact_sync:
@@ -605,29 +635,30 @@ class ReplayRunner:
                              f"{median:.3f} ms) but --slop is {self.config.slop_s * 1e3:.3f} ms; raise --slop above "
                              "the usual offset (keep it under half the frame period), or check that both topics "
                              "are stamped by the same clock")
-        elif not self.frame_rows:
+        elif not self.frame_log.count:
             hints.append(f"nothing paired: {len(rgb)} RGB and {len(depth)} depth message(s) had usable stamps; "
                          "see the skip reasons above")
         if self.config.gt_topic and self.pairs_processed and not self.frame_metrics:
-            reasons = Counter(row.get("gt", "none") for row in self.frame_rows if row.get("status") == "ok")
-            hints.append(f"no frame scored against {self.config.gt_topic} ({_reasons(dict(reasons))}): ground truth "
+            reasons = dict(self.frame_log.gt_outcomes)
+            hints.append(f"no frame scored against {self.config.gt_topic} ({_reasons(reasons)}): ground truth "
                          "needs the depth stamp (within --slop) and the RGB resolution")
         return hints
 
     def _finish(self, out_dir: Path, bag_out: Path, frames_in_bag: int) -> ReplayReport:
-        self._check_stamp_gaps()
+        frames_csv = self._write_frames_csv()
         hints = self._hints()
         for hint in hints:
             LOG.warning("%s", hint)
         metrics = {method: mean_metrics(values) for method, values in self.frame_metrics.items()}
         frames_scored = len(self.frame_metrics.get(self.backbone, []))
-        outputs = {"bag": bag_out, "frames_csv": out_dir / "frames.csv", "report_html": out_dir / "report.html"}
+        outputs = {"bag": bag_out, "frames_csv": frames_csv, "report_html": out_dir / "report.html"}
         if self.config.previews:
             outputs["previews"] = out_dir / "previews"
-        self._write_csv(outputs["frames_csv"])
         worst = self.previews.finish()
+        ok_rows = [row for row in self.frame_log.rows() if row.get("status") == "ok"]  # once, for the report
+        self.frame_log.discard()
         write_report(outputs["report_html"], ReportInputs(
-            bag=str(self.config.bag), backbone=self.backbone, scale=self.config.sr.scale, rows=self._ok_rows(),
+            bag=str(self.config.bag), backbone=self.backbone, scale=self.config.sr.scale, rows=ok_rows,
             methods=list(metrics), metrics=metrics, histogram=self.histogram, worst=worst,
             sampled=self.previews.sampled, sample_every=self.previews.every, skipped=self.ledger.skip_totals(),
             facts=[(f"{self.pairs_processed} frames processed, {frames_scored} scored, {frames_in_bag} in the "
@@ -635,11 +666,6 @@ class ReplayRunner:
                    "pairs skipped: " + _reasons(dict(self.pairs_skipped))]))
         sizes = output_sizes(outputs, self.pairs_processed)
         outputs["metrics_json"] = out_dir / "metrics.json"
-        timings = defaultdict(list)
-        for row in self.frame_rows:
-            for key, value in row.items():
-                if key.endswith("_ms"):
-                    timings[key.removesuffix("_ms")].append(value)
         summary = {
             "bag": str(self.config.bag),
             "backbone": self.backbone,
@@ -651,7 +677,7 @@ class ReplayRunner:
             "frames_in_bag": frames_in_bag,
             "metrics": {m: {k: _json_number(v) for k, v in values.items()} for m, values in metrics.items()},
             "metric_units": "rmse, mae: metres; absrel, delta1 (delta < 1.25), coverage: fractions",
-            "mean_timings_ms": {stage: round(float(np.mean(v)), 3) for stage, v in timings.items()},
+            "mean_timings_ms": self.frame_log.mean_timings_ms(),
             "messages": self.ledger.as_dict(),
             "skipped_messages": self.ledger.skip_totals(),
             "unreadable_messages": sum(self.ledger.unreadable.values()),
@@ -674,17 +700,6 @@ class ReplayRunner:
                             self.ledger, metrics, frames_scored, outputs, dict(self.notices), hints,
                             self.storage_errors, frames_in_bag, sizes)
 
-    def _write_csv(self, path: Path) -> None:
-        columns: list[str] = []
-        for row in self.frame_rows:
-            columns += [key for key in row if key not in columns]
-        with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(self.frame_rows)
-
-    def _ok_rows(self) -> list[dict[str, Any]]:
-        return [row for row in self.frame_rows if row.get("status") == "ok"]
 
 
 def _json_number(value: float) -> float | None:

@@ -17,6 +17,7 @@ end unless `--soak-dir` names one to keep.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -185,7 +186,8 @@ def run_soak(args: argparse.Namespace) -> int:
             report = runner.run()
         finally:
             sampler.stop()
-        frame_ms = [float(row["total_ms"]) for row in runner.frame_rows if row.get("status") == "ok"]
+        with open(report.outputs["frames_csv"], newline="") as handle:
+            frame_ms = [float(row["total_ms"]) for row in csv.DictReader(handle) if row["status"] == "ok"]
         result = summarise(sampler.samples, frame_ms, report.pairs_processed)
         result.update(backbone=report.backbone, scale=scale, height=args.height, width=args.width,
                       pairs_skipped=report.pairs_skipped)
