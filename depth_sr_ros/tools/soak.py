@@ -91,12 +91,14 @@ class RssSampler(threading.Thread):
         self.progress = progress
         self.period = period
         self.samples: list[tuple[float, float, int]] = []
+        self.load: list[float] = []  # 1-minute load average at each sample: was the machine shared?
         self._stop_event = threading.Event()
         self._start = time.monotonic()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
             self.samples.append((time.monotonic() - self._start, rss_mb(), int(self.progress())))
+            self.load.append(os.getloadavg()[0])
             self._stop_event.wait(self.period)
 
     def stop(self) -> None:
@@ -151,6 +153,10 @@ def markdown(result: dict[str, Any], machine: str, command: str) -> str:
     run_line = (f"{result['frames']} frames of {result['width']}x{result['height']} x{result['scale']}, backbone "
                 f"{result['backbone']}, {result['seconds']:.0f} s; RSS sampled every second "
                 f"({result['rss_samples']} samples).")
+    load = result.get("load_average_1min")
+    if load:
+        run_line += (f" 1-minute load average during the run: median {load['median']}, {load['min']} to {load['max']} "
+                     "(2 cores).")
     lines = [f"Machine: {machine}. Command: `{command}`", "", run_line, "", "| frames done | seconds | RSS MB |",
              "|---|---|---|", *(f"| {d['frames']} | {d['seconds']:.0f} | {d['rss_mb']:.1f} |" for d in result["rss_by_tenth"]),
              "", rss_line, time_line]
@@ -189,6 +195,8 @@ def run_soak(args: argparse.Namespace) -> int:
         with open(report.outputs["frames_csv"], newline="") as handle:
             frame_ms = [float(row["total_ms"]) for row in csv.DictReader(handle) if row["status"] == "ok"]
         result = summarise(sampler.samples, frame_ms, report.pairs_processed)
+        result["load_average_1min"] = {"min": round(min(sampler.load), 2), "median": round(float(np.median(sampler.load)), 2),
+                                       "max": round(max(sampler.load), 2)}
         result.update(backbone=report.backbone, scale=scale, height=args.height, width=args.width,
                       pairs_skipped=report.pairs_skipped)
     finally:
