@@ -591,9 +591,9 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_args(args)  # flag mistakes first, also where torch is missing
     import torch
 
-    check_args(args)
     if args.soak:
         return run_soak(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
