@@ -18,7 +18,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/models", glob("models/*")),
     ],
-    package_data={PACKAGE: ["samples/tum_fr1/*/*", "samples/tum_fr1/*.*", "weights/*"]},
+    package_data={PACKAGE: ["samples/tum_fr1/*/*", "samples/tum_fr1/*.*", "weights/*", "eval/*.json"]},
     include_package_data=True,
     python_requires=">=3.10",
     # Running (demo, replay, the node) needs no torch: classic backbones in numpy, networks through

@@ -15,7 +15,7 @@ from depth_sr_ros.core.classic import (
 )
 from depth_sr_ros.core.resample import pil_resize
 from depth_sr_ros.eval.protocol import gdsr_frame, make_input
-from depth_sr_ros.train.datasets import FolderDataset, parse_scenes, preset_for
+from depth_sr_ros.train.datasets import FolderDataset, describe_folder, parse_scenes
 
 CLASSIC = ("bicubic", "guided_filter", "joint_bilateral")
 
@@ -185,7 +185,7 @@ def test_jbu_needs_rgb_at_exactly_scale_times_depth():
 
 # --- real data: the gdsr protocol on Middlebury (PROTOCOL.md), through the shipped evaluator ---
 def _protocol_rmse(middlebury, upsampler, scale: int) -> float:
-    dataset = FolderDataset(preset_for(middlebury, parse_scenes("15-20")))
+    dataset = FolderDataset(describe_folder(middlebury, parse_scenes("15-20")))
     assert len(dataset) == 6
     return float(np.mean([
         gdsr_frame(upsampler.upsample, frame, make_input(frame, scale), scale)[1]

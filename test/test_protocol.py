@@ -11,9 +11,9 @@ from depth_sr_ros.eval.protocol import (
     gdsr_score,
     make_input,
     metric_frame,
+    protocol_bicubic_downsample,
 )
 from depth_sr_ros.train.datasets import Frame
-from depth_sr_ros.train.degradations import protocol_bicubic_downsample
 
 
 def _middlebury_frame(h=21, w=30, seed=0):
@@ -83,11 +83,66 @@ def test_nyu_rmse_is_centimetres_after_a_6px_border_crop():
     assert gdsr_score(pred, gt, "nyu", 0.001) == pytest.approx(np.sqrt(1.0 / 64))
 
 
-def test_bicubic_protocol_refuses_ground_truth_with_holes():
+def test_rgbdd_rmse_is_centimetres_over_every_pixel():
+    gt = np.full((8, 10), 1500.0, dtype=np.float32)  # millimetres
+    pred = gt.copy()
+    pred[0, 0] += 20.0  # 2 cm in the corner: scored (no border crop)
+    pred[7, 9] -= 10.0  # 1 cm
+    assert gdsr_score(pred, gt, "rgbdd", 0.001) == pytest.approx(np.sqrt((4.0 + 1.0) / 80))
+    gt[0, 0] = np.nan  # an invalid ground-truth pixel is left out
+    assert gdsr_score(pred, gt, "rgbdd", 0.001) == pytest.approx(np.sqrt(1.0 / 79))
+
+
+def test_zero_values_are_downsampled_and_scored_like_any_other():
     frame = _middlebury_frame()
+    frame.depth[:6, :6] = 0.0  # Middlebury-style zeros (zero_is_invalid: false): values
+    inp = make_input(frame, 4)
+    assert np.isfinite(inp.lr).all() and not inp.gt_holes
+    np.testing.assert_allclose(inp.lr, protocol_bicubic_downsample(frame.native[:20, :28], 4) * np.float32(0.01),
+                               rtol=1e-6, atol=1e-7)
+    # A constant prediction of 0 scores the zeros as exact and everything else by its value.
+    gt = frame.native[:20, :28].astype(np.float64)
+    lo, hi = gt.min(), gt.max()
+    _, rmse = gdsr_frame(lambda *a: np.full((20, 28), -1.0, np.float32), frame, inp, 4)
+    assert lo == 0.0 and rmse == pytest.approx(np.sqrt(np.mean(gt**2)), rel=1e-6)
+    assert hi > 0
+
+
+def test_ground_truth_holes_are_filled_for_the_input_and_left_out_of_the_score():
+    frame = _middlebury_frame()
+    frame.gdsr_style = "rgbdd"
     frame.depth[3, 3] = np.nan
-    with pytest.raises(ValueError, match="hole-free"):
-        make_input(frame, 4)
+    frame.depth[12:20, 0:8] = np.nan  # two whole 4x4 blocks and more
+    inp = make_input(frame, 4)
+    assert inp.gt_holes
+    assert np.isnan(inp.lr[3:5, 0:2]).all() and np.isfinite(inp.lr[0, 0])  # whole-block holes stay holes
+    valid = np.isfinite(inp.gt)
+    oracle_native = np.nan_to_num(frame.native[:20, :28], nan=123.0)
+    lo, hi = np.nanmin(frame.native[:20, :28]), np.nanmax(frame.native[:20, :28])
+    _, rmse = gdsr_frame(lambda *a: (oracle_native - lo) / (hi - lo), frame, inp, 4)
+    assert rmse == pytest.approx(0.0, abs=1e-4)  # the holes' 123s are not scored
+    assert valid.sum() == 20 * 28 - 1 - 8 * 8
+
+
+def test_real_low_resolution_input_of_another_size_goes_to_the_model_grid():
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(1000, 2000, (40, 52)).astype(np.float32) * np.float32(0.001)
+    lr = rng.uniform(1, 2, (15, 19)).astype(np.float32)  # a 3/8 sensor (not 40/4 x 52/4)
+    frame = Frame("r", rng.integers(0, 255, (40, 52, 3), dtype=np.uint8), gt, 0.001, "rgbdd", depth_lr=lr)
+    inp = make_input(frame, 8)
+    # rgbdd real pairs: cropped to a multiple of 4 (40 x 52), grid ceil(40/8) x ceil(52/8) = 5 x 7.
+    assert inp.gt.shape == (40, 52) and inp.lr.shape == (5, 7) and inp.source == "depth_lr"
+    rows = np.minimum(((np.arange(5) + 0.5) * 8 / (40 / 15)).astype(int), 14)
+    cols = np.minimum(((np.arange(7) + 0.5) * 8 / (52 / 19)).astype(int), 18)
+    np.testing.assert_array_equal(inp.lr, lr[np.ix_(rows, cols)])
+    seen = {}
+
+    def method(rgb, depth, valid, scale):
+        seen["rgb"] = rgb.shape
+        return np.kron(depth, np.ones((scale, scale), np.float32))
+
+    pred, rmse = gdsr_frame(method, frame, inp, 8)
+    assert seen["rgb"] == (40, 56, 3) and pred.shape == (40, 52) and np.isfinite(rmse)
 
 
 def test_metric_protocol_reports_edge_rmse_near_discontinuities():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from depth_sr_ros.train.datasets import BagConfig, FolderDataset, parse_scenes, preset_for, read_bag
+from depth_sr_ros.train.datasets import BagConfig, FolderDataset, describe_folder, parse_scenes, read_bag
 
 
 def test_parse_scenes():
@@ -15,18 +15,18 @@ def test_parse_scenes():
 
 
 def test_presets_convert_units(shared_data):
-    mb = FolderDataset(preset_for(shared_data / "middlebury", ["15"]))[0]
+    mb = FolderDataset(describe_folder(shared_data / "middlebury", ["15"]))[0]
     raw = np.asarray(Image.open(shared_data / "middlebury" / "depth" / "15.png")).astype(np.float32)
     np.testing.assert_allclose(mb.native, raw, atol=1e-4)  # 0-255 scale back for the protocol
     assert mb.gdsr_style == "middlebury" and np.isfinite(mb.depth).all()  # 0 is a value there
 
-    tum = FolderDataset(preset_for(shared_data / "tum_fr1", ["00"]))[0]
+    tum = FolderDataset(describe_folder(shared_data / "tum_fr1", ["00"]))[0]
     raw = np.asarray(Image.open(shared_data / "tum_fr1" / "depth" / "00.png")).astype(np.float64)
     assert np.isnan(tum.depth[raw == 0]).all()
     np.testing.assert_allclose(tum.depth[raw > 0], raw[raw > 0] / 5000, rtol=1e-6)
     assert tum.intrinsics is not None and tum.intrinsics.fx == pytest.approx(517.3)
 
-    nyu = FolderDataset(preset_for(shared_data / "nyu_test"))
+    nyu = FolderDataset(describe_folder(shared_data / "nyu_test"))
     assert nyu.names == ["1000", "1001", "1002"]
     assert 0.5 < np.nanmedian(nyu[0].depth) < 10  # metres
 
@@ -38,13 +38,13 @@ def test_folder_reader_scene_filter_depth_lr_and_errors(tmp_path):
         Image.fromarray(np.zeros((8, 12, 3), np.uint8)).save(tmp_path / "rgb" / f"{name}.jpg")
         Image.fromarray(np.full((8, 12), 1500, np.uint16)).save(tmp_path / "depth" / f"{name}.png")
     Image.fromarray(np.array([[0, 2000, 2000]], np.uint16)).save(tmp_path / "depth_lr" / "b.png")
-    ds = FolderDataset(preset_for(tmp_path))
+    ds = FolderDataset(describe_folder(tmp_path))
     assert ds.names == ["a", "b"] and ds[0].depth_lr is None
-    frame = FolderDataset(preset_for(tmp_path, ["b"]))[0]
+    frame = FolderDataset(describe_folder(tmp_path, ["b"]))[0]
     np.testing.assert_allclose(frame.depth, 1.5)
     assert np.isnan(frame.depth_lr[0, 0]) and frame.depth_lr[0, 1] == pytest.approx(2.0)
     with pytest.raises(FileNotFoundError, match="zz"):
-        FolderDataset(preset_for(tmp_path, ["zz"]))
+        FolderDataset(describe_folder(tmp_path, ["zz"]))
 
 
 def test_a_training_source_overrides_the_folder_unit(tmp_path):

@@ -7,8 +7,19 @@ output H x W float32 in the unit of `depth_lr` (classic backbones' `upsample` ha
 
 gdsr, per frame: crop to a multiple of s; PIL bicubic downsampling of the float32 ground truth
 (or a named sensor degradation, or the real `depth_lr/`); normalise by the ground truth's min and
-max; upsample; clamp to [0, 1]; de-normalise; score (Middlebury: 0-255 scale, prediction clipped
-to [0, 255], all pixels; NYU-style: centimetres, 6 px border crop). Report the mean per-image RMSE.
+max; upsample; clamp to [0, 1]; de-normalise; score by the set's `gdsr_style` (`middlebury`: 0-255
+scale, prediction clipped to [0, 255], all pixels; `nyu`: centimetres, 6 px border crop; `rgbdd`:
+centimetres, no crop). Report the mean per-image RMSE.
+
+Ground truth of every kind: a stored 0 of a set with `zero_is_invalid: false` is a value like any
+other (downsampled and scored). Ground truth with holes (NaN: a `zero_is_invalid: true` set) is
+outside the published protocol: its holes are filled with the nearest valid depth before the
+bicubic downsampling, low-resolution pixels whose whole footprint is a hole stay invalid, and only
+valid ground-truth pixels are scored (`FrameInput.gt_holes` says so). Inputs whose size is not the
+ground truth's divided by s (a real `depth_lr/`, a sensor of another resolution) are brought to the
+model grid as the robot pipeline does (`core.resample.resample_to_grid`); for such real inputs an
+`rgbdd`-style set is cropped to a multiple of 4 (PROTOCOL.md), and the colour image is padded to
+the grid and the prediction cropped back.
 
 metric, per frame: the same inputs, but normalised by the valid *input's* min and max (what the
 robot pipeline can do), scored in metres: RMSE, MAE, AbsRel, delta<1.25 (core.metrics) and
@@ -19,18 +30,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from depth_sr_ros.core.metrics import depth_metrics
-from depth_sr_ros.core.resample import denormalise, fill_holes, normalise, resample_to_grid
+from depth_sr_ros.core.resample import (
+    denormalise,
+    fill_holes,
+    normalise,
+    pad_to_multiple,
+    pil_resize,
+    resample_to_grid,
+)
 from depth_sr_ros.train.datasets import Frame
-from depth_sr_ros.train.degradations import Degradation, protocol_bicubic_downsample
+
+if TYPE_CHECKING:
+    from depth_sr_ros.train.degradations import Degradation
 
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
 
 NYU_BORDER_PX = 6
+REAL_INPUT_MULTIPLE = 4  # PROTOCOL.md: real RGB-D-D pairs are cropped to a multiple of 4
 EDGE_RADIUS_PX = 3
 EDGE_JUMP_REL = 0.05  # a discontinuity: neighbouring depths differ by more than 5 %
 
@@ -40,8 +62,10 @@ class FrameInput:
     """What a method sees for one frame, plus what scoring needs.
 
     gt: cropped ground truth in metres (NaN invalid); rgb: cropped colour; lr: low-resolution
-    depth in metres (NaN invalid); valid_lr: its validity; source: "bicubic", a degradation
-    name, or "depth_lr" (a real sensor image).
+    depth in metres (NaN invalid) on the model grid `(ceil(h / s), ceil(w / s))` of the crop;
+    valid_lr: its validity; source: "bicubic", a degradation name, or "depth_lr" (a real sensor
+    image); gt_holes: whether the ground truth has invalid pixels (filled before the bicubic
+    downsampling, left out of the score).
     """
 
     name: str
@@ -50,6 +74,17 @@ class FrameInput:
     lr: np.ndarray
     valid_lr: np.ndarray
     source: str
+    gt_holes: bool = False
+
+
+def protocol_bicubic_downsample(gt: np.ndarray, scale: int) -> np.ndarray:
+    """Protocol step 2: PIL bicubic (antialiased) resize of float32 `gt` to `(H // scale, W // scale)`.
+
+    `gt` must have no NaN (the benchmark's ground truth is hole-filled); crop it to a multiple
+    of `scale` first, as the protocol does.
+    """
+    h, w = gt.shape
+    return pil_resize(gt, (w // scale, h // scale), "bicubic")
 
 
 def crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
@@ -58,58 +93,93 @@ def crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
     return image[:h, :w]
 
 
+def _grid(depth: np.ndarray, image_shape: tuple[int, ...], crop_shape: tuple[int, ...], scale: int) -> np.ndarray:
+    """`depth` (covering an image of `image_shape`) on the model grid of its top-left `crop_shape`."""
+    grid = resample_to_grid(depth, image_shape, scale)
+    return np.ascontiguousarray(grid[: -(-crop_shape[0] // scale), : -(-crop_shape[1] // scale)])
+
+
+def _bicubic_with_holes(native: np.ndarray, scale: int) -> np.ndarray:
+    """Step 2 on ground truth with holes (NaN): each hole takes its nearest valid pixel's value,
+    then PIL bicubic; low-resolution pixels whose whole footprint is a hole are NaN."""
+    valid = np.isfinite(native)
+    lr = protocol_bicubic_downsample(fill_holes(np.nan_to_num(native), valid), scale)
+    h, w = lr.shape
+    footprint = valid[: h * scale, : w * scale].reshape(h, scale, w, scale).any(axis=(1, 3))
+    return np.where(footprint, lr, np.float32(np.nan)).astype(np.float32)
+
+
 def make_input(frame: Frame, scale: int, degradation: Degradation | None = None,
                rng: np.random.Generator | None = None) -> FrameInput:
-    """Protocol steps 1-2 for one frame: crop, then the low-resolution input.
+    """Protocol steps 1-2 for one frame: crop, then the low-resolution input on the model grid.
 
     The real `depth_lr` wins when the frame has one; else `degradation` (None = the protocol's
     PIL bicubic downsampling of the float32 ground truth, in the stored unit so the numbers equal
     the published pipeline's to float precision).
     """
-    rgb = crop_to_multiple(frame.rgb, scale)
-    gt = crop_to_multiple(frame.depth, scale)
+    real = frame.depth_lr is not None
+    multiple = REAL_INPUT_MULTIPLE if real and frame.gdsr_style == "rgbdd" else scale
+    rgb = crop_to_multiple(frame.rgb, multiple)
+    gt = crop_to_multiple(frame.depth, multiple)
+    gt_holes = not np.isfinite(gt).all()
+    unit = np.float32(frame.depth_unit_m)
     if frame.depth_lr is not None:
-        lr = resample_to_grid(frame.depth_lr, rgb.shape, scale)
+        lr = _grid(frame.depth_lr, frame.rgb.shape, gt.shape, scale)
         source = "depth_lr"
     elif degradation is None:
-        if not np.isfinite(gt).all():
-            raise ValueError(f"{frame.name}: the bicubic protocol needs hole-free ground truth; "
-                             "use --degrade area or a sensor model")
-        lr = protocol_bicubic_downsample(gt / np.float32(frame.depth_unit_m), scale) * np.float32(frame.depth_unit_m)
+        native = gt / unit
+        lr = (_bicubic_with_holes(native, scale) if gt_holes else protocol_bicubic_downsample(native, scale)) * unit
         source = "bicubic"
     else:
         lr = degradation(gt, scale, rng if rng is not None else np.random.default_rng(0))
+        lr = _grid(lr, gt.shape, gt.shape, scale)
         source = degradation.name
+    if not np.isfinite(gt).any():
+        raise ValueError(f"{frame.name}: the ground truth has no valid pixel")
     valid = np.isfinite(lr)
     if not valid.any():
         raise ValueError(f"{frame.name}: the low-resolution input has no valid pixel")
-    return FrameInput(frame.name, rgb, gt, lr.astype(np.float32), valid, source)
+    return FrameInput(frame.name, rgb, gt, lr.astype(np.float32), valid, source, gt_holes)
 
 
 def run_method(method: Method, inp: FrameInput, scale: int, lo: float, hi: float, clamp: bool) -> np.ndarray:
-    """Normalise the filled input by (lo, hi), run `method`, optionally clamp to [0, 1], and
+    """Normalise the filled input by (lo, hi), run `method` (on the colour image padded to the
+    grid), crop its output to the ground truth's size, optionally clamp to [0, 1], and
     de-normalise: the prediction in the unit of `lo`, `hi`."""
     filled = fill_holes(np.nan_to_num(inp.lr), inp.valid_lr)
     norm, _, _ = normalise(filled, inp.valid_lr, lo, hi)
-    pred = np.asarray(method(inp.rgb, norm, inp.valid_lr, scale), dtype=np.float32)
-    if pred.shape != inp.gt.shape:
-        raise ValueError(f"method returned {pred.shape}, expected {inp.gt.shape}")
+    rgb = pad_to_multiple(inp.rgb, scale)
+    expected = (inp.lr.shape[0] * scale, inp.lr.shape[1] * scale)
+    if rgb.shape[:2] != expected:
+        raise ValueError(f"{inp.name}: colour {rgb.shape[:2]} does not fit the input grid {inp.lr.shape} x{scale}")
+    pred = np.asarray(method(rgb, norm, inp.valid_lr, scale), dtype=np.float32)
+    if pred.shape != expected:
+        raise ValueError(f"method returned {pred.shape}, expected {expected}")
+    pred = pred[: inp.gt.shape[0], : inp.gt.shape[1]]
     if clamp:
         pred = np.clip(pred, 0.0, 1.0)
     return denormalise(pred, lo, hi)
 
 
 def gdsr_score(pred_native: np.ndarray, gt_native: np.ndarray, style: str, unit_m: float) -> float:
-    """Step 6: Middlebury style -> RMSE on the 0-255 scale, prediction clipped, all pixels;
-    NYU style -> RMSE in centimetres after a 6 px border crop (valid ground truth only)."""
+    """Step 6, over the valid ground-truth pixels: `middlebury` -> RMSE on the stored (0-255)
+    scale, prediction clipped to [0, 255], all pixels; `nyu` -> RMSE in centimetres after a 6 px
+    border crop; `rgbdd` -> RMSE in centimetres, no crop."""
+    pred = pred_native.astype(np.float64)
+    gt = gt_native.astype(np.float64)
     if style == "middlebury":
-        err = np.clip(pred_native, 0, 255).astype(np.float64) - gt_native.astype(np.float64)
-        return float(np.sqrt(np.mean(err**2)))
-    b = NYU_BORDER_PX
-    to_cm = 100.0 * unit_m
-    pred = pred_native[b:-b, b:-b].astype(np.float64) * to_cm
-    gt = gt_native[b:-b, b:-b].astype(np.float64) * to_cm
+        pred = np.clip(pred, 0, 255)
+    elif style in ("nyu", "rgbdd"):
+        to_cm = 100.0 * unit_m
+        pred, gt = pred * to_cm, gt * to_cm
+        if style == "nyu":
+            b = NYU_BORDER_PX
+            pred, gt = pred[b:-b, b:-b], gt[b:-b, b:-b]
+    else:
+        raise ValueError(f"unknown gdsr style {style!r}")
     valid = np.isfinite(gt)
+    if not valid.any():
+        raise ValueError("no valid ground-truth pixel to score")
     return float(np.sqrt(np.mean((pred[valid] - gt[valid]) ** 2)))
 
 
@@ -118,7 +188,7 @@ def gdsr_frame(method: Method, frame: Frame, inp: FrameInput, scale: int) -> tup
     unit = np.float32(frame.depth_unit_m)
     gt_native = inp.gt / unit
     lo, hi = float(np.nanmin(gt_native)), float(np.nanmax(gt_native))
-    native_inp = FrameInput(inp.name, inp.rgb, gt_native, inp.lr / unit, inp.valid_lr, inp.source)
+    native_inp = FrameInput(inp.name, inp.rgb, gt_native, inp.lr / unit, inp.valid_lr, inp.source, inp.gt_holes)
     pred_native = run_method(method, native_inp, scale, lo, hi, clamp=True)
     return pred_native * unit, gdsr_score(pred_native, gt_native, frame.gdsr_style, frame.depth_unit_m)
 

@@ -1,89 +1,123 @@
 """`depth-sr evaluate`: score a backbone beside `bicubic` and `guided_filter` on an RGB-D folder.
 
-    depth-sr evaluate --data ../shared/data/middlebury --scenes 15-20 --scale 4 --protocol gdsr \\
-        [--backbone lite] [--weights models/lite_x4.safetensors] [--degrade tof] \\
-        --json out/eval_x4.json [--previews out/previews]
+    depth-sr evaluate --data ../shared/data/rgbdd_dev --scale 4 --protocol gdsr \\
+        [--backbone lite] [--weights models/lite_x4.safetensors] [--split heldout|train|all] \\
+        [--degrade real_tof --misregistration 2] [--json out/eval_x4.json] [--csv out/eval_x4.csv] \\
+        [--previews out/previews]
 
-Protocols are in `depth_sr_ros.eval.protocol`. Every method sees the same inputs: the real
-`depth_lr/` when the folder has one, else the `--degrade` sensor model (default: the gdsr
-protocol's PIL bicubic downsampling), drawn with one seed per frame.
+The folder's `dataset.json` says how to read and score it (train/datasets.py). Protocols are in
+`depth_sr_ros.eval.protocol`. Every method sees the same inputs: the real `depth_lr/` when the
+folder has one, else the `--degrade` sensor model (default: the gdsr protocol's PIL bicubic
+downsampling), drawn with one seed per frame. A folder recognised as a known set
+(`eval/splits.py`: `rgbdd_dev`, `middlebury`, by content) is scored on its held-out split unless
+`--split` or `--scenes` says otherwise, and the table shows the published figures beside ours.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import json
 import logging
+import math
+import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
 from depth_sr_ros.core.backbones import get_backbone
 from depth_sr_ros.core.metrics import mean_metrics
+from depth_sr_ros.eval import splits
 from depth_sr_ros.eval.protocol import Method, gdsr_frame, make_input, metric_frame, network_method
+from depth_sr_ros.optional import has_torch
 from depth_sr_ros.tools.usage import (
     UsageError,
     add_no_progress,
+    bounded,
     check_backbone,
     existing_dir,
     existing_file,
     output_dir,
     output_file,
 )
-from depth_sr_ros.train.datasets import FolderDataset, parse_scenes, preset_for
-from depth_sr_ros.train.degradations import DEGRADATIONS, get_degradation
+from depth_sr_ros.train.datasets import FolderDataset, describe_folder, parse_scenes
+
+if TYPE_CHECKING:
+    from depth_sr_ros.train.degradations import Degradation
 
 LOG = logging.getLogger(__name__)
 BASELINES = ("bicubic", "guided_filter")
-# Published Middlebury figures (gdsr protocol, bicubic inputs, PROTOCOL.md) per scale.
-PUBLISHED_MIDDLEBURY = {
-    "dctnet": {4: 1.10, 8: 2.05, 16: 4.19},
-    "sgnet": {4: 1.15, 8: 1.64, 16: 2.95},
-    "naima": {4: 1.03, 8: 1.62, 16: 2.75},
-}
+# The set whose held-out gdsr figure (bicubic inputs) is a card's `val_rmse`, what `auto` ranks by:
+# the ToF domain the package is for.
+RANK_SET = "rgbdd_dev"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="dataset folder (rgb/, depth/, optional depth_lr/)")
+    parser.add_argument("--data", required=True, help="dataset folder (rgb/, depth/, dataset.json, optional depth_lr/)")
     parser.add_argument("--scale", type=int, required=True, choices=(2, 4, 8, 16))
     parser.add_argument("--backbone", help="backbone to evaluate (default: the shipped default for the scale)")
     parser.add_argument("--weights", help="weights for a network backbone (default: the shipped ones)")
     parser.add_argument("--protocol", choices=("gdsr", "metric"), default="gdsr")
-    parser.add_argument("--degrade", choices=sorted(DEGRADATIONS),
-                        help="sensor model for the low-resolution input in place of the protocol's bicubic")
+    parser.add_argument("--degrade", metavar="NAME",
+                        help="sensor model for the low-resolution input in place of the protocol's bicubic: a "
+                        "preset of train/degradations.py (real_tof, phone_tof, tof, misregistration, sensor_noise, "
+                        "...; needs torch)")
+    parser.add_argument("--misregistration", type=bounded(float, 0.0, 50.0), metavar="PX",
+                        help="fix the sensor's misregistration at PX high-resolution pixels (with --degrade "
+                        "real_tof, phone_tof or misregistration; default: their 0-3 px mix)")
+    parser.add_argument("--split", choices=("heldout", "train", "all"),
+                        help="frames of a recognised set to score (default: heldout for a recognised set "
+                        "without --scenes, else all)")
     parser.add_argument("--scenes", help="frames to use, e.g. 15-20 or 1000,1002 (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the degradation's randomness")
-    parser.add_argument("--json", required=True, help="write the results here (a file path)")
+    parser.add_argument("--json", default="evaluation.json", help="write the results here (default: %(default)s)")
+    parser.add_argument("--csv", help="write one row per frame here (default: the --json path with .csv)")
     parser.add_argument("--previews", help="write one PNG per frame (inputs, predictions, error maps) here")
     parser.add_argument("--update-card", action="store_true",
                         help="record the numbers (and this command) in the model card of --weights")
     add_no_progress(parser)
 
 
-def check_args(args: argparse.Namespace) -> FolderDataset:
-    """Every flag checked before any network loads (UsageError naming the flag); the dataset."""
+def check_args(args: argparse.Namespace) -> Degradation | None:
+    """Every flag checked before any network loads (UsageError naming the flag); the degradation."""
     data = existing_dir("--data", args.data, "dataset folder")
     try:
         scenes = parse_scenes(args.scenes)
     except ValueError:
         raise UsageError(f"--scenes {args.scenes!r}: expected frame names or ranges, e.g. 15-20 or 1000,1002") from None
     try:
-        dataset = FolderDataset(preset_for(data, scenes))
+        FolderDataset(describe_folder(data, scenes))
     except FileNotFoundError as err:
         raise UsageError(f"--data {data}: {err} (a dataset folder holds rgb/ and depth/ with matching names)") from None
+    except ValueError as err:  # a bad dataset.json
+        raise UsageError(f"--data {data}: {err}") from None
     if args.backbone is not None:
         check_backbone("--backbone", args.backbone)
     if args.weights is not None:
         existing_file("--weights", args.weights, "weights file")
     output_file("--json", args.json)
+    if args.csv:
+        output_file("--csv", args.csv)
     if args.previews:
         output_dir("--previews", args.previews)
     if args.update_card and not args.weights:
         raise UsageError("--update-card needs --weights: the card to update is the one beside that file")
-    return dataset
+    if args.misregistration is not None and not args.degrade:
+        raise UsageError("--misregistration needs --degrade (real_tof, phone_tof or misregistration)")
+    if not args.degrade:
+        return None
+    if not has_torch():
+        raise UsageError(f"--degrade {args.degrade}: the sensor models run on PyTorch, which is not installed")
+    from depth_sr_ros.train.degradations import get_degradation
+
+    try:
+        return get_degradation(args.degrade, args.misregistration)
+    except (KeyError, ValueError) as err:
+        raise UsageError(f"--degrade {args.degrade}: {str(err).strip(chr(34) + chr(39))}") from None
 
 
 def build_method(name: str, scale: int, weights: str | None) -> Method:
@@ -103,22 +137,57 @@ def _default_backbone(scale: int) -> tuple[str, str | None]:
     return name, str(path) if path else None
 
 
+def select_frames(data: str, scenes: str | None, split: str | None) -> tuple[FolderDataset, dict[str, Any]]:
+    """The dataset restricted to the frames to score, and a description of the selection
+    (`set`, `split`, `rule`, per-frame split) for the result."""
+    dataset = FolderDataset(describe_folder(data, parse_scenes(scenes)))
+    recognition = splits.recognise(dataset.depth_files(), dataset.config.gdsr_style)
+    chosen = split or ("heldout" if recognition is not None and not scenes else "all")
+    try:
+        names = splits.select(dataset.names, recognition, chosen)
+    except ValueError as err:
+        raise UsageError(f"--split {chosen}: {err}") from None
+    if not names:
+        raise UsageError(f"--split {chosen}: no frame of that split among the {len(dataset.names)} selected in {data}")
+    dataset = FolderDataset(dataclasses.replace(dataset.config, scenes=tuple(names)))
+    split_of = {n: recognition.split_of.get(n, "unknown") for n in names} if recognition else {}
+    info: dict[str, Any] = {"set": recognition.known.name if recognition else Path(data).resolve().name,
+                            "recognised": recognition is not None, "split": chosen, "frames": len(names),
+                            "rule": recognition.known.rule if recognition else "", "split_of": split_of}
+    if recognition is not None:
+        LOG.info("%s is the known set %s (%d of its frames matched by content); scoring the %s split: %d frames "
+                 "(%s)", data, recognition.known.name, len(recognition.split_of), chosen, len(names),
+                 recognition.known.rule)
+    else:
+        LOG.info("%s is no known set: scoring %d frames (%s)", data, len(names), "--scenes" if scenes else "all")
+    return dataset, info
+
+
+def degradation_label(name: str | None, misregistration: float | None) -> str | None:
+    if name is None:
+        return None
+    return name if misregistration is None else f"{name}@{misregistration:g}px"
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    dataset = check_args(args)
+    degradation = check_args(args)
+    dataset, selection = select_frames(args.data, args.scenes, args.split)
     backbone, weights = args.backbone, args.weights
     if backbone is None:
         backbone, default_weights = _default_backbone(args.scale)
         weights = weights or default_weights
     names = [backbone] + [b for b in BASELINES if b != backbone]
     methods = {name: build_method(name, args.scale, weights if name == backbone else None) for name in names}
-    degradation = get_degradation(args.degrade) if args.degrade else None
 
     frames: list[dict[str, Any]] = []
     seconds = {name: 0.0 for name in names}
+    holes = 0
     bar = tqdm(dataset, desc=f"evaluate x{args.scale} {args.protocol}", disable=getattr(args, "no_progress", False))
     for index, frame in enumerate(bar):
         inp = make_input(frame, args.scale, degradation, np.random.default_rng([args.seed, index]))
-        record: dict[str, Any] = {"name": frame.name, "source": inp.source, "methods": {}}
+        holes += inp.gt_holes
+        record: dict[str, Any] = {"name": frame.name, "split": selection["split_of"].get(frame.name, ""),
+                                  "source": inp.source, "methods": {}}
         predictions = {}
         for name, method in methods.items():
             start = time.perf_counter()
@@ -133,6 +202,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         frames.append(record)
         if args.previews:
             _write_preview(Path(args.previews), frame, inp, predictions, record["methods"], args)
+    if holes:
+        LOG.warning("%d of %d frames have ground-truth holes: filled for the input, left out of the score "
+                    "(outside the published protocol)", holes, len(frames))
 
     summary: dict[str, dict[str, float]] = {}
     for name in names:
@@ -145,25 +217,43 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             stats["edge_rmse"] = float(np.mean(edges)) if edges else float("nan")
         stats["ms_per_frame"] = 1000.0 * seconds[name] / max(len(frames), 1)
         summary[name] = stats
+    source = frames[0]["source"] if frames else "bicubic"
+    degrade = degradation_label(args.degrade, args.misregistration) or ("depth_lr" if source == "depth_lr" else "bicubic")
     return {
         "protocol": args.protocol,
         "scale": args.scale,
         "data": str(args.data),
+        "set": selection["set"],
+        "split": selection["split"],
+        "split_rule": selection["rule"],
         "scenes": [f["name"] for f in frames],
-        "degrade": args.degrade or ("depth_lr" if frames and frames[0]["source"] == "depth_lr" else "bicubic"),
+        "degrade": degrade,
+        "degradation": str(degradation) if degradation is not None else "",
         "seed": args.seed,
         "backbone": backbone,
         "weights": weights,
         "units": _units(args.protocol, dataset.config.gdsr_style),
+        "gt_holes_frames": holes,
         "methods": summary,
+        "published": _published(selection, args.protocol, degrade, args.scale),
         "frames": frames,
     }
+
+
+def _published(selection: dict[str, Any], protocol: str, degrade: str, scale: int) -> list[dict[str, Any]]:
+    """Published figures of a recognised set for this scale (gdsr protocol, bicubic inputs only)."""
+    if not selection["recognised"] or protocol != "gdsr" or degrade != "bicubic":
+        return []
+    known = splits.known_sets()[selection["set"]]
+    return [{"method": p.method, "rmse": p.rmse[scale], "frames": p.frames}
+            for p in known.published if scale in p.rmse]
 
 
 def _units(protocol: str, style: str) -> str:
     if protocol == "metric":
         return "metres (Middlebury: pseudo-metres = value x 0.01)" if style == "middlebury" else "metres"
-    return "0-255 disparity scale" if style == "middlebury" else "centimetres (6 px border crop)"
+    return {"middlebury": "0-255 disparity scale", "nyu": "centimetres (6 px border crop)",
+            "rgbdd": "centimetres (no crop)"}[style]
 
 
 def _write_preview(folder: Path, frame: Any, inp: Any, predictions: dict[str, np.ndarray],
@@ -190,19 +280,48 @@ def _write_preview(folder: Path, frame: Any, inp: Any, predictions: dict[str, np
 
 
 def print_table(result: dict[str, Any]) -> None:
+    """One table: the backbone and the baselines measured in this run, then the published figures."""
     names = list(result["methods"])
     columns = ["rmse"] if result["protocol"] == "gdsr" else ["rmse", "mae", "absrel", "delta1", "edge_rmse"]
-    reference = result["methods"].get("guided_filter", {}).get("rmse")
-    print(f"\n{result['protocol']} x{result['scale']} on {result['data']} ({len(result['frames'])} frames, "
-          f"input: {result['degrade']}, units: {result['units']})")
-    header = f"{'method':<16}" + "".join(f"{c:>11}" for c in columns) + f"{'vs guided':>11}{'ms/frame':>11}"
+    guided = result["methods"].get("guided_filter", {}).get("rmse")
+    bicubic = result["methods"].get("bicubic", {}).get("rmse")
+    split = f"{result['split']} split" if result["split"] != "all" else "all frames"
+    print(f"\n{result['protocol']} x{result['scale']} on {result['data']}: {result['set']}, {split} "
+          f"({len(result['frames'])} frames{'; ' + result['split_rule'] if result['split_rule'] else ''})")
+    print(f"input: {result['degrade']}, units: {result['units']}")
+    header = (f"{'method':<32}" + "".join(f"{c:>11}" for c in columns)
+              + f"{'vs bicubic':>12}{'vs guided':>11}{'ms/frame':>10}")
     print(header)
     print("-" * len(header))
     for name in names:
         stats = result["methods"][name]
-        gain = f"{100 * (1 - stats['rmse'] / reference):+.1f}%" if reference else "n/a"
-        print(f"{name:<16}" + "".join(f"{stats[c]:>11.4f}" for c in columns) + f"{gain:>11}"
-              + f"{stats['ms_per_frame']:>11.1f}")
+        print(f"{name:<32}" + "".join(f"{stats[c]:>11.4f}" for c in columns)
+              + f"{_gain(stats['rmse'], bicubic):>12}{_gain(stats['rmse'], guided):>11}{stats['ms_per_frame']:>10.1f}")
+    for entry in result["published"]:
+        label = f"{entry['method']} (published)"
+        print(f"{label:<32}{entry['rmse']:>11.4f}" + " " * 11 * (len(columns) - 1)
+              + f"{_gain(entry['rmse'], bicubic):>12}{_gain(entry['rmse'], guided):>11}{'':>10}")
+    if result["published"]:
+        frames = "; ".join(sorted({e["frames"] for e in result["published"]}))
+        print(f"published figures: {frames}; ours: the {len(result['frames'])} frames above "
+              f"({result['set']}, {split}), so the comparison is indicative, not like for like")
+
+
+def _gain(value: float, reference: float | None) -> str:
+    return f"{100 * (value / reference - 1):+.1f}%" if reference else "n/a"
+
+
+def write_csv(result: dict[str, Any], path: Path) -> None:
+    """One row per frame: name, split, input source, then `<method>_<metric>` for every method."""
+    names = list(result["methods"])
+    keys = sorted({key for f in result["frames"] for m in f["methods"].values() for key in m})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["frame", "split", "source"] + [f"{n}_{k}" for n in names for k in keys])
+        for frame in result["frames"]:
+            writer.writerow([frame["name"], frame["split"], frame["source"]]
+                            + [f"{frame['methods'][n].get(k, float('nan')):.6g}" for n in names for k in keys])
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -215,33 +334,32 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def update_card(weights: str, result: dict[str, Any], command: str) -> dict[str, float]:
-    """Merge `result` into the card beside `weights`: `<protocol>_<input>_<method>_rmse` for every
-    method; for gdsr with bicubic inputs also `val_rmse` (what the zoo ranks by) and, on
-    Middlebury, the published figures and our gap to them. Returns the metrics added."""
-    import dataclasses
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
+
+def update_card(weights: str, result: dict[str, Any], command: str) -> dict[str, float]:
+    """Merge `result` into the card beside `weights`: `<protocol>_<input>_<set>_<split>_<method>_<stat>`
+    for every method; with gdsr and bicubic inputs on a recognised set also the published figures
+    (`published_<set>_<method>_rmse`), and on the held-out split of `RANK_SET` also `val_rmse`
+    (what `auto` ranks by). Returns the metrics added."""
     from depth_sr_ros.models.weights import card_path, read_card
 
     card = read_card(weights)
-    prefix = f"{result['protocol']}_{result['degrade']}"
+    prefix = _slug(f"{result['protocol']}_{result['degrade']}_{result['set']}_{result['split']}")
     added = {f"{prefix}_{name}_{key}": float(value) for name, stats in result["methods"].items()
-             for key, value in stats.items() if key != "ms_per_frame" and np.isfinite(value)}
+             for key, value in stats.items() if key != "ms_per_frame" and math.isfinite(value)}
     ours = result["methods"][result["backbone"]]["rmse"]
-    if result["protocol"] == "gdsr" and result["degrade"] == "bicubic":
+    for entry in result["published"]:
+        added[_slug(f"published_{result['set']}_{entry['method'].split(' (')[0]}_rmse")] = entry["rmse"]
+    if (result["set"], result["split"], result["protocol"], result["degrade"]) == (RANK_SET, "heldout", "gdsr",
+                                                                                  "bicubic"):
         added["val_rmse"] = float(ours)
-        if result["units"].startswith("0-255"):
-            for method, figures in PUBLISHED_MIDDLEBURY.items():
-                if result["scale"] in figures:
-                    added[f"published_{method}_rmse"] = figures[result["scale"]]
-                    added[f"gap_to_{method}_rmse"] = float(ours - figures[result["scale"]])
-    line = f"[{prefix}, {len(result['frames'])} frames: {', '.join(result['scenes'])}] {command}"
-    if result["degrade"] in DEGRADATIONS and result["degrade"] != "bicubic":
-        line += f" | input degradation: {get_degradation(result['degrade'])}"
-    if any(key.startswith("published_") for key in added):
-        line += (" | published figures are means over all 30 Middlebury scenes of the gdsr protocol; ours over the "
-                 "frames named here (on Middlebury 15-20 bicubic scores 2.48/4.37/7.16 at x4/x8/x16, against "
-                 "2.28/3.98/6.37 on the 30), so the gaps are conservative")
+    line = f"[{prefix}, {len(result['frames'])} frames] {command}"
+    if result["degradation"]:
+        line += f" | input degradation: {result['degradation']}"
+    if result["published"]:
+        line += " | published figures: " + "; ".join(sorted({e["frames"] for e in result["published"]}))
     notes = "\n".join(n for n in (card.notes, line) if n)
     card = dataclasses.replace(card, metrics={**card.metrics, **added}, notes=notes)
     card_path(weights).write_text(card.to_json(), encoding="utf-8")
@@ -257,6 +375,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
+    table = Path(args.csv) if args.csv else out.with_suffix(".csv")
+    write_csv(result, table)
     print_table(result)
-    print(f"\nwrote {out}" + (f" and previews in {args.previews}" if args.previews else ""))
+    print(f"\nwrote {out}, {table}" + (f" and previews in {args.previews}" if args.previews else ""))
     return 0

@@ -1,17 +1,25 @@
-"""RGB-D frames for training and evaluation: one folder reader, its presets, and a rosbag2 reader.
+"""RGB-D frames for training and evaluation: one folder reader, its description, and a rosbag2 reader.
 
 A folder holds `rgb/<name>.png|jpg`, `depth/<name>.png`, optionally `depth_lr/<name>.png` (a
-real low-resolution sensor image in the same unit) and `intrinsics.json` (colour camera, pixels).
-`FolderConfig.depth_unit_m` converts the stored integers to metres; the `middlebury`, `nyu` and
-`tum` presets are configurations of the same reader. Middlebury's 0-255 disparity-like values
-are no physical depth: they become "pseudo-metres" (value x 0.01), and `Frame.native` gives the
-0-255 values back for the benchmark protocol.
+real low-resolution sensor image in the same unit), `intrinsics.json` (colour camera, pixels) and
+`dataset.json`, which says how to read and score it (`describe_folder`):
+
+    {"depth_unit_m": 0.001, "zero_is_invalid": true, "gdsr_style": "rgbdd"}
+
+depth_unit_m converts the stored integers to metres; zero_is_invalid says whether a stored 0 means
+"no measurement" or is a value (Middlebury's 0-255 scale); gdsr_style is how the benchmark protocol
+scores the set (`middlebury`: the 0-255 values, all pixels; `nyu`: centimetres, 6 px border crop;
+`rgbdd`: centimetres, no crop). Without the file, the folder-name presets (`PRESETS`) apply and the
+log says which one was used. A scale like Middlebury's is no physical depth: it becomes
+"pseudo-metres" (value x depth_unit_m), and `Frame.native` gives the stored values back for the
+benchmark protocol.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,14 +33,19 @@ LOG = logging.getLogger(__name__)
 RGB_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
+GDSR_STYLES = ("middlebury", "nyu", "rgbdd")
+DESCRIPTION_FILE = "dataset.json"
+
+
 @dataclass(frozen=True)
 class FolderConfig:
     """How to read one dataset folder.
 
     depth_unit_m: metres per stored depth unit. zero_is_invalid: whether stored 0 means "no
     measurement" (sensor depth) or is a real value (Middlebury's filled disparity scale).
-    gdsr_style: how the gdsr protocol scores this data ("middlebury": 0-255 native values, clip,
-    no crop; "nyu": centimetres, 6 px border crop). scenes: names to keep (None = all).
+    gdsr_style: how the gdsr protocol scores this data (one of `GDSR_STYLES`, see the module
+    docstring). scenes: names to keep (None = all). source: where the description came from
+    (the dataset.json path, or the preset's name).
     """
 
     root: str
@@ -40,21 +53,71 @@ class FolderConfig:
     zero_is_invalid: bool = True
     gdsr_style: str = "nyu"
     scenes: tuple[str, ...] | None = None
+    source: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.gdsr_style not in GDSR_STYLES:
+            raise ValueError(f"{self.root}: gdsr_style {self.gdsr_style!r} is not one of {', '.join(GDSR_STYLES)}")
+        if not (isinstance(self.depth_unit_m, (int, float)) and math.isfinite(self.depth_unit_m)
+                and self.depth_unit_m > 0):
+            raise ValueError(f"{self.root}: depth_unit_m must be a positive number of metres, got {self.depth_unit_m!r}")
 
 
+# Fallback descriptions of folders without a dataset.json, chosen by the start of the folder name.
 PRESETS: dict[str, FolderConfig] = {
     "middlebury": FolderConfig("", depth_unit_m=0.01, zero_is_invalid=False, gdsr_style="middlebury"),
     "nyu": FolderConfig("", depth_unit_m=0.001, zero_is_invalid=True, gdsr_style="nyu"),
     "tum": FolderConfig("", depth_unit_m=1 / 5000, zero_is_invalid=True, gdsr_style="nyu"),
+    "rgbdd": FolderConfig("", depth_unit_m=0.001, zero_is_invalid=True, gdsr_style="rgbdd"),
 }
 
 
-def preset_for(root: str | Path, scenes: Sequence[str] | None = None) -> FolderConfig:
-    """The preset whose name the folder name starts with (`middlebury`, `nyu_test`, `tum_fr1`),
-    else millimetres with 0 invalid; `scenes` restricts the frames."""
-    name = Path(root).resolve().name.lower()
-    base = next((cfg for key, cfg in PRESETS.items() if name.startswith(key)), FolderConfig(""))
-    return replace(base, root=str(root), scenes=tuple(scenes) if scenes is not None else None)
+def read_description(path: Path) -> dict:
+    """The checked contents of a `dataset.json`: depth_unit_m, zero_is_invalid, gdsr_style.
+
+    Missing keys or wrong types raise ValueError naming the file; unknown keys are logged and ignored.
+    """
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable dataset description ({exc})") from None
+    keys = ("depth_unit_m", "zero_is_invalid", "gdsr_style")
+    if not isinstance(raw, dict) or any(key not in raw for key in keys):
+        missing = [key for key in keys if key not in raw] if isinstance(raw, dict) else list(keys)
+        raise ValueError(f"{path}: must hold a JSON object with {', '.join(keys)}; missing {', '.join(missing)}")
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        LOG.warning("%s: ignoring unknown keys %s", path, unknown)
+    unit, zero, style = raw["depth_unit_m"], raw["zero_is_invalid"], raw["gdsr_style"]
+    problems = []
+    if isinstance(unit, bool) or not isinstance(unit, (int, float)):
+        problems.append(f"depth_unit_m must be a number (metres per stored unit), got {unit!r}")
+    if not isinstance(zero, bool):
+        problems.append(f"zero_is_invalid must be true or false, got {zero!r}")
+    if style not in GDSR_STYLES:
+        problems.append(f"gdsr_style must be one of {', '.join(GDSR_STYLES)}, got {style!r}")
+    if problems:
+        raise ValueError(f"{path}: {'; '.join(problems)}")
+    return {"depth_unit_m": float(unit), "zero_is_invalid": zero, "gdsr_style": style}
+
+
+def describe_folder(root: str | Path, scenes: Sequence[str] | None = None) -> FolderConfig:
+    """How to read the folder `root`: its `dataset.json`; without one, the preset whose name the
+    folder name starts with (`middlebury`, `nyu`, `tum`, `rgbdd`), else millimetres with 0
+    invalid, scored NYU-style. The log says which was used. `scenes` restricts the frames."""
+    root = Path(root)
+    keep = tuple(scenes) if scenes is not None else None
+    path = root / DESCRIPTION_FILE
+    if path.is_file():
+        return FolderConfig(str(root), scenes=keep, source=str(path), **read_description(path))
+    name = root.resolve().name.lower()
+    key = next((key for key in PRESETS if name.startswith(key)), None)
+    base = PRESETS[key] if key else FolderConfig("")
+    config = replace(base, root=str(root), scenes=keep, source=f"preset {key}" if key else "default")
+    LOG.info("%s has no %s: using the %s (depth_unit_m=%g, zero_is_invalid=%s, gdsr_style=%s)", root,
+             DESCRIPTION_FILE, f"folder-name preset {key!r}" if key else "default description",
+             config.depth_unit_m, config.zero_is_invalid, config.gdsr_style)
+    return config
 
 
 def parse_scenes(spec: str | None) -> tuple[str, ...] | None:
@@ -137,6 +200,10 @@ class FolderDataset(Sequence[Frame]):
     def __len__(self) -> int:
         return len(self.names)
 
+    def depth_files(self) -> dict[str, Path]:
+        """Frame name -> its ground-truth depth PNG."""
+        return {name: Path(self.config.root) / "depth" / f"{name}.png" for name in self.names}
+
     def __getitem__(self, index: int) -> Frame:  # type: ignore[override]
         cfg, name = self.config, self.names[index]
         root = Path(cfg.root)
@@ -172,9 +239,26 @@ class BagConfig:
     limit: int = 0
 
 
+def describe_bag(path: str | Path) -> FolderConfig:
+    """How to score a bag's frames: the `dataset.json` in the bag's folder (or beside a bag file),
+    else millimetres scored NYU-style (logged). Depth messages follow REP 118 (0 / NaN = no
+    measurement), so a description with `zero_is_invalid: false` is refused."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    description = folder / DESCRIPTION_FILE
+    if not description.is_file():
+        LOG.info("%s has no %s: frames are scored as millimetres, NYU-style", path, DESCRIPTION_FILE)
+        return FolderConfig(str(path), source="default")
+    config = FolderConfig(str(path), source=str(description), **read_description(description))
+    if not config.zero_is_invalid:
+        raise ValueError(f"{description}: zero_is_invalid is false, but bag depth follows REP 118 (0 = invalid)")
+    return config
+
+
 def read_bag(config: BagConfig) -> list[Frame]:
     """RGB / ground-truth depth frames from a rosbag2 (read with `rosbags`' AnyReader); depth in
-    metres per REP 118 (`16UC1` millimetres, `32FC1` metres)."""
+    metres per REP 118 (`16UC1` millimetres, `32FC1` metres); unit and scoring style for the
+    benchmark protocol from `describe_bag`."""
     from rosbags.highlevel import AnyReader
 
     from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
@@ -194,6 +278,7 @@ def read_bag(config: BagConfig) -> list[Frame]:
             msg = reader.deserialize(raw, conn.msgtype)
             convert = rgb_from_image if conn.topic == config.rgb_topic else depth_from_image
             images[conn.topic].append((stamp(msg), convert(msg)))
+    description = describe_bag(config.path)
     rgbs = images[config.rgb_topic]
     if not rgbs:
         raise ValueError(f"{config.path}: no RGB messages on {config.rgb_topic}")
@@ -207,7 +292,8 @@ def read_bag(config: BagConfig) -> list[Frame]:
         if abs(int(rgb_stamps[j]) - t) > config.max_dt_s * 1e9 or rgb.shape[:2] != depth.shape:
             skipped += 1
             continue
-        frames.append(Frame(f"{t}", rgb, depth, 0.001, "nyu", depth_lr=lrs.get(t)))
+        frames.append(Frame(f"{t}", rgb, depth, description.depth_unit_m, description.gdsr_style,
+                            depth_lr=lrs.get(t)))
         if config.limit and len(frames) >= config.limit:
             break
     if skipped:
