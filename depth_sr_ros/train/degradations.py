@@ -1,203 +1,449 @@
 """Sensor models that turn ground-truth depth into a low-resolution input, chosen per run by name.
 
-Every step is a small dataclass with `__call__(lr, gt, scale, rng) -> lr`, where `gt` is the
-high-resolution ground truth and `lr` the low-resolution image built so far (both `float32`
-metres, NaN = invalid, `[row, col]` in the depth camera's optical frame). The first step of a
-pipeline is a downsampling (it ignores `lr`); the others corrupt `lr`. `Degradation` chains
-them; `DEGRADATIONS` holds the named presets (`get_degradation(name)`).
+Every step is a small frozen dataclass that acts on a batch, `apply(x, ctx) -> x`, where `x` is a
+`B x 1 x H x W` float32 tensor of metres (NaN = invalid, `[row, col]` in the depth camera's optical
+frame) on any device, and `ctx` holds the model scale and the `torch.Generator` that every random
+draw comes from (one draw per sample: the samples of a batch are degraded independently). The same
+code degrades training batches on the GPU and evaluation frames on the CPU; `step(image, scale, rng)`
+runs it on one numpy image, seeded from a numpy `Generator`.
 
-`protocol_bicubic_downsample` is the gdsr benchmark's step 2 exactly (`../shared/data/PROTOCOL.md`):
-PIL's antialiased bicubic resize of the float32 image.
+`Degradation` chains the steps, starting from the ground truth: steps before its one `Downsample`
+act on the high-resolution scene as the low-resolution sensor sees it (misregistration, multipath,
+bias), the `Downsample` is the sensor's pixel footprint, and the steps after it corrupt the
+low-resolution image (noise, holes, flying pixels, quantisation). `DEGRADATIONS` holds the named
+presets (`get_degradation(name)`); a preset is deterministic under the generator it is given.
+
+Real-sensor model (`real_tof`, `phone_tof`): a separate low-resolution ToF camera registered to the
+colour camera by calibration. Its residual misregistration (`Misregister`: shift, small rotation
+and scale, 0-3 high-resolution pixels), multipath bias near concave corners (`MultipathBias`), a
+per-frame depth bias and scale error of a few percent (`BiasScale`), the footprint average at its
+own resolution (`Downsample(pitch=...)`: `phone_tof` is a 144x192 sensor for a 384x512 image at x4,
+ratio 8/3), its own spatially correlated, depth-dependent noise (`ToFNoise`), missing returns that
+its pipeline fills smoothly (`FilledHoles`), flying pixels at edges and 1 mm quantisation (16UC1).
+
+The `bicubic` step uses torch's antialiased bicubic, which equals the gdsr benchmark's PIL resize
+(`eval.protocol.protocol_bicubic_downsample`) to float precision (test/test_degradations.py).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-from depth_sr_ros.core.resample import fill_holes, pil_resize
+from depth_sr_ros.train.torch_ops import gaussian_blur, max_filter, nearest_fill, smooth_fill
 
-
-def protocol_bicubic_downsample(gt: np.ndarray, scale: int) -> np.ndarray:
-    """PIL bicubic (antialiased) resize of float32 `gt` to `(H // scale, W // scale)`.
-
-    `gt` must have no NaN (the benchmark's ground truth is hole-filled); crop it to a multiple
-    of `scale` first, as the protocol does.
-    """
-    h, w = gt.shape
-    return pil_resize(gt, (w // scale, h // scale), "bicubic")
-
-
-class Step(Protocol):
-    def __call__(self, lr: np.ndarray, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
-        ...
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
-class Downsample:
-    """Ground truth -> low resolution. bicubic: the protocol's PIL resize (holes are filled with
-    the nearest valid value first and put back as NaN where a whole block was invalid); area: the
-    mean of the valid pixels of each `scale x scale` block (a ToF pixel's footprint); nearest:
-    the block's centre pixel (a sparse sampler)."""
+class Context:
+    """What every step needs besides the image: the model scale (high-resolution pixels per
+    model-grid pixel), the generator of all random draws (on the images' device), and whether the
+    caller knows the image has no invalid pixel (`dense`: steps then skip their hole filling, which
+    on a GPU would cost kernel launches and nothing else)."""
+
+    scale: int
+    generator: torch.Generator
+    dense: bool = False
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=self.generator, device=self.generator.device)
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        return torch.randn(shape, generator=self.generator, device=self.generator.device)
+
+    def uniform(self, batch: int, low: float, high: float) -> torch.Tensor:
+        """`batch` draws, uniform in [low, high), shaped B x 1 x 1 x 1."""
+        return (low + (high - low) * self.rand(batch)).view(batch, 1, 1, 1)
+
+
+def numpy_generator_context(scale: int, rng: np.random.Generator, x: torch.Tensor) -> Context:
+    """A CPU context for the image `x` whose torch generator is seeded from the numpy `rng`."""
+    return Context(scale, torch.Generator().manual_seed(int(rng.integers(0, 2**62))), bool(torch.isfinite(x).all()))
+
+
+class TorchStep:
+    """Base of the steps: `apply` on a batch, and the numpy call on one image. `makes_holes`:
+    whether the step can turn valid pixels invalid."""
+
+    makes_holes = False
+
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, image: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
+        """Apply to one H x W float32 image (metres, NaN invalid), seeded from `rng`."""
+        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
+        return self.apply(x, numpy_generator_context(scale, rng, x))[0, 0].numpy()
+
+
+def _filled(x: torch.Tensor, ctx: Context, iterations: int = 8) -> torch.Tensor:
+    """`x` with its holes filled from their neighbours (`nearest_fill`), or `x` itself when dense."""
+    return x if ctx.dense else nearest_fill(x, _valid(x), iterations=iterations)
+
+
+def _valid(x: torch.Tensor) -> torch.Tensor:
+    return torch.isfinite(x)
+
+
+@dataclass(frozen=True)
+class Downsample(TorchStep):
+    """The high-resolution image -> the sensor's low resolution.
+
+    method: bicubic = antialiased bicubic (PIL's; holes are filled from their neighbours first and
+    put back as NaN where a whole footprint was invalid); area = the mean of the valid pixels of
+    each footprint (a ToF pixel); nearest = the footprint's centre pixel (a sparse sampler).
+    pitch: the sensor's pixel pitch in model-grid pixels (`scale` high-resolution pixels each): 1
+    gives `(H // scale, W // scale)` (the image cropped to a multiple of `scale`); otherwise the
+    image has `round(H / (pitch * scale))` rows (2/3 at x4: a 144x192 sensor for a 384x512 image,
+    the RGB-D-D phone ToF), footprints of non-integer size (`F.interpolate`'s area), and callers
+    bring it to the model grid (`core.resample.resample_to_grid`).
+    """
 
     method: Literal["bicubic", "area", "nearest"] = "bicubic"
+    pitch: float = 1.0
 
-    def __call__(self, lr: np.ndarray, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
-        h, w = (gt.shape[0] // scale) * scale, (gt.shape[1] // scale) * scale
-        gt = gt[:h, :w]
-        blocks = gt.reshape(h // scale, scale, w // scale, scale)
-        valid = np.isfinite(blocks)
-        any_valid = valid.any(axis=(1, 3))
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        s = ctx.scale
+        if self.pitch == 1.0:
+            x = x[..., : (x.shape[-2] // s) * s, : (x.shape[-1] // s) * s]
+            size = (x.shape[-2] // s, x.shape[-1] // s)
+        else:
+            size = (max(1, round(x.shape[-2] / (self.pitch * s))), max(1, round(x.shape[-1] / (self.pitch * s))))
         if self.method == "nearest":
-            return np.ascontiguousarray(gt[scale // 2 :: scale, scale // 2 :: scale])
+            rows = _centres(size[0], x.shape[-2], x.device)
+            cols = _centres(size[1], x.shape[-1], x.device)
+            return x.index_select(-2, rows).index_select(-1, cols)
+        valid = _valid(x)
+        weight = F.interpolate(valid.float(), size=size, mode="area")
         if self.method == "area":
-            total = np.where(valid, blocks, 0.0).sum(axis=(1, 3))
-            count = valid.sum(axis=(1, 3))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return np.where(any_valid, total / np.maximum(count, 1), np.nan).astype(np.float32)
-        if np.isfinite(gt).all():
-            return protocol_bicubic_downsample(gt, scale)
-        valid_hr = np.isfinite(gt)
-        if not valid_hr.any():
-            return np.full((h // scale, w // scale), np.nan, dtype=np.float32)
-        filled = fill_holes(gt, valid_hr)
-        return np.where(any_valid, protocol_bicubic_downsample(filled, scale), np.nan).astype(np.float32)
+            total = F.interpolate(torch.where(valid, x, torch.zeros_like(x)), size=size, mode="area")
+            return torch.where(weight > 0, total / weight.clamp_min(1e-6), NAN)
+        out = F.interpolate(_filled(x, ctx), size=size, mode="bicubic", antialias=True, align_corners=False)
+        return torch.where(weight > 0, out, NAN)
+
+
+def _centres(n_out: int, n_in: int, device: torch.device) -> torch.Tensor:
+    """Input index whose footprint holds each of `n_out` equal output footprints' centre."""
+    return ((torch.arange(n_out, device=device) + 0.5) * (n_in / n_out)).long().clamp_(max=n_in - 1)
 
 
 @dataclass(frozen=True)
-class GaussianNoise:
+class Misregister(TorchStep):
+    """Residual misregistration of a separate sensor: a random similarity transform (shift, small
+    rotation and scale about the image centre) whose displacement, averaged over the image, is
+    `level` high-resolution pixels, drawn uniformly in [`min_px`, `max_px`] per sample. Apply it
+    before the `Downsample`. Resampled bilinearly with replicated borders; holes move along.
+
+    Displacement `d(p) = M (p - c) + t` with `M = [[a, -b], [b, a]]` (scale a, rotation b, small),
+    scaled so that the mean of |d| over a 16 x 16 grid of pixel centres is the drawn level.
+    """
+
+    min_px: float = 0.0
+    max_px: float = 3.0
+
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        if self.max_px <= 0:
+            return x
+        b_, _, h, w = x.shape
+        level = ctx.uniform(b_, self.min_px, self.max_px).view(b_)
+        t = ctx.randn(b_, 2)
+        radius = 0.5 * math.hypot(h, w)
+        rot = ctx.randn(b_, 2) * (0.5 / radius)  # ~0.5 px at the corners per unit of shift
+        a, b = rot[:, 0], rot[:, 1]
+        ys = torch.linspace(0.5, h - 0.5, 16, device=x.device) - h / 2
+        xs = torch.linspace(0.5, w - 0.5, 16, device=x.device) - w / 2
+        py, px = torch.meshgrid(ys, xs, indexing="ij")
+        dx = a[:, None, None] * px - b[:, None, None] * py + t[:, 0, None, None]
+        dy = b[:, None, None] * px + a[:, None, None] * py + t[:, 1, None, None]
+        k = level / torch.hypot(dx, dy).mean(dim=(1, 2)).clamp_min(1e-9)
+        a, b, t = a * k, b * k, t * k[:, None]
+        # Output pixel p shows source p + d(p); in grid_sample's [-1, 1] coordinates (align_corners
+        # False) p - c = (x_n W/2, y_n H/2).
+        theta = torch.stack([
+            torch.stack([1 + a, -b * h / w, 2 * t[:, 0] / w], dim=1),
+            torch.stack([b * w / h, 1 + a, 2 * t[:, 1] / h], dim=1),
+        ], dim=1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        out = F.grid_sample(_filled(x, ctx), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        if ctx.dense:
+            return out
+        moved = F.grid_sample(_valid(x).float(), grid, mode="nearest", padding_mode="border", align_corners=False)
+        return torch.where(moved > 0.5, out, NAN)
+
+
+@dataclass(frozen=True)
+class MultipathBias(TorchStep):
+    """ToF multipath interference: light that bounces between two surfaces meeting at a concave
+    corner (a room corner, wall-floor seams) comes back late, so depth reads too far there.
+
+    The concavity of a pixel is how far it lies behind the mean depth of its neighbourhood
+    (Gaussian of sigma `radius_px` high-resolution pixels, cut at 3 sigma; the image is extended by
+    point reflection, so a plane stays a plane up to the border); the bias is `strength` x that,
+    capped at `max_bias_m`, and zero within 3 sigma of a depth discontinuity (a jump of more than
+    `jump_rel` between neighbours: an occlusion, not a corner). Apply before the `Downsample`."""
+
+    strength: float = 1.0
+    radius_px: float = 8.0
+    max_bias_m: float = 0.05
+    jump_rel: float = 0.05
+
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        filled = _filled(x, ctx)
+        reach = math.ceil(3 * self.radius_px)
+        mean = gaussian_blur(filled, self.radius_px, mode="odd", radius=reach)
+        excess = (filled - mean).clamp_min(0.0)
+        jumps = torch.zeros_like(filled)
+        dy = (filled[..., 1:, :] - filled[..., :-1, :]).abs() > self.jump_rel * filled[..., 1:, :]
+        dx = (filled[..., :, 1:] - filled[..., :, :-1]).abs() > self.jump_rel * filled[..., :, 1:]
+        jumps[..., 1:, :] += dy
+        jumps[..., :, 1:] += dx
+        near_jump = max_filter(jumps, reach) > 0
+        bias = torch.where(near_jump, 0.0, (self.strength * excess).clamp_max(self.max_bias_m))
+        return x + bias
+
+
+@dataclass(frozen=True)
+class BiasScale(TorchStep):
+    """Calibration error of the whole frame: `depth * (1 + s) + b` with `s` uniform in
+    +-`max_scale` and `b` uniform in +-`max_bias_m`, drawn per sample."""
+
+    max_scale: float = 0.02
+    max_bias_m: float = 0.02
+
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        s = ctx.uniform(x.shape[0], -self.max_scale, self.max_scale)
+        b = ctx.uniform(x.shape[0], -self.max_bias_m, self.max_bias_m)
+        return x * (1.0 + s) + b
+
+
+@dataclass(frozen=True)
+class GaussianNoise(TorchStep):
     """Additive zero-mean noise of standard deviation `sigma_m` metres."""
 
     sigma_m: float = 0.005
 
-    def __call__(self, lr: np.ndarray, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
-        return (lr + rng.normal(0.0, self.sigma_m, lr.shape)).astype(np.float32)
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        return x + ctx.randn(*x.shape) * self.sigma_m
 
 
 @dataclass(frozen=True)
-class ProportionalNoise:
+class ProportionalNoise(TorchStep):
     """Depth-dependent noise: sigma = `rel` * depth ** `power` (metres); ToF ~ power 1,
     structured light ~ power 2."""
 
     rel: float = 0.01
     power: float = 1.0
 
-    def __call__(self, lr: np.ndarray, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
-        sigma = self.rel * np.abs(np.nan_to_num(lr)) ** self.power
-        return (lr + rng.standard_normal(lr.shape) * sigma).astype(np.float32)
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        return x + ctx.randn(*x.shape) * (self.rel * torch.nan_to_num(x).abs() ** self.power)
 
 
 @dataclass(frozen=True)
-class RandomHoles:
+class ToFNoise(TorchStep):
+    """A ToF camera's own noise: zero-mean, standard deviation `sigma_m + rel2 * depth**2`
+    (metres; the returned amplitude falls with the square of the distance), spatially correlated
+    over about `correlation_px` pixels (the sensor's own filtering): white noise blurred by a
+    Gaussian of that sigma, rescaled to unit variance per sample (0 = white)."""
+
+    sigma_m: float = 0.004
+    rel2: float = 0.002
+    correlation_px: float = 1.0
+
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        noise = ctx.randn(*x.shape)
+        if self.correlation_px > 0:
+            noise = gaussian_blur(noise, self.correlation_px)
+            noise = noise / noise.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+        return x + noise * (self.sigma_m + self.rel2 * torch.nan_to_num(x) ** 2)
+
+
+@dataclass(frozen=True)
+class RandomHoles(TorchStep):
     """Drop each pixel independently with probability `fraction` (speckle dropouts)."""
+
+    makes_holes = True
 
     fraction: float = 0.02
 
-    def __call__(self, lr: np.ndarray, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
-        return np.where(rng.random(lr.shape) < self.fraction, np.nan, lr).astype(np.float32)
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        return torch.where(ctx.rand(*x.shape) < self.fraction, NAN, x)
+
+
+def ellipse_mask(shape: torch.Size, count: int, area_fraction: float, ctx: Context) -> torch.Tensor:
+    """B x 1 x H x W bool: `count` random ellipses per sample (aspect 0.4-2.5, anywhere) covering
+    about `area_fraction` of the image in total."""
+    b_, _, h, w = shape
+    device = ctx.generator.device
+    rows = torch.arange(h, device=device, dtype=torch.float32).view(1, 1, h, 1)
+    cols = torch.arange(w, device=device, dtype=torch.float32).view(1, 1, 1, w)
+    each = area_fraction * h * w / max(count, 1)
+    aspect = 0.4 + 2.1 * ctx.rand(b_, count, 1, 1)
+    ry = torch.sqrt(each * aspect / math.pi)
+    rx = each / (math.pi * ry)
+    cy, cx = ctx.rand(b_, count, 1, 1) * h, ctx.rand(b_, count, 1, 1) * w
+    inside = ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1.0
+    return inside.any(dim=1, keepdim=True)
 
 
 @dataclass(frozen=True)
-class StructuredHoles:
+class StructuredHoles(TorchStep):
     """Drop `count` random ellipses (dark or specular patches) covering about `area_fraction`
     of the image in total."""
+
+    makes_holes = True
 
     count: int = 3
     area_fraction: float = 0.05
 
-    def __call__(self, lr: np.ndarray, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
-        h, w = lr.shape
-        rows, cols = np.mgrid[0:h, 0:w]
-        out = lr.copy()
-        each = self.area_fraction * h * w / max(self.count, 1)
-        for _ in range(self.count):
-            aspect = rng.uniform(0.4, 2.5)
-            ry = np.sqrt(each * aspect / np.pi)
-            rx = each / (np.pi * ry)
-            cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-            out[((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1.0] = np.nan
-        return out
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        return torch.where(ellipse_mask(x.shape, self.count, self.area_fraction, ctx), NAN, x)
 
 
 @dataclass(frozen=True)
-class FlyingPixels:
+class FilledHoles(TorchStep):
+    """Missing returns (dark, specular or far surfaces) that the sensor's own pipeline fills:
+    `count` random ellipses covering about `area_fraction` of the image in total are replaced by a
+    smooth interpolation from their rims (`torch_ops.smooth_fill`) and reported as valid; the
+    sensor's other holes stay holes."""
+
+    count: int = 2
+    area_fraction: float = 0.04
+
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        valid = _valid(x)
+        holes = ellipse_mask(x.shape, self.count, self.area_fraction, ctx) & valid
+        known = valid & ~holes
+        filled = smooth_fill(torch.where(known, x, torch.zeros_like(x)), known)
+        return torch.where(holes, filled, x)
+
+
+@dataclass(frozen=True)
+class FlyingPixels(TorchStep):
     """At depth discontinuities larger than `jump_m`, replace a pixel with probability
     `probability` by a random mix of its foreground and background depth (mixed returns)."""
 
     jump_m: float = 0.05
     probability: float = 0.5
 
-    def __call__(self, lr: np.ndarray, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
-        padded = np.pad(np.nan_to_num(lr, nan=np.nanmedian(lr) if np.isfinite(lr).any() else 0.0), 1, "edge")
-        h, w = lr.shape
-        neigh = np.stack([padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-                          for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-        lo, hi = neigh.min(axis=0), neigh.max(axis=0)
-        edge = (hi - lo > self.jump_m) & np.isfinite(lr) & (rng.random(lr.shape) < self.probability)
-        mix = lo + rng.random(lr.shape) * (hi - lo)
-        return np.where(edge, mix, lr).astype(np.float32)
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        valid = _valid(x)
+        filled = _filled(x, ctx, iterations=2)
+        hi = max_filter(filled, 1)
+        lo = -max_filter(-filled, 1)
+        edge = (hi - lo > self.jump_m) & valid & (ctx.rand(*x.shape) < self.probability)
+        return torch.where(edge, lo + ctx.rand(*x.shape) * (hi - lo), x)
 
 
 @dataclass(frozen=True)
-class Quantize:
+class Quantize(TorchStep):
     """Round to multiples of `step_m` metres (1 mm: a 16UC1 millimetre image)."""
 
     step_m: float = 0.001
 
-    def __call__(self, lr: np.ndarray, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
-        return (np.round(lr / self.step_m) * self.step_m).astype(np.float32)
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        return torch.round(x / self.step_m) * self.step_m
 
 
 @dataclass(frozen=True)
-class RandomPoints:
+class RandomPoints(TorchStep):
     """LiDAR-like sparsity: keep each pixel with probability `density`, the rest invalid."""
+
+    makes_holes = True
 
     density: float = 0.1
 
-    def __call__(self, lr: np.ndarray, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
-        return np.where(rng.random(lr.shape) < self.density, lr, np.nan).astype(np.float32)
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        return torch.where(ctx.rand(*x.shape) < self.density, x, NAN)
 
 
 @dataclass(frozen=True)
-class ScanRings:
+class ScanRings(TorchStep):
     """Spinning-LiDAR-like rings: keep `rings` gently curved scan lines across the image, each
     sampled every `column_step` pixels; everything else invalid."""
+
+    makes_holes = True
 
     rings: int = 16
     column_step: int = 1
     curvature: float = 0.05
 
-    def __call__(self, lr: np.ndarray, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
-        h, w = lr.shape
-        keep = np.zeros((h, w), dtype=bool)
-        cols = np.arange(0, w, self.column_step)
+    def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        b_, _, h, w = x.shape
+        cols = torch.arange(0, w, self.column_step, device=x.device)
         bend = self.curvature * h * ((cols - w / 2) / (w / 2)) ** 2
-        offset = rng.uniform(0, h / max(self.rings, 1))
-        for ring in range(self.rings):
-            row = np.round(offset + ring * h / self.rings + bend).astype(int)
-            inside = (row >= 0) & (row < h)
-            keep[row[inside], cols[inside]] = True
-        return np.where(keep, lr, np.nan).astype(np.float32)
+        offset = ctx.rand(b_) * (h / max(self.rings, 1))
+        ring = torch.arange(self.rings, device=x.device) * (h / self.rings)
+        rows = torch.round(offset[:, None, None] + ring[None, :, None] + bend[None, None, :]).long()
+        inside = (rows >= 0) & (rows < h)
+        flat = (rows.clamp(0, h - 1) * w + cols).reshape(b_, -1)
+        keep = torch.zeros(b_, h * w, device=x.device)
+        keep.scatter_reduce_(1, flat, inside.reshape(b_, -1).float(), reduce="amax")
+        return torch.where(keep.view(b_, 1, h, w) > 0, x, NAN)
 
 
 @dataclass(frozen=True)
 class Degradation:
-    """A named chain of steps, the first of which downsamples the ground truth."""
+    """A named chain of steps with exactly one `Downsample` (see the module docstring)."""
 
     name: str
-    steps: tuple[Step, ...] = field(default_factory=tuple)
+    steps: tuple[TorchStep, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if sum(isinstance(step, Downsample) for step in self.steps) != 1:
+            raise ValueError(f"degradation {self.name!r} must have exactly one Downsample step")
+
+    @property
+    def downsample(self) -> Downsample:
+        return next(step for step in self.steps if isinstance(step, Downsample))
+
+    def apply(self, gt: torch.Tensor, ctx: Context) -> torch.Tensor:
+        """B x 1 x H x W ground truth -> the low-resolution input (`H // scale` rows, or the
+        sensor's own size when its `Downsample` has a pitch other than 1)."""
+        x = gt
+        for step in self.steps:
+            x = step.apply(x, ctx)
+            if ctx.dense and step.makes_holes:
+                ctx = replace(ctx, dense=False)
+        return x
 
     def __call__(self, gt: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
-        """Low-resolution input (float32 metres, NaN invalid) of shape `gt.shape // scale`."""
-        if not self.steps or not isinstance(self.steps[0], Downsample):
-            raise ValueError(f"degradation {self.name!r} must start with a Downsample step")
-        lr = np.empty(0, dtype=np.float32)
-        for step in self.steps:
-            lr = step(lr, gt, scale, rng)
-        return lr
+        """One H x W numpy image (metres, NaN invalid), seeded from `rng`."""
+        x = torch.from_numpy(np.ascontiguousarray(gt, dtype=np.float32))[None, None]
+        return self.apply(x, numpy_generator_context(scale, rng, x))[0, 0].numpy()
+
+    def with_misregistration(self, level_px: float) -> Degradation:
+        """This chain with every `Misregister` step fixed at `level_px` high-resolution pixels."""
+        if not (level_px >= 0 and math.isfinite(level_px)):
+            raise ValueError(f"misregistration must be a finite number of pixels >= 0, got {level_px}")
+        if not any(isinstance(step, Misregister) for step in self.steps):
+            raise ValueError(f"degradation {self.name!r} has no misregistration step; use real_tof, phone_tof "
+                             "or misregistration")
+        steps = tuple(Misregister(level_px, level_px) if isinstance(step, Misregister) else step
+                      for step in self.steps)
+        return Degradation(f"{self.name}@{level_px:g}px", steps)
+
+
+def _real_tof(name: str, pitch: float) -> Degradation:
+    """A separate ToF camera registered by calibration (module docstring), misregistered by 0-3
+    high-resolution pixels, with a pixel pitch of `pitch` model-grid pixels."""
+    return Degradation(name, (
+        Misregister(0.0, 3.0), MultipathBias(), BiasScale(max_scale=0.02, max_bias_m=0.02),
+        Downsample("area", pitch=pitch), ToFNoise(), FilledHoles(count=2, area_fraction=0.04),
+        FlyingPixels(jump_m=0.05, probability=0.5), RandomHoles(fraction=0.005), Quantize(step_m=0.001),
+    ))
+
+
+def _single(name: str, step: TorchStep, before: bool = False) -> Degradation:
+    """One real-sensor effect around an area footprint (before it when it acts on the scene)."""
+    area = Downsample("area")
+    return Degradation(name, (step, area) if before else (area, step))
 
 
 DEGRADATIONS: dict[str, Callable[[], Degradation]] = {
@@ -211,6 +457,18 @@ DEGRADATIONS: dict[str, Callable[[], Degradation]] = {
         FlyingPixels(jump_m=0.05, probability=0.5), RandomHoles(fraction=0.02),
         StructuredHoles(count=3, area_fraction=0.04), Quantize(step_m=0.001),
     )),
+    # A separate ToF sensor on the model grid (x S), and the RGB-D-D phone ToF (ratio 8/3 at x4).
+    "real_tof": lambda: _real_tof("real_tof", 1.0),
+    "phone_tof": lambda: _real_tof("phone_tof", 2.0 / 3.0),
+    # The real-sensor effects one at a time (area footprint), for ablations.
+    "misregistration": lambda: _single("misregistration", Misregister(0.0, 3.0), before=True),
+    "multipath": lambda: _single("multipath", MultipathBias(), before=True),
+    "bias_scale": lambda: _single("bias_scale", BiasScale(), before=True),
+    "ratio_8_3": lambda: Degradation("ratio_8_3", (Downsample("area", pitch=2.0 / 3.0),)),
+    "sensor_noise": lambda: _single("sensor_noise", ToFNoise()),
+    "filled_holes": lambda: _single("filled_holes", FilledHoles()),
+    "flying_pixels": lambda: _single("flying_pixels", FlyingPixels()),
+    "quantize": lambda: _single("quantize", Quantize()),
     "structured_light": lambda: Degradation("structured_light", (
         Downsample("nearest"), ProportionalNoise(rel=0.003, power=2.0), RandomHoles(fraction=0.05),
         StructuredHoles(count=4, area_fraction=0.08), Quantize(step_m=0.001),
@@ -224,9 +482,16 @@ DEGRADATIONS: dict[str, Callable[[], Degradation]] = {
 }
 
 
-def get_degradation(name: str) -> Degradation:
-    """The preset `name`; unknown names raise a `KeyError` that lists the known ones."""
+def get_degradation(name: str, misregistration_px: float | None = None) -> Degradation:
+    """The preset `name`, optionally with its misregistration fixed at `misregistration_px`
+    high-resolution pixels (a name like `real_tof@2px` does the same); unknown names raise a
+    `KeyError` that lists the known ones."""
+    base, _, level = name.partition("@")
     try:
-        return DEGRADATIONS[name]()
+        degradation = DEGRADATIONS[base]()
     except KeyError:
         raise KeyError(f"unknown degradation {name!r}; known: {', '.join(sorted(DEGRADATIONS))}") from None
+    if level:
+        misregistration_px = float(level.removesuffix("px"))
+    return degradation if misregistration_px is None else degradation.with_misregistration(misregistration_px)
+
