@@ -34,6 +34,7 @@ TINY_KWARGS = {
     "gta_dinov2": {"width": 4, "depth_blocks": (1, 1, 0, 0), "rgb_blocks": (1, 0, 0, 0),
                    "dec_blocks": (1, 0, 0, 1), "semantic_dim": 4, "head_channels": 4},
     "lite": {"width": 8, "dilations": (1, 2), "fine_width": 4},
+    "lite_unet": {"width": 4, "enc_blocks": (1, 1), "middle_dilations": (1, 2), "dec_blocks": (1, 1), "fine_width": 4},
 }
 
 

@@ -13,6 +13,12 @@ register_network(
     "no foundation weights",
 )
 register_network(
+    "lite_unet",
+    "depth_sr_ros.models.lite_unet:lite_unet",
+    description="lite with a 3-level U-Net trunk (1/4, 1/8, 1/16 of the output; 1.5M params, most at 1/16); "
+    "real-time on CPU, no foundation weights",
+)
+register_network(
     "nafnet_adain",
     "depth_sr_ros.models.nafnet_adain:nafnet_adain",
     description="NAFNet depth + guide encoders with per-level AdaIN (CVPR 2024 AIS winner); "

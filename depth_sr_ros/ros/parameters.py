@@ -39,7 +39,7 @@ APPLY_ON_ACTIVATE = "on_activate"
 
 SCALES = (2, 4, 8, 16)
 CLASSIC_BACKBONES = ("bicubic", "guided_filter", "joint_bilateral", "normalized_conv")
-NETWORK_BACKBONES = ("lite", "nafnet_adain", "gta_dinov2")
+NETWORK_BACKBONES = ("lite", "lite_unet", "nafnet_adain", "gta_dinov2")
 BACKBONE_CHOICES = ("auto", *CLASSIC_BACKBONES, *NETWORK_BACKBONES)
 INFERENCE_BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 PRECISIONS = ("fp32", "fp16")
