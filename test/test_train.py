@@ -1,14 +1,24 @@
-"""A shortened training run (config/train/ci_smoke.yaml): validation falls; resume is exact."""
+"""Training runs: the CI smoke run beats its bicubic start; resume is exact; a time budget ends a
+run with weights and a card; held-out frames are refused; configs extend each other."""
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch", reason="needs the optional torch extra: pip install -e '.[torch]'")
 
 from safetensors.torch import load_file
 
-from depth_sr_ros.train.loop import TrainConfig, export_best, train
+from depth_sr_ros.train.loop import (
+    SourceConfig,
+    TrainConfig,
+    build_model,
+    learning_rate,
+    train,
+    validate,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "config" / "train" / "ci_smoke.yaml"
@@ -16,39 +26,70 @@ SMOKE = ROOT / "config" / "train" / "ci_smoke.yaml"
 
 @pytest.fixture
 def smoke_config(shared_data):
-    """ci_smoke.yaml with its Middlebury roots pointed at the shared data folder."""
-    data = str(shared_data / "middlebury")
+    """ci_smoke.yaml with its data root at the shared data folder."""
 
     def make(out: Path, **overrides) -> TrainConfig:
-        config = TrainConfig.from_yaml(SMOKE, out=str(out), **overrides)
-        config.train[0].root = data
-        config.val_root = data
-        return config
+        return TrainConfig.from_yaml(SMOKE, out=str(out), data_root=str(shared_data), **overrides)
 
     return make
 
 
-def test_short_training_lowers_validation_rmse_and_exports_a_card(tmp_path, smoke_config):
+def test_short_training_beats_its_bicubic_start_and_writes_a_card(tmp_path, smoke_config):
     config = smoke_config(tmp_path)
+    val = config.val[0]
+    start = validate(build_model(config), {val.label: (val, val.frames(config.resolved_data_root))}, 4, "cpu")
     summary = train(config)
-    history = [h["val_rmse"] for h in summary["history"]]
-    assert [h["step"] for h in summary["history"]] == [0, 100, 200]
-    assert history[-1] < history[0], history
-    assert summary["best_rmse"] == min(history[1:])
-    path = Path(export_best(config, summary))
-    card = path.with_name(path.name.replace(".safetensors", ".card.json")).read_text()
-    assert '"val_rmse"' in card and '"lite"' in card
+    validations = [h["val_middlebury_all_bicubic"] for h in summary["history"] if "val_middlebury_all_bicubic" in h]
+    assert [h["step"] for h in summary["history"] if "val_middlebury_all_bicubic" in h] == [200, 400]
+    assert validations[-1] < 0.995 * start[val.label]  # lite starts as its bicubic base
+    card = json.loads((tmp_path / "lite_x4.card.json").read_text())
+    assert card["metrics"]["train_val_middlebury_all_bicubic_rmse"] == pytest.approx(min(validations))  # best
+    assert "400 steps of 8 x 48px crops" in card["training_data"] and card["trained_on"] == "CPU"
 
 
 def test_training_is_deterministic_and_resumes_exactly(tmp_path, smoke_config):
-    straight = train(smoke_config(tmp_path / "a", steps=12, val_every=6, batch=2, patch=32))
-    train(smoke_config(tmp_path / "b", steps=6, val_every=6, batch=2, patch=32))
-    resumed = train(smoke_config(tmp_path / "b", steps=12, val_every=6, batch=2, patch=32), resume=True)
+    small = {"batch": 2, "patch": 32, "val": [], "select": "last"}
+    straight = train(smoke_config(tmp_path / "a", steps=12, **small))
+    train(smoke_config(tmp_path / "b", steps=6, **small))
+    resumed = train(smoke_config(tmp_path / "b", steps=12, **small), resume=True)
     assert resumed["steps"] == straight["steps"] == 12
     a = load_file(tmp_path / "a" / "last.safetensors")
     b = load_file(tmp_path / "b" / "last.safetensors")
     for name, tensor in a.items():
         assert (tensor == b[name]).all(), name
+
+
+def test_a_time_budget_ends_the_run_with_checkpointed_weights_and_a_decayed_rate(tmp_path, smoke_config):
+    config = smoke_config(tmp_path, steps=0, time_budget_s=4.0, checkpoint_every_s=1.0, val=[], select="last",
+                          batch=2, patch=32, log_every=5)
+    summary = train(config)
+    assert 3.5 < summary["seconds"] < 30 and summary["steps"] > 5
+    card = json.loads((tmp_path / "lite_x4.card.json").read_text())
+    assert "not evaluated during training" in card["evaluation_protocol"]
+    assert "had not finished" not in card["notes"]  # the final card replaced the periodic ones
+    assert learning_rate(config, 10_000, 4.0) == pytest.approx(config.min_lr)
+    assert learning_rate(config, config.warmup_steps, 2.0) == pytest.approx(0.5 * (config.lr + config.min_lr))
+
+
+def test_held_out_frames_are_never_trained_on(shared_data, tmp_path):
+    with pytest.raises(ValueError, match="held-out split of rgbdd_dev"):
+        SourceConfig("rgbdd_dev").frames(str(shared_data))
+    with pytest.raises(ValueError, match="held-out split of middlebury"):
+        SourceConfig("middlebury", scenes="14-15").frames(str(shared_data))
+    frames = SourceConfig("rgbdd_dev", split="train").frames(str(shared_data), limit=3)
+    assert len(frames) == 3 and not any(f.name.startswith("20200605") for f in frames)
+
+
+def test_configs_extend_a_base_and_refuse_runs_without_an_end(tmp_path):
+    (tmp_path / "base.yaml").write_text("backbone: lite\nscale: 8\npatch: 64\ntrain: [{root: x}]\nsteps: 5\n")
+    (tmp_path / "run.yaml").write_text("extends: base.yaml\nscale: 4\n")
+    config = TrainConfig.from_yaml(tmp_path / "run.yaml")
+    assert (config.scale, config.patch, config.train[0].root) == (4, 64, "x")
+    with pytest.raises(ValueError, match="needs an end"):
+        TrainConfig.from_yaml(tmp_path / "run.yaml", steps=0)
+    with pytest.raises(ValueError, match="unknown config keys"):
+        (tmp_path / "bad.yaml").write_text("extends: base.yaml\nmax_minutes: 3\n")
+        TrainConfig.from_yaml(tmp_path / "bad.yaml")
 
 
 def test_zero_init_head_starts_a_network_at_its_bicubic_base(tmp_path, smoke_config):
@@ -65,3 +106,4 @@ def test_zero_init_head_starts_a_network_at_its_bicubic_base(tmp_path, smoke_con
     torch.testing.assert_close(out, upsample_depth(depth, 4))
     with pytest.raises(ValueError, match="matches no parameter"):
         build_model(smoke_config(tmp_path, zero_init=["nope"]))
+    assert np.isfinite(out.detach().numpy()).all()

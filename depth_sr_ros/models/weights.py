@@ -178,7 +178,10 @@ def save_weights(model: nn.Module, path: str | Path, card: ModelCard) -> Path:
         onnx_sha256="",  # new weights: a shipped ONNX of the old ones no longer applies (export-onnx --ship)
         parameters=sum(p.numel() for n, p in model.named_parameters() if not n.startswith(FOUNDATION_PREFIX)),
     )
-    card_path(path).write_text(card.to_json(), encoding="utf-8")
+    card_file = card_path(path)
+    partial_card = card_file.with_name(card_file.name + ".partial")
+    partial_card.write_text(card.to_json(), encoding="utf-8")
+    os.replace(partial_card, card_file)  # a run killed while writing never leaves half a card
     return path
 
 

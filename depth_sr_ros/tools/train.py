@@ -1,6 +1,9 @@
-"""`depth-sr train --config YAML [--resume] [--out DIR]`: train or fine-tune a network backbone.
+"""`depth-sr train --config YAML [--resume] [--out DIR] [--device cuda] [--time-budget-s S] ...`:
+train or fine-tune a network backbone.
 
-The YAML holds a `depth_sr_ros.train.loop.TrainConfig`; see docs/training.md.
+The YAML holds a `depth_sr_ros.train.loop.TrainConfig`; see docs/training.md. The options
+override the config. The weights and their model card are written to `OUT/<backbone>_x<scale>.*`
+during and at the end of the run.
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from depth_sr_ros.tools.usage import UsageError, add_no_progress, bounded, existing_file, output_dir
+from depth_sr_ros.tools.usage import (
+    UsageError,
+    add_no_progress,
+    bounded,
+    existing_dir,
+    existing_file,
+    output_dir,
+)
 
 if TYPE_CHECKING:
     from depth_sr_ros.train.loop import TrainConfig
@@ -22,40 +32,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="training config YAML (config/train/*.yaml)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.* if present")
     parser.add_argument("--out", help="output directory (overrides the config's `out`)")
-    parser.add_argument("--max-minutes", type=bounded(float, 0.0), help="stop after this many minutes (overrides)")
-    parser.add_argument("--steps", type=bounded(int, 1), help="number of steps (overrides)")
-    parser.add_argument("--init-weights", help="start from these safetensors weights (overrides; fine-tuning)")
+    parser.add_argument("--steps", type=bounded(int, 1), help="most training steps (overrides; a config's `steps: 0` "
+                        "leaves the end to the time budget)")
+    parser.add_argument("--time-budget-s", type=bounded(float, 0.0), help="stop after this many seconds of training; "
+                        "the learning rate decays to its minimum at that point")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's)")
+    parser.add_argument("--data-root", help="folder the config's relative data paths are under (default: "
+                        "$DEPTH_SR_DATA, else ../shared/data)")
+    parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="mixed precision on the device")
+    parser.add_argument("--threads", type=bounded(int, 1), help="torch CPU threads of this process")
+    parser.add_argument("--seed", type=int, help="seed of the batches and the initialisation")
+    parser.add_argument("--init-weights", help="start from these safetensors weights (fine-tuning)")
     add_no_progress(parser)
 
 
 def load_config(args: argparse.Namespace) -> TrainConfig:
     """The training config with the command line's overrides; UsageError for a bad file or folder."""
-    from depth_sr_ros.train.loop import TrainConfig
+    from depth_sr_ros.train.loop import TrainConfig, resolve_root
 
     path = existing_file("--config", args.config, "config file")
     if args.out:
         output_dir("--out", args.out)
     if args.init_weights:
         existing_file("--init-weights", args.init_weights, "weights file")
+    if args.data_root:
+        existing_dir("--data-root", args.data_root, "data folder")
     try:
-        config = TrainConfig.from_yaml(path, out=args.out, max_minutes=args.max_minutes, steps=args.steps,
-                                       init_weights=args.init_weights, progress=False if args.no_progress else None)
+        config = TrainConfig.from_yaml(
+            path, out=args.out, steps=args.steps, time_budget_s=args.time_budget_s, device=args.device,
+            data_root=args.data_root, amp=args.amp, threads=args.threads, seed=args.seed,
+            init_weights=args.init_weights, progress=False if args.no_progress else None)
     except (ValueError, TypeError, AttributeError, yaml.YAMLError) as err:  # syntax, unknown keys, wrong types
         raise UsageError(f"--config {path}: {err}") from None
     folders = [(f"train[{i}].root", source.root) for i, source in enumerate(config.train)]
-    for key, folder in [*folders, ("val_root", config.val_root)]:
-        if not Path(folder).exists():
-            raise UsageError(f"--config {path}: {key} {folder} does not exist (relative paths start in the "
-                             f"current directory, {Path.cwd()})")
+    folders += [(f"val[{i}].root", val.root) for i, val in enumerate(config.val)]
+    for key, folder in folders:
+        resolved = resolve_root(folder, config.resolved_data_root)
+        if not Path(resolved).exists():
+            raise UsageError(f"--config {path}: {key} {resolved} does not exist (relative roots are under the data "
+                             f"root {config.resolved_data_root}: --data-root or $DEPTH_SR_DATA)")
+    if config.init_weights and not Path(config.init_weights).is_file():
+        raise UsageError(f"--config {path}: init_weights {config.init_weights} does not exist")
     return config
 
 
 def run(args: argparse.Namespace) -> int:
-    from depth_sr_ros.train.loop import export_best, train
+    from depth_sr_ros.train.loop import train
 
     config = load_config(args)
     summary = train(config, resume=args.resume)
-    if summary.get("rank", 0) == 0:
-        summary["exported"] = export_best(config, summary)
+    summary.pop("history", None)
     print(json.dumps(summary, indent=2))
     return 0

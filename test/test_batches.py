@@ -1,0 +1,86 @@
+"""Training batches on the device: crops line up with the protocol's inputs on the whole frame,
+every sample gets its source's degradations, and a step's batch depends only on (seed, rank, step)."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="needs the optional torch extra: pip install -e '.[torch]'")
+
+import torch
+
+from depth_sr_ros.eval.protocol import protocol_bicubic_downsample
+from depth_sr_ros.train.batches import BatchMaker, TrainFrame
+from depth_sr_ros.train.synthetic import SyntheticConfig, make_scene
+
+
+def scenes(count=3, source=0, height=96, width=120):
+    out = []
+    for seed in range(count):
+        frame = make_scene(SyntheticConfig(height=height, width=width), seed + 10 * source)
+        out.append(TrainFrame(f"{source}-{seed}", frame.rgb, frame.depth, source, 1.0))
+    return out
+
+
+def dihedral(a: np.ndarray, code: int) -> np.ndarray:
+    """The sample transform of BatchMaker._gather for an array whose first two axes are rows, cols."""
+    n = a.shape[0]
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    rows, cols = (j, i) if code & 4 else (i, j)
+    rows = n - 1 - rows if code & 1 else rows
+    cols = n - 1 - cols if code & 2 else cols
+    return a[rows, cols]
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+def test_bicubic_crops_equal_the_protocol_input_of_the_whole_frame(scale):
+    frames = scenes()
+    maker = BatchMaker(frames, [{"bicubic": 1.0}], scale, patch=4 * scale, batch=6, seed=3)
+    batch = maker.batch(7)
+    plan = maker.plan(7)
+    assert set(plan["dihedral"]) != {0}  # the check below covers flips and transposes
+    m, p = maker.margin, maker.patch
+    for k in range(6):
+        frame = frames[plan["frame"][k]]
+        lo, hi = np.nanmin(frame.gt), np.nanmax(frame.gt)
+        h, w = (np.array(frame.gt.shape) // scale) * scale
+        lr_frame = protocol_bicubic_downsample(frame.gt[:h, :w], scale)
+        y, x = (plan["origin"][k] + m) // scale
+        expected_lr = dihedral(lr_frame[y : y + p // scale, x : x + p // scale], plan["dihedral"][k])
+        got_lr = batch.depth[k, 0].numpy() * (hi - lo) + lo
+        np.testing.assert_allclose(got_lr, expected_lr, atol=2e-5 * (hi - lo))
+        y, x = plan["origin"][k] + m
+        expected_gt = dihedral(frame.gt[y : y + p, x : x + p], plan["dihedral"][k])
+        np.testing.assert_allclose(batch.gt[k, 0].numpy() * (hi - lo) + lo, expected_gt, atol=1e-5)
+        expected_rgb = dihedral(frame.rgb[y : y + p, x : x + p], plan["dihedral"][k])
+        np.testing.assert_array_equal((batch.rgb[k].permute(1, 2, 0).numpy() * 255).round(), expected_rgb)
+
+
+def test_each_source_gets_its_own_mix_and_steps_are_reproducible():
+    frames = scenes(2, source=0) + scenes(2, source=1)
+    mixes = [{"bicubic": 1.0}, {"real_tof": 1.0}]
+    maker = BatchMaker(frames, mixes, 4, patch=32, batch=32, seed=1, range_jitter=0.1)
+    plan = maker.plan(5)
+    names = [maker.degradations[d].name for d in plan["degradation"]]
+    sources = maker.sources[plan["frame"]]
+    assert {n for n, s in zip(names, sources) if s == 0} == {"bicubic"}
+    assert {n for n, s in zip(names, sources) if s == 1} == {"real_tof"}
+    a, b = maker.batch(5), maker.batch(5)
+    for name in ("rgb", "depth", "mask", "gt", "gt_valid"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert not torch.equal(maker.batch(6).depth, a.depth)
+    other_rank = BatchMaker(frames, mixes, 4, patch=32, batch=32, seed=1, rank=1, range_jitter=0.1)
+    assert not torch.equal(other_rank.batch(5).depth, a.depth)
+    assert torch.isfinite(a.depth).all() and a.mask.shape == (32, 1, 8, 8)
+
+
+def test_the_8_3_sensor_comes_to_the_model_grid_and_bad_settings_are_refused():
+    frames = scenes(2, height=128, width=160)
+    maker = BatchMaker(frames, [{"phone_tof": 1.0}], 4, patch=48, batch=4)
+    batch = maker.batch(0)
+    assert batch.depth.shape == (4, 1, 12, 12) and torch.isfinite(batch.depth).all()
+    with pytest.raises(ValueError, match="multiple of scale"):
+        BatchMaker(frames, [{"bicubic": 1.0}], 4, patch=30, batch=2)
+    with pytest.raises(ValueError, match="smaller than"):
+        BatchMaker(frames, [{"bicubic": 1.0}], 16, patch=128, batch=2)
+    with pytest.raises(KeyError, match="unknown degradation"):
+        BatchMaker(frames, [{"nope": 1.0}], 4, patch=32, batch=2)
