@@ -71,6 +71,21 @@ def test_a_time_budget_ends_the_run_with_checkpointed_weights_and_a_decayed_rate
     assert learning_rate(config, config.warmup_steps, 2.0) == pytest.approx(0.5 * (config.lr + config.min_lr))
 
 
+def test_stop_at_fits_the_budget_to_a_wall_clock_deadline(tmp_path, smoke_config):
+    import time
+
+    from depth_sr_ros.train.loop import FINISH_S
+
+    stop_at = time.time() + FINISH_S + 6
+    config = smoke_config(tmp_path, steps=0, time_budget_s=0, stop_at=stop_at, checkpoint_every_s=0, val=[],
+                          select="last", batch=2, patch=32)
+    summary = train(config)
+    assert time.time() < stop_at and 0 < summary["seconds"] <= 6.5 and summary["steps"] > 0
+    assert (tmp_path / "lite_x4.safetensors").exists()
+    with pytest.raises(RuntimeError, match="too close"):
+        train(smoke_config(tmp_path / "late", steps=0, stop_at=time.time() + 1, val=[], select="last"))
+
+
 def test_held_out_frames_are_never_trained_on(shared_data, tmp_path):
     with pytest.raises(ValueError, match="held-out split of rgbdd_dev"):
         SourceConfig("rgbdd_dev").frames(str(shared_data))

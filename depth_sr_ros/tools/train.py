@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "leaves the end to the time budget)")
     parser.add_argument("--time-budget-s", type=bounded(float, 0.0), help="stop after this many seconds of training; "
                         "the learning rate decays to its minimum at that point")
+    parser.add_argument("--stop-at", type=bounded(float, 0.0), metavar="UNIX_S",
+                        help="end training by this wall-clock time (seconds since the epoch, e.g. $(date +%%s) + 400); "
+                        "the time budget shrinks so that the weights are written by then")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's)")
     parser.add_argument("--data-root", help="folder the config's relative data paths are under (default: "
                         "$DEPTH_SR_DATA, else ../shared/data)")
@@ -59,7 +62,8 @@ def load_config(args: argparse.Namespace) -> TrainConfig:
         existing_dir("--data-root", args.data_root, "data folder")
     try:
         config = TrainConfig.from_yaml(
-            path, out=args.out, steps=args.steps, time_budget_s=args.time_budget_s, device=args.device,
+            path, out=args.out, steps=args.steps, time_budget_s=args.time_budget_s, stop_at=args.stop_at,
+            device=args.device,
             data_root=args.data_root, amp=args.amp, threads=args.threads, seed=args.seed,
             init_weights=args.init_weights, progress=False if args.no_progress else None)
     except (ValueError, TypeError, AttributeError, yaml.YAMLError) as err:  # syntax, unknown keys, wrong types

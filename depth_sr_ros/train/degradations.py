@@ -149,13 +149,14 @@ class Misregister(TorchStep):
     max_px: float = 3.0
 
     def apply(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
-        if self.max_px <= 0:
-            return x
         b_, _, h, w = x.shape
+        # The same draws at every level, so that the rest of a chain draws the same at every level.
         level = ctx.uniform(b_, self.min_px, self.max_px).view(b_)
         t = ctx.randn(b_, 2)
         radius = 0.5 * math.hypot(h, w)
         rot = ctx.randn(b_, 2) * (0.5 / radius)  # ~0.5 px at the corners per unit of shift
+        if self.max_px <= 0:
+            return x
         a, b = rot[:, 0], rot[:, 1]
         ys = torch.linspace(0.5, h - 0.5, 16, device=x.device) - h / 2
         xs = torch.linspace(0.5, w - 0.5, 16, device=x.device) - w / 2

@@ -4,7 +4,8 @@ Random aligned crops of ground-truth frames are flipped/rotated, degraded to low
 degradation drawn per crop from its source's mix, hole-filled and normalised by the frame's
 ground-truth range (train/batches.py: all of it on the training device), and the network learns
 to restore the crop. Training stops at `steps` or after `time_budget_s` seconds of training,
-whichever comes first; the learning rate warms up, then decays (cosine) to `min_lr` at that end,
+whichever comes first (`stop_at`, a wall-clock time, shrinks the budget so that the run ends by
+then, whatever its start-up took); the learning rate warms up, then decays (cosine) to `min_lr` at that end,
 so the final weights are the ones to ship (`select: last`; `select: best` keeps the checkpoint
 with the lowest figure on the first validation set instead). Weights and their model card are
 written to `OUT/<backbone>_x<scale>.safetensors` every `checkpoint_every_s` seconds and at the end,
@@ -56,6 +57,7 @@ from depth_sr_ros.train.losses import get_loss
 
 LOG = logging.getLogger(__name__)
 DATA_ROOT_ENV = "DEPTH_SR_DATA"
+FINISH_S = 10.0  # what a run needs after its last step: validation, final checkpoint (stop_at keeps it free)
 DEFAULT_DATA_ROOT = "../shared/data"
 
 
@@ -160,6 +162,7 @@ class TrainConfig:
     batch: int = 16
     steps: int = 10000
     time_budget_s: float = 0.0
+    stop_at: float = 0.0  # seconds since the epoch: end training (and write the weights) by then; 0 = no
     lr: float = 1e-3
     min_lr: float = 1e-5
     warmup_steps: int = 200
@@ -202,7 +205,7 @@ class TrainConfig:
         """Refuse settings that cannot run, with what to change."""
         if not self.train and not self.synthetic_scenes:
             raise ValueError(f"{source}: no training data (train: [...] or synthetic_scenes)")
-        if self.steps <= 0 and self.time_budget_s <= 0:
+        if self.steps <= 0 and self.time_budget_s <= 0 and self.stop_at <= 0:
             raise ValueError(f"{source}: set steps or time_budget_s (or both): the run needs an end")
         if self.select not in ("last", "best") or (self.select == "best" and not self.val):
             raise ValueError(f"{source}: select must be 'last', or 'best' with a val set")
@@ -370,6 +373,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
              time.monotonic() - loading)
 
     resumed_s = state["elapsed_s"]
+    config = _fit_budget(config, resumed_s)
     start = time.monotonic() - resumed_s
     last_checkpoint = time.monotonic()
     step, first_step = state["step"], state["step"]
@@ -422,6 +426,21 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if world > 1:
         torch.distributed.destroy_process_group()
     return summary
+
+
+def _fit_budget(config: TrainConfig, elapsed_s: float) -> TrainConfig:
+    """The config with `time_budget_s` shrunk so that training ends `FINISH_S` seconds before
+    `stop_at` (training seconds so far: `elapsed_s`)."""
+    if config.stop_at <= 0:
+        return config
+    left = config.stop_at - time.time() - FINISH_S
+    if left <= 0:
+        raise RuntimeError(f"stop_at is {-left:.0f} s too close: no time left to train")
+    fitted = elapsed_s + left
+    if config.time_budget_s > 0 and config.time_budget_s <= fitted:
+        return config
+    LOG.info("time budget %.0f s to end by stop_at (training %.0f s more)", fitted, left)
+    return replace(config, time_budget_s=fitted)
 
 
 def _validation_point(config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

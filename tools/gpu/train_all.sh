@@ -5,18 +5,19 @@
 # Environment (defaults): OUT (required), TOTAL_S=470 (seconds for everything), DEVICE=cuda,
 # DATA=.gpu_data, RUNS (default: config/train/gpu/*_x*.yaml), WORK=runs/gpu, PYTHON.
 # Steps: (1) a self-check that fails fast (imports, device, data, one step of every config);
-# (2) every run in the background with the same --time-budget-s, so that all of them end
-# STARTUP_S + END_S seconds before TOTAL_S; a run that overruns is killed at the deadline and
-# its last periodic checkpoint stays; (3) $OUT/<run>.tar per run (weights, card, config, state
-# with the loss history, log) and $OUT/summary.txt (self-check, per-run result, GPU use).
+# (2) every run in the background with --stop-at END_S seconds before TOTAL_S (each run's time
+# budget shrinks to end its training, and write its weights, by then, whatever its start-up
+# took); a run still alive GRACE_S after that is killed, and its last periodic checkpoint (every
+# 60 s) stays; (3) $OUT/<run>.tar per run (weights, card, config, state with the loss history,
+# log) and $OUT/summary.txt (self-check, per-run result, GPU use).
 set -uo pipefail
 : "${OUT:?set OUT to the folder whose files come back}"
 TOTAL_S=${TOTAL_S:-470}
 DEVICE=${DEVICE:-cuda}
 DATA=${DATA:-.gpu_data}
 WORK=${WORK:-runs/gpu}
-STARTUP_S=${STARTUP_S:-35}  # python + torch import, frames to the device, before the budget starts
-END_S=${END_S:-15}          # final checkpoint, bundling
+END_S=${END_S:-20}      # after the runs' stop-at: their exit, bundling
+GRACE_S=${GRACE_S:-10}  # a run still alive this long after its stop-at is killed
 PY=${PYTHON:-$(command -v python3 || command -v python)}
 RUNS=${RUNS:-$(ls config/train/gpu/*_x*.yaml)}
 START=$(date +%s)
@@ -31,10 +32,10 @@ timeout 120 "$PY" -m depth_sr_ros.train.preflight --device "$DEVICE" --data-root
     | grep -v Warning | tee -a "$SUMMARY"
 if [ "${PIPESTATUS[0]}" -ne 0 ]; then echo "self-check failed after $(elapsed) s: no training" | tee -a "$SUMMARY"; exit 1; fi
 
-LEFT=$(( TOTAL_S - $(elapsed) ))
-BUDGET=$(( LEFT - STARTUP_S - END_S ))
-if [ "$BUDGET" -lt 10 ]; then echo "only $LEFT s left: no training" | tee -a "$SUMMARY"; exit 1; fi
-echo "== training: $(echo $RUNS | wc -w) runs, --time-budget-s $BUDGET each, hard stop in $(( LEFT - END_S )) s" | tee -a "$SUMMARY"
+STOP_AT=$(( START + TOTAL_S - END_S ))
+LEFT=$(( STOP_AT - $(date +%s) ))
+if [ "$LEFT" -lt 60 ]; then echo "only $LEFT s left: no training" | tee -a "$SUMMARY"; exit 1; fi
+echo "== training: $(echo $RUNS | wc -w) runs, each to stop by $(date -u -d @$STOP_AT +%TZ 2>/dev/null || echo $STOP_AT) ($LEFT s from now, start-up included)" | tee -a "$SUMMARY"
 if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 20 > "$WORK/gpu_use.csv" 2>&1 &
     SMI=$!
@@ -42,8 +43,9 @@ fi
 PIDS=()
 for cfg in $RUNS; do
     name=$(basename "$cfg" .yaml)
-    timeout -k 5 $(( LEFT - END_S )) "$PY" -m depth_sr_ros.cli train --config "$cfg" --device "$DEVICE" \
-        --data-root "$DATA" --time-budget-s "$BUDGET" --out "$WORK/$name" > "$WORK/$name.log" 2>&1 &
+    timeout -k 5 $(( LEFT + GRACE_S )) "$PY" -m depth_sr_ros.cli train --config "$cfg" --device "$DEVICE" \
+        --data-root "$DATA" --time-budget-s "$LEFT" --stop-at "$STOP_AT" --no-progress --out "$WORK/$name" \
+        > "$WORK/$name.log" 2>&1 &
     PIDS+=($!)
 done
 i=0
