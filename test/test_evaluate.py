@@ -153,10 +153,12 @@ def test_a_0_255_folder_with_zero_ground_truth_scores_as_protocol_md_says(tmp_pa
         assert result["methods"]["bicubic"]["rmse"] == pytest.approx(np.mean(figures), rel=1e-5)
 
 
-def test_recognised_sets_score_their_held_out_split_with_published_figures(shared_data, tmp_path, capsys):
-    out = tmp_path / "mb.json"
-    main(["evaluate", "--data", str(shared_data / "middlebury"), "--scale", "16", "--backbone", "bicubic",
-          "--json", str(out)])
+def test_recognised_sets_score_their_held_out_split_with_published_figures(shared_data, tmp_path, capsys,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no --json: the result goes to runs/evaluate/ under the current folder
+    main(["evaluate", "--data", str(shared_data / "middlebury"), "--scale", "16", "--backbone", "bicubic"])
+    out = tmp_path / "runs" / "evaluate" / "middlebury_heldout_x16_gdsr_bicubic.json"
+    assert out.with_suffix(".csv").exists()
     result = json.loads(out.read_text())
     assert (result["set"], result["split"]) == ("middlebury", "heldout")
     assert result["scenes"] == ["15", "16", "17", "18", "19", "20"]

@@ -74,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "without --scenes, else all)")
     parser.add_argument("--scenes", help="frames to use, e.g. 15-20 or 1000,1002 (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the degradation's randomness")
-    parser.add_argument("--json", default="evaluation.json", help="write the results here (default: %(default)s)")
+    parser.add_argument("--json", help="write the results here (default: runs/evaluate/<set>_<split>_x<scale>_"
+                        "<protocol>_<input>.json)")
     parser.add_argument("--csv", help="write one row per frame here (default: the --json path with .csv)")
     parser.add_argument("--previews", help="write one PNG per frame (inputs, predictions, error maps) here")
     parser.add_argument("--update-card", action="store_true",
@@ -99,7 +100,8 @@ def check_args(args: argparse.Namespace) -> Degradation | None:
         check_backbone("--backbone", args.backbone)
     if args.weights is not None:
         existing_file("--weights", args.weights, "weights file")
-    output_file("--json", args.json)
+    if args.json:
+        output_file("--json", args.json)
     if args.csv:
         output_file("--csv", args.csv)
     if args.previews:
@@ -366,13 +368,19 @@ def update_card(weights: str, result: dict[str, Any], command: str) -> dict[str,
     return added
 
 
+def default_json(result: dict[str, Any]) -> Path:
+    """runs/evaluate/<set>_<split>_x<scale>_<protocol>_<input>.json (runs/ is git-ignored)."""
+    name = _slug(f"{result['set']}_{result['split']}_x{result['scale']}_{result['protocol']}_{result['degrade']}")
+    return Path("runs") / "evaluate" / f"{name}.json"
+
+
 def run(args: argparse.Namespace) -> int:
     result = evaluate(args)
     if args.update_card:
         if not result["weights"] or get_backbone(result["backbone"]).kind != "network":
             raise UsageError("--update-card needs a network --backbone and its --weights file")
         update_card(result["weights"], result, command_line(args))
-    out = Path(args.json)
+    out = Path(args.json) if args.json else default_json(result)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     table = Path(args.csv) if args.csv else out.with_suffix(".csv")
