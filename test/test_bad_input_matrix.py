@@ -609,6 +609,11 @@ def not_safetensors(path: Path) -> None:
     path.write_bytes(b"GIF89a" + bytes(300))
 
 
+def not_safetensors_nor_card(path: Path) -> None:
+    not_safetensors(path)
+    no_card(path)
+
+
 def pickled(path: Path) -> None:
     import torch
 
@@ -648,6 +653,7 @@ def a_directory(path: Path) -> Path:
 WEIGHTS_CASES: dict[str, tuple[Callable, str]] = {
     "weights/without_card": (no_card, "no model card"),
     "weights/not_safetensors": (not_safetensors, "not a safetensors file"),
+    "weights/not_safetensors_and_no_card": (not_safetensors_nor_card, "not a safetensors file"),  # not the card
     "weights/pickled_checkpoint": (pickled, "torch.save checkpoint"),
     "weights/card_not_json": (card_not_json, "not valid JSON"),
     "weights/card_for_another_scale": (card_other_scale, "lite x8"),
