@@ -4,7 +4,10 @@ Weights (`<name>.safetensors` + `<name>.card.json`, see `weights.py`) are search
   1. every directory in `$DEPTH_SR_MODELS` (os.pathsep-separated),
   2. the repository's `models/` directory next to the package (source checkouts, `pip install -e`),
   3. `<sys.prefix>/share/depth_sr_ros/models` (pip install of the package's data files),
-  4. `<ament share>/depth_sr_ros/models` when `ament_index_python` is importable (colcon install).
+  4. `<prefix>/share/depth_sr_ros/models` for the prefix the package is installed under
+     (`<prefix>/lib/pythonX.Y/site-packages/depth_sr_ros`: a colcon install, found even without a
+     sourced workspace),
+  5. `<ament share>/depth_sr_ros/models` when `ament_index_python` is importable (colcon install).
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ def model_dirs() -> list[Path]:
     candidates = [Path(p) for p in os.environ.get("DEPTH_SR_MODELS", "").split(os.pathsep) if p]
     candidates.append(REPO_MODELS)
     candidates.append(Path(sys.prefix) / "share" / PACKAGE / "models")
+    package = Path(__file__).resolve().parents[1]
+    if package.parent.name in ("site-packages", "dist-packages"):  # <prefix>/lib/pythonX.Y/site-packages
+        candidates.append(package.parents[3] / "share" / PACKAGE / "models")
     ament = _ament_models_dir()
     if ament is not None:
         candidates.append(ament)
