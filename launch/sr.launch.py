@@ -4,7 +4,8 @@
 `params_file` (default: the package's config/sr.yaml); a parameter argument given on the command
 line overrides it, and one left empty (the default) keeps the file's value. Launch arguments are
 strings: they are converted to the parameter's type and checked against the node's parameter
-table (`depth_sr_ros.ros.node_logic`), never evaluated.
+table (`depth_sr_ros.ros.parameters`), never evaluated; a bad value stops the launch with the
+reason.
 
 The node is a lifecycle node. With `autostart:=true` (default) this file configures it once the
 process is up and activates it once configured, as the ros2/demos lifecycle tests do; with
@@ -29,7 +30,8 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
-from depth_sr_ros.ros import node_logic as nl
+from depth_sr_ros.ros import parameters as table
+from depth_sr_ros.ros import topics
 
 PACKAGE = "depth_sr_ros"
 TRUE_FALSE = ["true", "false"]
@@ -41,7 +43,7 @@ def _choice_text(value):
 
 def _parameter_argument(name):
     """A launch argument for one node parameter; empty = keep the params file's value."""
-    spec = nl.PARAMETER_BY_NAME[name]
+    spec = table.PARAMETER_BY_NAME[name]
     if spec.choices is not None:
         choices = ["", *(_choice_text(c) for c in spec.choices)]
     elif spec.type is bool:
@@ -69,7 +71,7 @@ def _declare_arguments():
         ),
         DeclareLaunchArgument(
             "node_name",
-            default_value=nl.NODE_NAME,
+            default_value=topics.NODE_NAME,
             description="Name of the node",
         ),
         DeclareLaunchArgument(
@@ -91,12 +93,12 @@ def _declare_arguments():
             description="Logging level of the node",
         ),
     ]
-    arguments += [_parameter_argument(name) for name in nl.LAUNCH_PARAMETERS]
+    arguments += [_parameter_argument(name) for name in table.LAUNCH_PARAMETERS]
     arguments += [
         DeclareLaunchArgument(
             argument, default_value=topic, description=f"Topic remapped to the node's '{topic}'"
         )
-        for argument, topic in nl.REMAP_ARGUMENTS.items()
+        for argument, topic in topics.REMAP_ARGUMENTS.items()
     ]
     return arguments
 
@@ -105,7 +107,7 @@ def _launch_setup(context):
     def value(name):
         return LaunchConfiguration(name).perform(context)
 
-    overrides = nl.launch_overrides({name: value(name) for name in nl.LAUNCH_PARAMETERS})
+    overrides = table.launch_overrides({name: value(name) for name in table.LAUNCH_PARAMETERS})
     overrides["use_sim_time"] = value("use_sim_time") == "true"
     node = LifecycleNode(
         package=PACKAGE,
@@ -113,7 +115,7 @@ def _launch_setup(context):
         name=value("node_name"),
         namespace=value("namespace"),
         parameters=[value("params_file"), overrides],
-        remappings=nl.remappings({argument: value(argument) for argument in nl.REMAP_ARGUMENTS}),
+        remappings=topics.remappings({argument: value(argument) for argument in topics.REMAP_ARGUMENTS}),
         arguments=["--ros-args", "--log-level", value("log_level")],
         output="screen",
         emulate_tty=True,

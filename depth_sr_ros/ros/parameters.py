@@ -7,16 +7,21 @@ from it, so a value the node refuses is refused offline too.
 
 Runtime changes (`plan_change`) follow one policy, by the parameter's `apply` class:
 - `APPLY_REBUILD` (scale, backbone, weights, inference_backend, precision, device,
-  engine_cache_dir, min_depth, max_depth): while the node is configured, the node builds a
-  complete new pipeline with the new values first and swaps it in between two frames. If the
-  build fails (missing weights, no CUDA, engine build error) the change is rejected with the
-  build error as its reason and the old pipeline keeps running.
+  engine_cache_dir, min_depth, max_depth, input_width, input_height): while the node is
+  configured, the node builds (and warms up) a complete new pipeline with the new values first
+  and swaps it in between two frames. If the build fails (missing weights, no CUDA, engine
+  build error) the change is rejected with the build error as its reason and the old pipeline
+  keeps running.
 - `APPLY_LIVE` (output_encoding, publish_points, point_cloud_rgb, point_stride, assume_registered,
   tf_timeout):
   applied from the next frame on.
-- `APPLY_ON_ACTIVATE` (queue_size, slop, exact_sync, input_mode, health_period): read when the
-  node activates, because they shape the subscriptions and timers. While the node is active a
-  change is refused with a reason that says to deactivate, set, and activate again.
+- `APPLY_ON_ACTIVATE` (queue_size, slop, exact_sync, input_mode, rgb_transport,
+  depth_transport, health_period): read when the node activates, because they shape the
+  subscriptions and timers. While the node is active a change is refused with a reason that
+  says to deactivate, set, and activate again.
+
+A value is checked whether or not the running backbone uses it (`device`, `inference_backend`
+and `weights` under a classic backbone): a parameter is never stored invalid.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from __future__ import annotations
 import math
 import re
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any, cast
 
-from depth_sr_ros.ros.topics import INPUT_MODES
+from depth_sr_ros.ros.topics import DEPTH_TRANSPORTS, INPUT_MODES, RGB_TRANSPORTS
 
 # ---------------------------------------------------------------------------------------------
 # Parameter table
@@ -44,7 +50,20 @@ BACKBONE_CHOICES = ("auto", *CLASSIC_BACKBONES, *NETWORK_BACKBONES)
 INFERENCE_BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 PRECISIONS = ("fp32", "fp16")
 OUTPUT_ENCODINGS = ("32FC1", "16UC1")
+MAX_IMAGE_SIDE = 16384  # pixels, for input_width / input_height
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+WEIGHTS_SUFFIX = ".safetensors"
+
+
+def _weights_file(value: str) -> str | None:
+    """None when `value` is empty (the shipped weights) or an existing .safetensors file."""
+    if not value:
+        return None
+    if not value.endswith(WEIGHTS_SUFFIX):
+        return f"weights={value!r} must be a {WEIGHTS_SUFFIX} file (or empty for the shipped weights)"
+    if not Path(value).expanduser().is_file():
+        return f"weights={value!r}: no such file"
+    return None
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,7 @@ class ParamSpec:
     value_range: tuple[float, float] | None = None
     pattern: re.Pattern[str] | None = None
     pattern_text: str = ""
+    validator: Callable[[Any], str | None] | None = None  # a check beyond type/choices/range/pattern
 
     def constraints_text(self) -> str:
         """The human-readable constraint, for `ParameterDescriptor.additional_constraints`."""
@@ -86,6 +106,8 @@ class ParamSpec:
                 return f"{self.name}={value!r} is out of range; {self.constraints_text()}"
         if self.pattern is not None and not self.pattern.match(str(value)):
             return f"{self.name}={value!r} is not allowed; {self.pattern_text}"
+        if self.validator is not None:
+            return self.validator(value)
         return None
 
 
@@ -114,6 +136,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Weights file (.safetensors) for a network backbone; empty = the "
         "shipped weights for backbone and scale.",
         APPLY_REBUILD,
+        pattern_text="empty, or an existing .safetensors file",
+        validator=_weights_file,
     ),
     ParamSpec(
         "inference_backend",
@@ -162,6 +186,24 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "Farthest valid depth in metres; input depth beyond it is treated as invalid.",
         APPLY_REBUILD,
         value_range=(0.01, 1000.0),
+    ),
+    ParamSpec(
+        "input_width",
+        int,
+        0,
+        "RGB image width in pixels that configure builds and warms up the network for; 0 = at the "
+        "first RGB CameraInfo (then the first frame waits for the build).",
+        APPLY_REBUILD,
+        value_range=(0, MAX_IMAGE_SIDE),
+    ),
+    ParamSpec(
+        "input_height",
+        int,
+        0,
+        "RGB image height in pixels that configure builds and warms up the network for; 0 = at the "
+        "first RGB CameraInfo.",
+        APPLY_REBUILD,
+        value_range=(0, MAX_IMAGE_SIDE),
     ),
     ParamSpec(
         "output_encoding",
@@ -232,6 +274,24 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         APPLY_LIVE,
     ),
     ParamSpec(
+        "rgb_transport",
+        str,
+        "raw",
+        "image_transport of the colour input: 'raw' (sensor_msgs/Image on rgb/image) or 'compressed' "
+        "(sensor_msgs/CompressedImage, jpeg or png, on <rgb/image resolved>/compressed).",
+        APPLY_ON_ACTIVATE,
+        choices=RGB_TRANSPORTS,
+    ),
+    ParamSpec(
+        "depth_transport",
+        str,
+        "raw",
+        "image_transport of the depth input: 'raw' (sensor_msgs/Image on depth/image) or "
+        "'compressedDepth' (sensor_msgs/CompressedImage on <depth/image resolved>/compressedDepth).",
+        APPLY_ON_ACTIVATE,
+        choices=DEPTH_TRANSPORTS,
+    ),
+    ParamSpec(
         "tf_timeout",
         float,
         0.05,
@@ -264,6 +324,8 @@ LAUNCH_PARAMETERS = (
     "publish_points",
     "point_cloud_rgb",
     "input_mode",
+    "rgb_transport",
+    "depth_transport",
 )
 
 
@@ -284,6 +346,8 @@ class NodeParams:
     engine_cache_dir: str
     min_depth: float
     max_depth: float
+    input_width: int
+    input_height: int
     output_encoding: str
     publish_points: bool
     point_cloud_rgb: bool
@@ -293,6 +357,8 @@ class NodeParams:
     exact_sync: bool
     input_mode: str
     assume_registered: bool
+    rgb_transport: str
+    depth_transport: str
     tf_timeout: float
     health_period: float
 
@@ -328,6 +394,11 @@ def validated(params: NodeParams) -> NodeParams:
     if params.min_depth >= params.max_depth:
         raise ParameterRejected(
             f"min_depth ({params.min_depth} m) must be smaller than max_depth ({params.max_depth} m)"
+        )
+    if (params.input_width == 0) != (params.input_height == 0):
+        raise ParameterRejected(
+            f"input_width ({params.input_width}) and input_height ({params.input_height}) are set "
+            "together, or both 0 (warm up at the first RGB CameraInfo)"
         )
     return params
 

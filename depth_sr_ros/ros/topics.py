@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+NODE_NAME = "depth_sr_node"
 
 RGB_IMAGE = "rgb/image"
 RGB_INFO = "rgb/camera_info"
@@ -18,6 +19,11 @@ OUT_POINTS = "depth_sr/points"
 INPUT_MODES = ("depth", "unaligned_depth", "lidar")
 TF_INPUT_MODES = ("unaligned_depth", "lidar")  # the depth source's pose comes from TF
 
+# image_transport names: "raw" is sensor_msgs/Image on the base topic, the others
+# sensor_msgs/CompressedImage on `<base>/<transport>` (image_transport_plugins' convention)
+RGB_TRANSPORTS = ("raw", "compressed")
+DEPTH_TRANSPORTS = ("raw", "compressedDepth")
+
 # launch argument -> the relative input topic it remaps
 REMAP_ARGUMENTS: dict[str, str] = {
     "rgb_image": RGB_IMAGE,
@@ -29,12 +35,24 @@ REMAP_ARGUMENTS: dict[str, str] = {
 
 
 def input_topics(input_mode: str) -> tuple[str, ...]:
-    """The synchronised inputs, in the order the sync callback receives them."""
+    """Every input of `input_mode`: the synchronised pair (RGB image, then depth image or cloud)
+    followed by the CameraInfo topics, which are matched to the pair by stamp."""
     if input_mode in ("depth", "unaligned_depth"):
-        return (RGB_IMAGE, RGB_INFO, DEPTH_IMAGE, DEPTH_INFO)
+        return (RGB_IMAGE, DEPTH_IMAGE, RGB_INFO, DEPTH_INFO)
     if input_mode == "lidar":
-        return (RGB_IMAGE, RGB_INFO, LIDAR_POINTS)
+        return (RGB_IMAGE, LIDAR_POINTS, RGB_INFO)
     raise ValueError(f"input_mode must be one of {INPUT_MODES}; got {input_mode!r}")
+
+
+def synchronised_topics(input_mode: str) -> tuple[str, str]:
+    """The two inputs the synchroniser pairs by stamp: the RGB image and the depth source."""
+    first, second = input_topics(input_mode)[:2]
+    return first, second
+
+
+def transport_topic(resolved_base: str, transport: str) -> str:
+    """The topic an image_transport `transport` uses for the (resolved, remapped) base topic."""
+    return resolved_base if transport == "raw" else f"{resolved_base}/{transport}"
 
 
 def output_topics() -> tuple[str, str, str]:
