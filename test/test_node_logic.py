@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -39,7 +40,6 @@ from depth_sr_ros.ros.frame_handler import (
     FrameHandler,
     FrameInputs,
     InfoCache,
-    LatestPair,
     extrinsic_from_transform,
 )
 from depth_sr_ros.ros.frame_worker import FrameWorker
@@ -515,16 +515,6 @@ def test_the_depth_camera_info_is_optional_for_registered_depth(frames):
     assert result.skip is None and result.messages.image.width == 640
 
 
-def test_only_the_newest_pair_waits_and_replaced_ones_are_reported():
-    mailbox = LatestPair()
-    assert mailbox.take() is None
-    assert mailbox.put(FrameInputs("rgb1", "depth1")) is False
-    assert mailbox.put(FrameInputs("rgb2", "depth2")) is True  # pair 1 was never taken: stale
-    assert mailbox.take() == FrameInputs("rgb2", "depth2")
-    assert mailbox.take() is None
-    assert mailbox.put(FrameInputs("rgb3", "depth3")) is False
-
-
 def test_unexpected_errors_are_counted_not_raised(frames):
     class Broken:
         def process(self, *args):
@@ -742,8 +732,27 @@ def test_the_worker_logs_each_skip_reason_once_per_period_and_warms_up_on_reques
     assert len(warnings) == 2 and "truncated_data" in warnings[0] and "unsupported_encoding" in warnings[1]
     assert not published and worker.handler.health.skips == {"truncated_data": 2, "unsupported_encoding": 1}
 
-    assert worker.request_warm_up((320, 240)) and not worker.request_warm_up((320, 240))
+    worker.request_warm_up((320, 240))
     worker.run()
     assert worker.slot.warm_size == (320, 240)
-    assert any(level == "info" and "warmed up for 320x240" in text for level, text in worker.logger.lines)
-    assert not worker.request_warm_up((320, 240))  # warm for it already
+    assert [text for level, text in worker.logger.lines if "warmed up for 320x240" in text]
+    worker.request_warm_up((320, 240))  # warm for it already: nothing to do
+    worker.run()
+    assert len([text for level, text in worker.logger.lines if "warmed up" in text]) == 1
+
+
+def test_the_worker_thread_processes_what_is_offered_until_stopped(frames):
+    published = []
+    worker = _worker(published)
+    worker.start()
+    rgb, rgb_info, depth, _ = _quadruple(frames, 7 * 10**9)
+    worker.handler.rgb_infos.put(rgb_info)
+    worker.offer(FrameInputs(rgb, depth))
+    deadline = time.monotonic() + 30.0
+    while not published and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()  # joins the thread
+    assert [image.header.stamp.sec for image, _, _ in published] == [7]
+    worker.offer(FrameInputs(rgb, depth))
+    time.sleep(0.2)
+    assert len(published) == 1  # nothing after stop

@@ -1,10 +1,5 @@
 """The node's frame path without ROS: newest-pair mailbox, CameraInfo matching, the frame handler.
 
-Bounded latency: the synchroniser's callback only `put`s the pair into `LatestPair`; the node's
-worker `take`s the newest pair when it is free. A pair replaced before the worker took it is
-stale and counted (`health.STALE_PAIR`), so the node never works through a backlog: a frame
-leaves at most one processing time plus one input period after its stamp.
-
 CameraInfo: the synchroniser pairs only the RGB image with the depth image (or cloud); each
 CameraInfo topic feeds an `InfoCache`, and a pair's CameraInfo is the one with its image's
 stamp, else the latest earlier one, the policy `depth-sr replay` uses
@@ -96,26 +91,6 @@ class FrameInputs:
 
     rgb: Any
     source: Any
-
-
-class LatestPair:
-    """A one-slot mailbox: `put` keeps only the newest pair; `take` empties the slot."""
-
-    def __init__(self) -> None:
-        self._pair: FrameInputs | None = None
-        self._lock = threading.Lock()
-
-    def put(self, pair: FrameInputs) -> bool:
-        """Store `pair`; True when it replaced one that was never taken (that one is stale)."""
-        with self._lock:
-            replaced = self._pair is not None
-            self._pair = pair
-            return replaced
-
-    def take(self) -> FrameInputs | None:
-        with self._lock:
-            pair, self._pair = self._pair, None
-            return pair
 
 
 class MessageFactory(Protocol):

@@ -1,15 +1,22 @@
-"""The node's frame path between the synchroniser and the publishers, without rclpy.
+"""The node's frame path between the synchroniser and the publishers, on a thread of its own.
 
     worker = FrameWorker(slot, handler, publish, now_s, logger)   # at activation
-    worker.offer(pair)                  # synchroniser callback: keep only the newest pair
-    worker.request_warm_up((640, 480))  # RGB CameraInfo callback: True when the worker must run
-    worker.run()                        # worker callback: warm up if asked, process the newest pair
-    worker.stop()                       # deactivation: waits for the frame in flight
+    worker.start()                      # the worker thread
+    worker.offer(pair)                  # synchroniser callback: only the newest pair is kept
+    worker.request_warm_up((640, 480))  # RGB CameraInfo callback
+    worker.stop()                       # deactivation: waits for the frame in flight, joins
 
-`run` processes only the newest pair (`frame_handler.LatestPair`): one offered while another
-was waiting makes that one stale (counted as `health.STALE_PAIR`), so latency stays within one
-processing time plus one input period. Bad pairs are counted by the handler and logged at most
-once per reason every `skip_log_period_s` seconds (`health.SkipLog`), with how many were held back.
+Bounded latency: `offer` keeps one pair; a pair offered while another is still waiting makes
+that one stale (counted as `health.STALE_PAIR`), so the node never works through a backlog and a
+frame leaves at most one processing time plus one input period after its stamp.
+
+Why a thread and not an executor callback: rclpy's executors run every callback on Python
+threads that share the GIL with the executor's own loop. Frames processed on a thread of their
+own leave the executor free for /clock, TF, the inputs and the services, and they do not depend
+on how the executor schedules a long callback.
+
+Bad pairs are counted by the handler and logged at most once per reason every
+`skip_log_period_s` seconds (`health.SkipLog`), with how many were held back.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from depth_sr_ros.ros.frame_handler import Extrinsic, FrameHandler, FrameInputs, LatestPair, PairResult
+from depth_sr_ros.ros.frame_handler import Extrinsic, FrameHandler, FrameInputs, PairResult
 from depth_sr_ros.ros.health import STALE_PAIR, SkipLog
 from depth_sr_ros.ros.pipeline_slot import PipelineSlot, Size
 
@@ -42,11 +49,9 @@ Publish = Callable[[Any, Any, Any], float]
 
 
 class FrameWorker:
-    """One activation's frame path: `offer` from the synchroniser, `run` from the worker thread.
-
-    `want_points()` says whether to build the cloud; `extrinsic(rgb, source)` gives the depth
-    source's pose from TF (modes that need it); `now_s()` is the node's ROS clock in seconds.
-    """
+    """One activation's frame path. `want_points()` says whether to build the cloud;
+    `extrinsic(rgb, source)` gives the depth source's pose from TF (the modes that need it);
+    `now_s()` is the node's ROS clock in seconds (latency is measured on it)."""
 
     def __init__(
         self,
@@ -63,38 +68,64 @@ class FrameWorker:
         self._publish, self._now_s, self._want_points = publish, now_s, want_points
         self._extrinsic = extrinsic or _no_extrinsic
         self._skip_log = SkipLog(skip_log_period_s)
-        self._latest = LatestPair()
+        self._pending: FrameInputs | None = None
         self._warm_request: Size | None = None
         self._active = True
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._busy = threading.Lock()  # held while a frame or a warm-up runs
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="depth_sr_worker", daemon=True)
+        self._thread.start()
 
     def offer(self, pair: FrameInputs) -> None:
         self.handler.health.count_pair()
-        if self._latest.put(pair):
+        with self._changed:
+            stale, self._pending = self._pending is not None, pair
+            self._changed.notify()
+        if stale:
             self.handler.health.count_skip(STALE_PAIR)
 
-    def request_warm_up(self, size: Size) -> bool:
-        """Ask `run` to warm the pipeline up for this RGB size; False when nothing is to be done."""
-        if size in (self.slot.warm_size, self._warm_request):
-            return False
-        self._warm_request = size
-        return True
+    def request_warm_up(self, size: Size) -> None:
+        """Have the pipeline warmed up for this RGB size (no-op when it already is or is asked)."""
+        with self._changed:
+            if size not in (self.slot.warm_size, self._warm_request):
+                self._warm_request = size
+                self._changed.notify()
 
     def run(self) -> None:
-        with self._lock:
-            size, self._warm_request = self._warm_request, None
-            if size is not None and self._active:
-                seconds = self.slot.warm_up(size)
-                if seconds is not None:
-                    self.logger.info(f"warmed up for {size[0]}x{size[1]} in {seconds:.2f} s: {self.slot.describe()}")
-            while self._active and (pair := self._latest.take()) is not None:
+        """Do what is pending now: the warm-up asked for, then the newest pair (the thread's body)."""
+        with self._busy:
+            with self._changed:
+                size, self._warm_request = self._warm_request, None
+                pair, self._pending = self._pending, None
+            if not self._active:
+                return
+            if size is not None and (seconds := self.slot.warm_up(size)) is not None:
+                self.logger.info(f"warmed up for {size[0]}x{size[1]} in {seconds:.2f} s: {self.slot.describe()}")
+            if pair is not None:
                 self._finish(self.handler.handle(self.slot.processor, pair, self._want_points(), self._extrinsic))
 
     def stop(self) -> None:
         """No frame is processed after this returns (the one in flight completes first)."""
-        self._active = False
-        with self._lock:
-            self._latest.take()
+        with self._changed:
+            self._active = False
+            self._pending = None
+            self._changed.notify()
+        if self._thread is not None:
+            self._thread.join()
+        with self._busy:  # also when run() was called without the thread
+            pass
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: not self._active or self._pending is not None
+                                       or self._warm_request is not None)
+                if not self._active:
+                    return
+            self.run()
 
     def _finish(self, result: PairResult) -> None:
         out = result.messages

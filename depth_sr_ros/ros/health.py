@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 # A dropped pair that is no fault: a newer pair replaced it before the worker got to it (the
-# node processes only the newest pair; see frame_handler.LatestPair). Counted, but it does not
+# node processes only the newest pair; see frame_worker.FrameWorker). Counted, but it does not
 # make the health level "warn".
 STALE_PAIR = "stale_pair"
 NOT_FAULTS = frozenset({STALE_PAIR})

@@ -3,9 +3,11 @@
 configure: validate the parameters, build and warm up the pipeline (`pipeline_slot`), create the
 publishers; a failure logs why and leaves the node unconfigured. activate: subscribe
 (`rclpy_io.Inputs`), start the health timer. deactivate, cleanup, shutdown: undo them.
-Threads (MultiThreadedExecutor): input callbacks only offer the newest pair to the
-`frame_worker.FrameWorker`, which a guard condition runs in its own callback group; `/clock`,
-the health timer (steady clock), TF and the services each have theirs: none waits behind a frame.
+Threads: frames are processed on the `frame_worker.FrameWorker`'s own thread, and everything
+else on a SingleThreadedExecutor: inputs (which only offer the newest pair), /clock, TF, the
+health timer (steady clock), the services. None of them waits behind a frame. (rclpy 7.1.6's
+MultiThreadedExecutor busy-loops in Python when callbacks queue up: with /clock at 100 Hz it took
+a 15 ms frame to 0.5-3 s.)
 """
 
 from __future__ import annotations
@@ -32,21 +34,11 @@ else:
     except ImportError:  # no ROS 2 here: the module still imports; main() says what is missing
         _LifecycleNode = object
 
-EXECUTOR_THREADS = 6  # worker, inputs, clock, health, TF, services: none waits for another
-
-
 class DepthSRNode(_LifecycleNode):
     """RGB-guided depth super-resolution as a managed (lifecycle) node."""
 
     def __init__(self, **kwargs: Any) -> None:
-        from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-
-        # Made before Node.__init__, whose TimeSource subscribes to /clock (see create_subscription).
-        self._clock_group = MutuallyExclusiveCallbackGroup()
         super().__init__(topics.NODE_NAME, **kwargs)
-        self._input_group = MutuallyExclusiveCallbackGroup()
-        self._worker_group = MutuallyExclusiveCallbackGroup()
-        self._health_group = MutuallyExclusiveCallbackGroup()
         self._params = params_table.NodeParams.defaults()
         self._slot = PipelineSlot()
         self._builder = rclpy_builder()
@@ -56,18 +48,12 @@ class DepthSRNode(_LifecycleNode):
         self._health = HealthMonitor(self._params.health_period)
         self._health_timer: Any = None
         self._last_report: Any = None
-        self._wake_worker = self.create_guard_condition(self._run_worker, self._worker_group)
         for spec in params_table.PARAMETERS:
             self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
         # Registered after declaring, so values from the params file are checked in on_configure.
         self.add_on_set_parameters_callback(self._on_set_parameters)
         guard_change_state(self)
         self._diagnostics = Diagnostics(self, self._diagnostic_state)
-
-    def create_subscription(self, msg_type: Any, topic: str, callback: Any, qos_profile: Any, **kwargs: Any) -> Any:
-        if topic == "/clock" and kwargs.get("callback_group") is None:  # rclpy's TimeSource (use_sim_time)
-            kwargs["callback_group"] = self._clock_group
-        return super().create_subscription(msg_type, topic, callback, qos_profile, **kwargs)
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -103,7 +89,7 @@ class DepthSRNode(_LifecycleNode):
             p.health_period, window_start=time.monotonic(), paired_topics=topics.synchronised_topics(p.input_mode)
         )
         try:
-            self._inputs = Inputs(self, p, self._input_group, self._on_pair, self._health.count_input, self._on_rgb_info)
+            self._inputs = Inputs(self, p, self._on_pair, self._health.count_input, self._on_rgb_info)
         except Exception as error:  # noqa: BLE001 - e.g. message_filters or tf2_ros missing: say why
             self.get_logger().error(f"activate failed: {type(error).__name__}: {error}")
             return TransitionCallbackReturn.FAILURE
@@ -115,8 +101,9 @@ class DepthSRNode(_LifecycleNode):
             self.get_logger(), lambda: params_table.want_points(self._params, int(outputs.points_wanted())),
             self._inputs.extrinsic,
         )
+        self._worker.start()
         steady = Clock(clock_type=ClockType.STEADY_TIME)  # health lines also without /clock under sim time
-        self._health_timer = self.create_timer(p.health_period, self._report_health, self._health_group, steady)
+        self._health_timer = self.create_timer(p.health_period, self._report_health, clock=steady)
         result = super().on_activate(state)
         names = ", ".join(s.topic_name for s in self._inputs.subscriptions)
         self.get_logger().info(f"active: {p.input_mode} input from {names}")
@@ -188,17 +175,12 @@ class DepthSRNode(_LifecycleNode):
     # ----------------------------------------------------------------------------- frames
 
     def _on_pair(self, pair: FrameInputs) -> None:
-        if self._worker is not None:
-            self._worker.offer(pair)
-            self._wake_worker.trigger()
+        if (worker := self._worker) is not None:
+            worker.offer(pair)
 
     def _on_rgb_info(self, info: Any) -> None:
-        if self._worker is not None and self._worker.request_warm_up((int(info.width), int(info.height))):
-            self._wake_worker.trigger()
-
-    def _run_worker(self) -> None:
         if (worker := self._worker) is not None:
-            worker.run()
+            worker.request_warm_up((int(info.width), int(info.height)))
 
     # -------------------------------------------------------------------------------- health
 
@@ -226,12 +208,12 @@ def main(args: list[str] | None = None) -> int:
         print("depth_sr_node needs ROS 2: source /opt/ros/<distro>/setup.bash and install/setup.bash", file=sys.stderr)
         return 1
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     signal.signal(signal.SIGINT, _interrupt_once)  # before rclpy.init: rclpy's handler chains to it
     rclpy.init(args=args)
     node = DepthSRNode()
-    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()

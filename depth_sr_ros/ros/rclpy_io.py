@@ -126,7 +126,6 @@ class Inputs:
         self,
         node: Any,
         params: NodeParams,
-        group: Any,
         on_pair: Callable[[FrameInputs], None],
         count: Callable[[str], None],
         on_rgb_info: Callable[[Any], None],
@@ -153,16 +152,13 @@ class Inputs:
             self.subscriptions.append(
                 node.create_subscription(
                     CameraInfo, name, _info_callback(cache, _counter(count, name), also), input_qos(),
-                    callback_group=group, qos_overriding_options=_overridable(),
+                    qos_overriding_options=_overridable(),
                 )
             )
         image_topic, source_topic = topics.synchronised_topics(params.input_mode)
         for name in (image_topic, source_topic):
             msg_type, topic = self._input_type_and_topic(name)
-            subscriber = Subscriber(
-                node, msg_type, topic, qos_profile=input_qos(), callback_group=group,
-                qos_overriding_options=_overridable(),
-            )
+            subscriber = Subscriber(node, msg_type, topic, qos_profile=input_qos(), qos_overriding_options=_overridable())
             subscriber.registerCallback(_counter(count, name))
             self.filters.append(subscriber)
             self.subscriptions.append(subscriber.sub)
