@@ -246,17 +246,22 @@ def restamped(frame: Frame, stamp_ns: int) -> Frame:
 
 
 class Probe:
-    """An rclpy node in this process, spun by a background MultiThreadedExecutor."""
+    """An rclpy node in this process, spun by a SingleThreadedExecutor on a background thread.
+
+    (Single-threaded: every callback here is short, and rclpy 7.1.6's MultiThreadedExecutor
+    busy-loops in Python when callbacks queue up, which delays both what the probe publishes and
+    what it receives.)
+    """
 
     def __init__(self, name: str = "depth_sr_probe") -> None:
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
         self._owns_context = not rclpy.ok()
         if self._owns_context:
             rclpy.init()
         self.node = rclpy.create_node(name)
-        self._executor = MultiThreadedExecutor(num_threads=4)
+        self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
         self._spinner = threading.Thread(target=self._executor.spin, daemon=True)
         self._spinner.start()

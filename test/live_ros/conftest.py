@@ -8,9 +8,9 @@ Session fixtures:
   environment `. install/setup.bash` gives: what every `ros2 launch` here runs in, as on a robot.
 - `probe`: an rclpy node in this process (live_probe.Probe).
 
-Every test here is marked `ros`. Outside CI they skip only where rclpy cannot be imported; under
-CI (`DEPTH_SR_CI`, set by .ci/run) a skipped ROS test is a failure. The terminal summary says how
-many ROS tests ran. No `ros2` daemon is used; launched process groups are killed in teardown.
+Every test here is marked `ros`. They skip only where rclpy cannot be imported, and not even
+there with `DEPTH_SR_REQUIRE_ROS=1` (.ci/run's part with ROS): then a skipped ROS test is a
+failure. The terminal summary says how many ROS tests ran. No `ros2` daemon is used; launched process groups are killed in teardown.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CI_ENV = "DEPTH_SR_CI"
+REQUIRE_ENV = "DEPTH_SR_REQUIRE_ROS"
 DOMAINS_ENV = "DEPTH_SR_TEST_DOMAINS"
 DEFAULT_DOMAINS = "70-101"
 ROS_MARK = "ros"
@@ -55,9 +55,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report = outcome.get_result()
     if item.get_closest_marker(ROS_MARK) is None:
         return
-    if report.skipped and os.environ.get(CI_ENV):
+    if report.skipped and os.environ.get(REQUIRE_ENV):
         report.outcome = "failed"
-        report.longrepr = f"ROS test skipped under CI ({CI_ENV}), which must run it: {report.longrepr}"
+        report.longrepr = f"ROS test skipped with {REQUIRE_ENV}=1, which requires it to run: {report.longrepr}"
     previous = _outcomes.get(item.nodeid, "passed")
     _outcomes[item.nodeid] = max(previous, report.outcome, key=_RANK.__getitem__)
 
