@@ -5,6 +5,11 @@ rclpy stores `uint8[]` fields as `array.array('B')` and takes one without checki
 Python lists of floats for the CameraInfo `d`/`k`/`r`/`p` arrays (`d` is a sequence, which does
 not take an ndarray). sensor_msgs is imported when the builder is made, so this module imports
 without ROS.
+
+The generated constructors copy `data` again (`array.array('B', data)`), and so does the setter
+unless the message checks its fields; Image, CompressedImage and PointCloud2 are therefore built
+with `check_fields=True` and get their `data` array assigned afterwards, kept as it is: one copy
+from the field set into the message instead of two (4.9 MB for a 640x480 XYZRGB cloud).
 """
 
 from __future__ import annotations
@@ -24,6 +29,18 @@ def uint8_array(data: np.ndarray) -> array.array[int]:
     return out
 
 
+def _keeping_data(message_class: Any) -> Any:
+    """`message_class(**fields)`, with `data` (an `array.array('B')`) kept, not copied."""
+
+    def build(**fields: Any) -> Any:
+        data = fields.pop("data")
+        message = message_class(check_fields=True, **fields)
+        message.data = data  # with check_fields the setter keeps an array.array('B') as it is
+        return message
+
+    return build
+
+
 def float_list(values: np.ndarray) -> list[float]:
     return [float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
 
@@ -40,10 +57,10 @@ def rclpy_builder() -> MessageBuilder:
     )
 
     types: dict[str, Any] = {
-        "Image": Image,
-        "CompressedImage": CompressedImage,
+        "Image": _keeping_data(Image),
+        "CompressedImage": _keeping_data(CompressedImage),
         "CameraInfo": CameraInfo,
-        "PointCloud2": PointCloud2,
+        "PointCloud2": _keeping_data(PointCloud2),
         "PointField": PointField,
         "RegionOfInterest": RegionOfInterest,
     }
