@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of input before measuring")
     parser.add_argument("--launch-arg", action="append", default=[], metavar="NAME:=VALUE",
                         help="extra sr.launch.py argument (e.g. backbone:=guided_filter); repeatable")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                        help="extra node parameter for the params file, a YAML value (e.g. point_stride:=2); repeatable")
     parser.add_argument("--json", type=Path, help="write the records here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
     args = parser.parse_args(argv)
@@ -171,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         build_sample_bag(bag)
         frame = bag_frames(bag)[0]
         params = Path(tmp) / "params.yaml"
-        params.write_text("/**:\n  ros__parameters:\n    health_period: 1.0\n    input_width: 640\n    input_height: 480\n")
+        values = ["health_period: 1.0", "input_width: 640", "input_height: 480"]
+        values += [": ".join(item.split(":=", 1)) for item in args.param]
+        params.write_text("/**:\n  ros__parameters:\n" + "".join(f"    {line}\n" for line in values))
         node = Launch([f"params_file:={params}", *args.launch_arg])
         try:
             configured = node.wait_for(r"configured in", 300.0)

@@ -39,7 +39,8 @@ MM = 0.001
 
 @pytest.fixture(scope="module")
 def node(installed, tmp_path_factory):
-    params = harness.params_file(tmp_path_factory.mktemp("runtime"), health_period=1.0)
+    params = harness.params_file(tmp_path_factory.mktemp("runtime"), health_period=1.0, input_width=640,
+                                 input_height=480)
     with harness.launch(installed, "backbone:=guided_filter", "namespace:=runtime", f"params_file:={params}") as n:
         yield n
 
@@ -76,6 +77,13 @@ def _offline(frame: Frame, **values) -> np.ndarray:
 
 def _set(probe, **values) -> list:
     return probe.set_parameters(NODE, values)
+
+
+def test_configure_warms_up_for_the_configured_size_and_the_camera_needs_no_other(node, probe, frame, images):
+    configured = node.wait_for(r"configured in", 5.0)
+    assert "(warmed up for 640x480 in " in configured and "backbone guided_filter x4 on numpy/OpenCV, cpu" in configured
+    harness.roundtrip(probe, frame, images, time.time_ns(), PREFIX)  # its CameraInfo says 640x480 too
+    assert node.count(r"\]: warmed up for") == 0
 
 
 def test_runtime_parameter_changes_take_effect_on_the_next_frame(node, probe, frame, images):
