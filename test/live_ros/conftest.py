@@ -30,8 +30,8 @@ REQUIRE_ENV = "DEPTH_SR_REQUIRE_ROS"
 DOMAINS_ENV = "DEPTH_SR_TEST_DOMAINS"
 DEFAULT_DOMAINS = "70-101"
 ROS_MARK = "ros"
-# what `colcon build` gets: the repository as a clone has it, without caches, builds and venvs
-COPY_IGNORE = shutil.ignore_patterns(".*", "__pycache__", "*.egg-info", "build", "install", "log", "*.onnx")
+# without git (a source archive): the repository minus caches, builds and venvs
+COPY_IGNORE = shutil.ignore_patterns(".*", "__pycache__", "*.egg-info", "build", "install", "log", "out", "runs")
 
 HERE = Path(__file__).resolve().parent
 _RANK = {"passed": 0, "skipped": 1, "failed": 2}
@@ -109,7 +109,7 @@ def ros_domain():
 def installed(ros_domain, tmp_path_factory) -> dict[str, str]:
     """Build the repository with colcon into a temporary workspace; the sourced environment."""
     workspace = tmp_path_factory.mktemp("colcon_ws")
-    shutil.copytree(REPO, workspace / "src" / "depth_sr_ros", ignore=COPY_IGNORE)
+    _copy_repository(workspace / "src" / "depth_sr_ros")
     build = subprocess.run(
         ["colcon", "build", "--packages-select", "depth_sr_ros"],
         cwd=workspace, capture_output=True, text=True, timeout=600, check=False,
@@ -125,6 +125,23 @@ def installed(ros_domain, tmp_path_factory) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env["DEPTH_SR_COLCON_WS"] = str(workspace)
     return env
+
+
+def _copy_repository(target: Path) -> None:
+    """The files a clone of the repository has (git's tracked and not-ignored ones), as a robot's
+    workspace gets them; without git, the tree minus caches, builds and venvs."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True, text=True, check=False,
+    )
+    if listed.returncode != 0:
+        shutil.copytree(REPO, target, ignore=COPY_IGNORE)
+        return
+    for name in filter(None, listed.stdout.split("\0")):
+        source = REPO / name
+        if source.is_file():  # not a file deleted in the working tree
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
 
 
 @pytest.fixture(scope="session")
