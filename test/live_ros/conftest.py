@@ -7,6 +7,7 @@ Session fixtures:
 - `installed`: the repository copied into a temporary colcon workspace, `colcon build`, and the
   environment `. install/setup.bash` gives: what every `ros2 launch` here runs in, as on a robot.
 - `probe`: an rclpy node in this process (live_probe.Probe).
+- `sample_bag`, `frame`: the bundled TUM frames as a bag, and frame 00 as rclpy messages.
 
 Every test here is marked `ros`. They skip only where rclpy cannot be imported, and not even
 there with `DEPTH_SR_REQUIRE_ROS=1` (.ci/run's part with ROS): then a skipped ROS test is a
@@ -142,6 +143,24 @@ def _copy_repository(target: Path) -> None:
         if source.is_file():  # not a file deleted in the working tree
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
+
+
+@pytest.fixture(scope="session")
+def sample_bag(tmp_path_factory) -> Path:
+    """The bundled TUM frames as a bag (`replay.sample_bag`): the bytes `depth-sr replay` reads."""
+    from depth_sr_ros.replay.sample_bag import build_sample_bag
+
+    path = tmp_path_factory.mktemp("sample") / "sample_bag"
+    build_sample_bag(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def frame(sample_bag):
+    """TUM frame 00 as rclpy messages: 640x480 rgb8, 160x120 16UC1 millimetres, both CameraInfo."""
+    from depth_sr_ros.ros.live_probe import bag_frames
+
+    return bag_frames(sample_bag)[0]
 
 
 @pytest.fixture(scope="session")

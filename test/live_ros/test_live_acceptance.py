@@ -24,17 +24,10 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from depth_sr_ros.replay.bag_io import BagReader
-from depth_sr_ros.replay.sample_bag import FRAME_ID, build_sample_bag
+from depth_sr_ros.replay.sample_bag import FRAME_ID
 from depth_sr_ros.ros.live_probe import bag_frames, header_ns
 
 MM = 0.001  # metres
-
-
-@pytest.fixture(scope="module")
-def sample_bag(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("acceptance") / "sample_bag"
-    build_sample_bag(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +94,7 @@ def test_reliable_frames_come_back_to_reliable_and_best_effort_subscribers_equal
         np.testing.assert_array_equal(harness.cloud_field(cloud, "z").reshape(480, 640), depth)
 
 
-def test_frames_faster_than_the_network_drop_stale_pairs_instead_of_queueing(node, probe, sample_bag):
-    frame = bag_frames(sample_bag)[0]
+def test_frames_faster_than_the_network_drop_stale_pairs_instead_of_queueing(node, probe, frame):
     period_s, count = 1.0 / 30.0, 120  # 4 s at 30 Hz; the network takes several periods per frame
     with (
         probe.collect(Image, "/depth_sr/image") as images,

@@ -18,8 +18,7 @@ from rclpy.qos import ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 
-from depth_sr_ros.replay.sample_bag import build_sample_bag
-from depth_sr_ros.ros.live_probe import Launch, bag_frames
+from depth_sr_ros.ros.live_probe import Launch
 
 NODE = "/camera/depth_sr_node"
 REMAPS = {
@@ -45,11 +44,6 @@ def node(installed, tmp_path_factory):
         yield launched
 
 
-@pytest.fixture(scope="module")
-def frame(tmp_path_factory):
-    bag = tmp_path_factory.mktemp("launch_args_bag") / "bag"
-    build_sample_bag(bag)
-    return bag_frames(bag)[0]
 
 
 def test_arguments_reach_the_node_under_its_namespace_and_remaps(node, probe):

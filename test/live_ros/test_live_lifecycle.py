@@ -15,8 +15,6 @@ harness.require_ros()
 from lifecycle_msgs.msg import Transition
 from sensor_msgs.msg import Image
 
-from depth_sr_ros.ros.live_probe import bag_frames
-
 NS = "/lifecycle"
 NODE = f"{NS}/depth_sr_node"
 PREFIX = f"{NS}/"
@@ -29,13 +27,6 @@ def node(installed):
         yield launched
 
 
-@pytest.fixture(scope="module")
-def frame(tmp_path_factory):
-    from depth_sr_ros.replay.sample_bag import build_sample_bag
-
-    bag = tmp_path_factory.mktemp("lifecycle") / "bag"
-    build_sample_bag(bag)
-    return bag_frames(bag)[0]
 
 
 def _frames_come_out(probe, frame, images) -> bool:

@@ -26,9 +26,8 @@ from depth_sr_ros.core.compressed import compressed_depth_fields, compressed_rgb
 from depth_sr_ros.core.frame_processor import FrameProcessor
 from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
 from depth_sr_ros.core.pipeline import DepthSR
-from depth_sr_ros.replay.sample_bag import build_sample_bag
 from depth_sr_ros.ros import parameters as table
-from depth_sr_ros.ros.live_probe import Frame, bag_frames, restamped
+from depth_sr_ros.ros.live_probe import Frame, restamped
 from depth_sr_ros.ros.rclpy_messages import rclpy_builder
 
 NS = "/runtime"
@@ -45,11 +44,6 @@ def node(installed, tmp_path_factory):
         yield n
 
 
-@pytest.fixture(scope="module")
-def frame(tmp_path_factory) -> Frame:
-    bag = tmp_path_factory.mktemp("runtime_bag") / "bag"
-    build_sample_bag(bag)
-    return bag_frames(bag)[0]
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from depth_sr_ros.core.camera_info import intrinsics_from_camera_info
 from depth_sr_ros.core.image_msg import depth_from_image
 from depth_sr_ros.core.pointcloud import PointCloudFields, PointFieldSpec, point_cloud_fields
 from depth_sr_ros.core.projection import Extrinsic
-from depth_sr_ros.replay.sample_bag import FRAME_ID, SAMPLE_DIR, build_sample_bag, read_sample_depth_mm
-from depth_sr_ros.ros.live_probe import Frame, bag_frames
+from depth_sr_ros.replay.sample_bag import FRAME_ID, SAMPLE_DIR, read_sample_depth_mm
+from depth_sr_ros.ros.live_probe import Frame
 from depth_sr_ros.ros.rclpy_messages import rclpy_builder
 
 NS = "/tf_modes"
@@ -46,11 +46,6 @@ def node(installed, tmp_path_factory):
         yield launched
 
 
-@pytest.fixture(scope="module")
-def frame(tmp_path_factory) -> Frame:
-    bag = tmp_path_factory.mktemp("tf_bag") / "bag"
-    build_sample_bag(bag)
-    return bag_frames(bag)[0]
 
 
 @pytest.fixture(scope="module")
