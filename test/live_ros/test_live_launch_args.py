@@ -106,7 +106,14 @@ class SimClock:
 
 def test_sim_time_latency_is_measured_on_the_clock_topic(node, probe, frame):
     """With the clock in its own callback group, stamp->publish latency on sim time includes the
-    processing (it read 1 ms against 188 ms of processing when /clock waited behind each frame)."""
+    processing (it read 1 ms against 188 ms of processing when /clock waited behind each frame).
+
+    The node's sim time is the last /clock it received, up to a clock period plus the delivery
+    delay behind the publisher's, so latency reads low by that much (18 ms seen on a loaded
+    machine). The network backbone makes processing long enough that a latency of about 1 ms
+    (the defect) cannot pass for a lagging clock."""
+    (result,) = probe.set_parameters(NODE, {"backbone": "lite"})
+    assert result.successful, result.reason
     clock = SimClock(probe)
     try:
         with (
@@ -123,9 +130,11 @@ def test_sim_time_latency_is_measured_on_the_clock_topic(node, probe, frame):
             )
     finally:
         clock.stop()
+        (restored,) = probe.set_parameters(NODE, {"backbone": "guided_filter"})
+        assert restored.successful, restored.reason
     latency, processing = float(status["latency stamp->publish mean (ms)"]), float(status["processing mean (ms)"])
-    assert processing > 0
-    assert processing - 1000.0 / CLOCK_HZ <= latency < processing + 1000.0, status
+    assert processing > 2 * (1000.0 / CLOCK_HZ), status  # long enough to tell the defect apart
+    assert 0.5 * processing <= latency < processing + 1000.0, status
 
 
 @pytest.mark.parametrize(
