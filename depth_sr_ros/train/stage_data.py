@@ -1,7 +1,7 @@
 """Copy exactly the frames some training configs use into a folder that travels with the code
 (e.g. `.gpu_data/` for a GPU machine without the shared data):
 
-    python -m depth_sr_ros.train.stage_data --src ../shared/data --dst .gpu_data config/train/gpu/*_x*.yaml
+    python -m depth_sr_ros.train.stage_data --src ../shared/data --dst .gpu_data config/train/tof/*_x*.yaml
 
 For every folder source of every config it copies the frames the source trains on (its `split`
 and `scenes`, with the held-out guard of train/loop.py applied, so no held-out frame is copied),
