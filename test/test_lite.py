@@ -39,7 +39,7 @@ def test_untrained_network_returns_its_bicubic_base():
 
 def test_rejects_a_guide_of_the_wrong_size_and_unknown_scales():
     model = lite(4, width=8, dilations=(1,), fine_width=4)
-    with pytest.raises(ValueError, match="x4"):
+    with pytest.raises(ValueError, match="must be 4x the depth"):
         model(torch.rand(1, 3, 20, 20), torch.rand(1, 1, 4, 4), torch.ones(1, 1, 4, 4))
     with pytest.raises(ValueError, match="scales"):
         lite(3)

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from depth_sr_ros.models.blocks import crop_to, pad_inputs
+
 SCALES = (2, 4, 8, 16)
 WORK_FACTOR = 4  # trunk resolution = output resolution / WORK_FACTOR
 
@@ -71,6 +73,7 @@ class BicubicUpsample(nn.Module):
 
     def __init__(self, scale: int) -> None:
         super().__init__()
+        self.scale = scale
         t = cubic_weights(scale)
         kernel = torch.einsum("pk,ql->pqkl", t, t).reshape(scale * scale, 1, 5, 5)
         self.register_buffer("kernel", kernel, persistent=False)
@@ -89,7 +92,48 @@ class LiteConfig:
     fine_width: int = 16
 
 
-class LiteSR(nn.Module):
+class GuidedResidualSR(nn.Module):
+    """What `lite` and `lite_unet` share: the guided stem into the 1/4-resolution work grid and the
+    head that draws the full-resolution residual over the bicubic base. A subclass builds its trunk
+    and calls `encode`, its trunk, then `decode` (attribute names are the weights' key names)."""
+
+    def _build_stem_and_head(self, scale: int, width: int, fine_width: int) -> None:
+        self.upsample = BicubicUpsample(scale)
+        # A stride-f f x f convolution is space-to-depth followed by a 1x1 convolution.
+        self.stem_hr = nn.Conv2d(4, width, WORK_FACTOR, stride=WORK_FACTOR)
+        self.stem_mask = nn.Conv2d(1, width, 1)
+        self.stem = nn.Sequential(nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(width, width, 3, padding=1))
+        self.to_half = nn.ConvTranspose2d(width, fine_width, 2, stride=2)
+        self.rgb_half = nn.Conv2d(3, fine_width, 2, stride=2)
+        residual_out = nn.Conv2d(fine_width, 4, 3, padding=1)
+        # Start as plain bicubic: a random initial residual (~0.1) dwarfs the ~0.005 corrections
+        # to learn and drove the head's ReLUs dead in our first CPU run (hence LeakyReLU too).
+        for parameter in residual_out.parameters():  # weight and bias
+            nn.init.zeros_(parameter)
+        self.fine = nn.Sequential(
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(fine_width, fine_width, 3, padding=1),
+            nn.LeakyReLU(0.1, inplace=True),
+            residual_out,
+            nn.PixelShuffle(2),
+        )
+
+    def encode(
+        self, rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bicubic base at the output size, features on the 1/4-resolution work grid)."""
+        base = self.upsample(depth)
+        work = (base.shape[-2] // WORK_FACTOR, base.shape[-1] // WORK_FACTOR)
+        mask_work = F.interpolate(mask, size=work, mode="nearest") if self.upsample.scale != WORK_FACTOR else mask
+        x = self.stem_hr(torch.cat([rgb - 0.5, base - 0.5], dim=1)) + self.stem_mask(mask_work - 0.5)
+        return base, self.stem(x)
+
+    def decode(self, x: torch.Tensor, rgb: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        """The output: `base` plus the residual drawn from work-grid features `x` and the RGB image."""
+        return base + self.fine(self.to_half(x) + self.rgb_half(rgb - 0.5))
+
+
+class LiteSR(GuidedResidualSR):
     """RGB-guided depth SR at any scale in `SCALES`: `forward(rgb, depth, mask) -> depth_hr`.
 
     width: trunk channels at 1/4 resolution; dilations: one residual block per entry;
@@ -108,50 +152,16 @@ class LiteSR(nn.Module):
             raise ValueError(f"lite supports scales {SCALES}, got {scale}")
         self.scale = scale
         self.config = LiteConfig(width, tuple(dilations), fine_width)
-        f = WORK_FACTOR
-        self.upsample = BicubicUpsample(scale)
-        # A stride-f f x f convolution is space-to-depth followed by a 1x1 convolution.
-        self.stem_hr = nn.Conv2d(4, width, f, stride=f)
-        self.stem_mask = nn.Conv2d(1, width, 1)
-        self.stem = nn.Sequential(nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(width, width, 3, padding=1))
+        self._build_stem_and_head(scale, width, fine_width)
         self.trunk = nn.Sequential(*[DilatedResBlock(width, d) for d in dilations])
-        self.to_half = nn.ConvTranspose2d(width, fine_width, 2, stride=2)
-        self.rgb_half = nn.Conv2d(3, fine_width, 2, stride=2)
-        residual_out = nn.Conv2d(fine_width, 4, 3, padding=1)
-        # Start as plain bicubic: a random initial residual (~0.1) dwarfs the ~0.005 corrections
-        # to learn and drove the head's ReLUs dead in our first CPU run (hence LeakyReLU too).
-        for parameter in residual_out.parameters():  # weight and bias
-            nn.init.zeros_(parameter)
-        self.fine = nn.Sequential(
-            nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(fine_width, fine_width, 3, padding=1),
-            nn.LeakyReLU(0.1, inplace=True),
-            residual_out,
-            nn.PixelShuffle(2),
-        )
-
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        s = self.scale
         h, w = depth.shape[-2:]
-        if rgb.shape[-2:] != (h * s, w * s):
-            raise ValueError(f"rgb {tuple(rgb.shape[-2:])} is not depth {(h, w)} x{s}")
-        # Output size must be a multiple of WORK_FACTOR: pad the low-resolution grid (s=2 only).
-        m = max(1, WORK_FACTOR // s)
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            depth = F.pad(depth, (0, pw, 0, ph), mode="replicate")
-            mask = F.pad(mask, (0, pw, 0, ph), mode="replicate")
-            rgb = F.pad(rgb, (0, pw * s, 0, ph * s), mode="replicate")
-        base = self.upsample(depth)
-        work = (base.shape[-2] // WORK_FACTOR, base.shape[-1] // WORK_FACTOR)
-        mask_work = F.interpolate(mask, size=work, mode="nearest") if s != WORK_FACTOR else mask
-        x = self.stem_hr(torch.cat([rgb - 0.5, base - 0.5], dim=1)) + self.stem_mask(mask_work - 0.5)
-        x = self.stem(x)
+        # The output size must be a multiple of WORK_FACTOR (pads the low-resolution grid at x2 only).
+        rgb, depth, mask = pad_inputs(rgb, depth, mask, self.scale, WORK_FACTOR)
+        base, x = self.encode(rgb, depth, mask)
         x = self.trunk(x) + x
-        x = self.to_half(x) + self.rgb_half(rgb - 0.5)
-        out = base + self.fine(x)
-        return out[..., : h * s, : w * s]
+        return crop_to(self.decode(x, rgb, base), h * self.scale, w * self.scale)
 
 
 def lite(scale: int, **kwargs) -> LiteSR:

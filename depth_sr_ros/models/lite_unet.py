@@ -16,11 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from depth_sr_ros.models.blocks import crop_to, pad_inputs
-from depth_sr_ros.models.lite import SCALES, WORK_FACTOR, BicubicUpsample, DilatedResBlock
+from depth_sr_ros.models.lite import SCALES, WORK_FACTOR, DilatedResBlock, GuidedResidualSR
 
 LEVELS = 3  # 1/4, 1/8 and 1/16 of the output resolution
 HR_MULTIPLE = WORK_FACTOR * 2 ** (LEVELS - 1)  # the output is padded to a multiple of 16
@@ -52,7 +51,7 @@ def _alternating(blocks: int) -> tuple[int, ...]:
     return tuple((1, 2)[i % 2] for i in range(blocks))
 
 
-class LiteUNet(nn.Module):
+class LiteUNet(GuidedResidualSR):
     """RGB-guided depth SR at any scale in `SCALES`: `forward(rgb, depth, mask) -> depth_hr`."""
 
     def __init__(
@@ -74,10 +73,7 @@ class LiteUNet(nn.Module):
         dec = (int(dec_blocks[0]), int(dec_blocks[1]))
         self.config = LiteUNetConfig(width, enc, tuple(middle_dilations), dec, fine_width)
         w1, w2, w3 = width, 2 * width, 4 * width
-        self.upsample = BicubicUpsample(scale)
-        self.stem_hr = nn.Conv2d(4, w1, WORK_FACTOR, stride=WORK_FACTOR)  # space-to-depth + 1x1
-        self.stem_mask = nn.Conv2d(1, w1, 1)
-        self.stem = nn.Sequential(nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(w1, w1, 3, padding=1))
+        self._build_stem_and_head(scale, w1, fine_width)
         self.enc1 = _stage(w1, _alternating(enc_blocks[0]))
         self.down1 = nn.Conv2d(w1, w2, 2, stride=2)
         self.enc2 = _stage(w2, _alternating(enc_blocks[1]))
@@ -87,28 +83,12 @@ class LiteUNet(nn.Module):
         self.dec2 = _stage(w2, _alternating(dec_blocks[0]))
         self.up1 = nn.Sequential(nn.Conv2d(w2, 4 * w1, 1), nn.PixelShuffle(2))
         self.dec1 = _stage(w1, _alternating(dec_blocks[1]))
-        self.to_half = nn.ConvTranspose2d(w1, fine_width, 2, stride=2)
-        self.rgb_half = nn.Conv2d(3, fine_width, 2, stride=2)
-        residual_out = nn.Conv2d(fine_width, 4, 3, padding=1)
-        for parameter in residual_out.parameters():  # start as plain bicubic (see lite)
-            nn.init.zeros_(parameter)
-        self.fine = nn.Sequential(
-            nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(fine_width, fine_width, 3, padding=1),
-            nn.LeakyReLU(0.1, inplace=True),
-            residual_out,
-            nn.PixelShuffle(2),
-        )
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         s = self.scale
         h, w = depth.shape[-2:]
         rgb, depth, mask = pad_inputs(rgb, depth, mask, s, HR_MULTIPLE)
-        base = self.upsample(depth)
-        work = (base.shape[-2] // WORK_FACTOR, base.shape[-1] // WORK_FACTOR)
-        mask_work = F.interpolate(mask, size=work, mode="nearest") if s != WORK_FACTOR else mask
-        x1 = self.stem_hr(torch.cat([rgb - 0.5, base - 0.5], dim=1)) + self.stem_mask(mask_work - 0.5)
-        x1 = self.stem(x1)
+        base, x1 = self.encode(rgb, depth, mask)
         x1 = self.enc1(x1) + x1
         x2 = self.down1(x1)
         x2 = self.enc2(x2) + x2
@@ -118,8 +98,7 @@ class LiteUNet(nn.Module):
         y2 = self.dec2(y2) + y2
         y1 = self.up1(y2) + x1
         y1 = self.dec1(y1) + y1
-        x = self.to_half(y1) + self.rgb_half(rgb - 0.5)
-        out = base + self.fine(x)
+        out = self.decode(y1, rgb, base)
         return crop_to(out, h * s, w * s)
 
 
