@@ -107,6 +107,15 @@ def test_configs_extend_a_base_and_refuse_runs_without_an_end(tmp_path):
         TrainConfig.from_yaml(tmp_path / "bad.yaml")
 
 
+def test_configs_extend_several_bases_later_ones_winning(tmp_path):
+    (tmp_path / "base.yaml").write_text("backbone: lite\nscale: 8\npatch: 64\ntrain: [{root: x}]\nsteps: 5\n")
+    (tmp_path / "mix.yaml").write_text("train: [{root: y}, {root: z}]\nlr: 0.002\nsteps: 7\n")
+    (tmp_path / "run.yaml").write_text("extends: [base.yaml, mix.yaml]\nsteps: 9\n")
+    config = TrainConfig.from_yaml(tmp_path / "run.yaml")
+    assert (config.scale, config.patch, config.lr, config.steps) == (8, 64, 0.002, 9)
+    assert [s.root for s in config.train] == ["y", "z"]
+
+
 def test_zero_init_head_starts_a_network_at_its_bicubic_base(tmp_path, smoke_config):
     import torch
 

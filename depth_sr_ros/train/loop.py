@@ -186,8 +186,9 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """Read a config; `extends: OTHER.yaml` (relative to this file) supplies defaults that this
-        file's keys replace; `overrides` that are not None replace both."""
+        """Read a config; `extends: OTHER.yaml` or `extends: [A.yaml, B.yaml]` (relative to this
+        file, a later one's keys replacing an earlier one's) supplies defaults that this file's keys
+        replace; `overrides` that are not None replace all of them."""
         raw = _read_yaml(Path(path))
         raw.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(raw) - set(cls.__dataclass_fields__)
@@ -223,12 +224,15 @@ def _read_yaml(path: Path, depth: int = 0) -> dict[str, Any]:
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise TypeError(f"{path}: a training config is a mapping of keys, not a {type(raw).__name__}")
-    parent = raw.pop("extends", None)
-    if parent is None:
+    parents = raw.pop("extends", None)
+    if parents is None:
         return raw
     if depth > 4:
         raise ValueError(f"{path}: extends nests too deeply")
-    return {**_read_yaml(path.parent / parent, depth + 1), **raw}
+    merged: dict[str, Any] = {}
+    for parent in [parents] if isinstance(parents, str) else parents:
+        merged.update(_read_yaml(path.parent / parent, depth + 1))
+    return {**merged, **raw}
 
 
 def load_frames(config: TrainConfig) -> tuple[list[TrainFrame], list[dict[str, float]]]:
