@@ -3,7 +3,7 @@
 # On the GPU machine, from the repository root, after tools/gpu/prepare.sh staged .gpu_data:
 #   bash tools/gpu/train_all.sh                      # writes into $OUT
 # Environment (defaults): OUT (required), TOTAL_S=470 (seconds for everything), DEVICE=cuda,
-# DATA=.gpu_data, RUNS (default: config/train/tof/*_x*.yaml but the stage-2 files), WORK=runs/gpu, PYTHON.
+# DATA=.gpu_data, RUNS (default: config/train/tof/*_x*.yaml but the later stages), WORK=runs/gpu, PYTHON.
 # Steps: (1) a self-check that fails fast (imports, device, data, one step of every config);
 # (2) every run in the background with --stop-at END_S seconds before TOTAL_S (each run's time
 # budget shrinks to end its training, and write its weights, by then, whatever its start-up
@@ -19,7 +19,7 @@ WORK=${WORK:-runs/gpu}
 END_S=${END_S:-20}      # after the runs' stop-at: their exit, bundling
 GRACE_S=${GRACE_S:-10}  # a run still alive this long after its stop-at is killed
 PY=${PYTHON:-$(command -v python3 || command -v python)}
-RUNS=${RUNS:-$(ls config/train/tof/*_x*.yaml | grep -v _stage)}  # stage 2 starts from stage 1's output
+RUNS=${RUNS:-$(ls config/train/tof/*_x*.yaml | grep -v -e _stage -e _nearest)}  # later stages start from an earlier one's output
 START=$(date +%s)
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 mkdir -p "$OUT" "$WORK"
