@@ -40,7 +40,8 @@ from depth_sr_ros.core.frame_processor import OutputConfig
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.core.pointcloud import PointCloudFields
 from depth_sr_ros.core.projection import Extrinsic
-from depth_sr_ros.replay.runner import ReplayReport, run_replay
+from depth_sr_ros.replay.runner import run_replay
+from depth_sr_ros.replay.summary import ReplayReport
 
 RGB, DEPTH, GT = TOPICS["rgb"], TOPICS["depth"], TOPICS["gt"]
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,8 @@ from depth_sr_ros.cli import main
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.replay import sample_bag
 from depth_sr_ros.replay.bag_io import BagReader
-from depth_sr_ros.replay.runner import ReplayConfig, run_replay
+from depth_sr_ros.replay.config import ReplayConfig
+from depth_sr_ros.replay.runner import run_replay
 from depth_sr_ros.replay.writer import OUTPUT_IMAGE_TOPIC, OUTPUT_INFO_TOPIC, OUTPUT_POINTS_TOPIC
 
 

@@ -24,7 +24,8 @@ from depth_sr_ros.core.projection import Extrinsic, back_project, project_points
 from depth_sr_ros.core.resample import fill_holes
 from depth_sr_ros.replay import sample_bag
 from depth_sr_ros.replay.bag_io import BagReader, BagWriter, load_typestore
-from depth_sr_ros.replay.runner import ReplayConfig, run_replay
+from depth_sr_ros.replay.config import ReplayConfig
+from depth_sr_ros.replay.runner import run_replay
 from depth_sr_ros.replay.writer import OUTPUT_IMAGE_TOPIC
 from depth_sr_ros.tools import replay as replay_tool
 

@@ -15,7 +15,9 @@ from depth_sr_ros.core.image_msg import ImageFields, depth_from_image
 from depth_sr_ros.core.msg_build import rosbags_builder
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.replay.bag_io import BagError, BagReader, BagWriter, load_typestore
-from depth_sr_ros.replay.runner import ReplayConfig, format_summary, run_replay
+from depth_sr_ros.replay.config import ReplayConfig
+from depth_sr_ros.replay.runner import run_replay
+from depth_sr_ros.replay.summary import format_summary
 from depth_sr_ros.replay.writer import OUTPUT_IMAGE_TOPIC, OUTPUT_INFO_TOPIC, OUTPUT_POINTS_TOPIC
 from depth_sr_ros.tools import replay as replay_tool
 

@@ -15,7 +15,8 @@ from depth_sr_ros.core.camera_info import intrinsics_from_camera_info
 from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
 from depth_sr_ros.replay import sample_bag as sb
 from depth_sr_ros.replay.bag_io import BagError, BagReader, BagWriter, load_typestore
-from depth_sr_ros.replay.runner import ReplayConfig, run_replay
+from depth_sr_ros.replay.config import ReplayConfig
+from depth_sr_ros.replay.runner import run_replay
 
 
 def read_all(path: Path, typestore: str = "humble") -> list:

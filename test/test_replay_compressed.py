@@ -18,7 +18,9 @@ from depth_sr_ros.core.image_msg import depth_from_image
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.replay import sample_bag as sb
 from depth_sr_ros.replay.bag_io import BagError, BagReader, BagWriter, load_typestore
-from depth_sr_ros.replay.runner import ReplayConfig, ReplayReport, run_replay
+from depth_sr_ros.replay.config import ReplayConfig
+from depth_sr_ros.replay.runner import run_replay
+from depth_sr_ros.replay.summary import ReplayReport
 from depth_sr_ros.replay.writer import OUTPUT_IMAGE_TOPIC
 
 BACKBONE = "guided_filter"

@@ -18,8 +18,9 @@ from depth_sr_ros.cli import main
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.replay import sample_bag as sb
 from depth_sr_ros.replay.bag_io import BagReader
+from depth_sr_ros.replay.config import WORST_PREVIEWS, ReplayConfig
 from depth_sr_ros.replay.previews import WORST_MIN_GAP
-from depth_sr_ros.replay.runner import WORST_PREVIEWS, ReplayConfig, run_replay
+from depth_sr_ros.replay.runner import run_replay
 from depth_sr_ros.replay.writer import OUTPUT_IMAGE_TOPIC, OUTPUT_INFO_TOPIC, OUTPUT_POINTS_TOPIC, path_bytes
 from depth_sr_ros.tools import replay as replay_tool
 

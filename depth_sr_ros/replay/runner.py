@@ -37,263 +37,49 @@ processed frame; `every` thins the bag only.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
-from depth_sr_ros.core.errors import FrameError, UsageError
+from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.frame_processor import FrameOutput, FrameProcessor, OutputConfig
-from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
-from depth_sr_ros.core.metrics import METRIC_NAMES, depth_metrics, mean_metrics
 from depth_sr_ros.core.msg_build import rosbags_builder
 from depth_sr_ros.core.pipeline import DepthSR, SRConfig
-from depth_sr_ros.core.preview_figure import PreviewFrame
-from depth_sr_ros.core.projection import Extrinsic
-from depth_sr_ros.core.sync import (
-    Pair,
-    StampSync,
-    frame_period_ns,
-    match_camera_info,
-    nearest_distances_ns,
-    seconds_to_ns,
-)
+from depth_sr_ros.core.sync import Pair, StampSync, seconds_to_ns
 from depth_sr_ros.core.transforms import TransformBuffer
-from depth_sr_ros.replay.bag_io import BagReader, load_typestore, transport_topic
+from depth_sr_ros.replay.bag_io import BagReader, load_typestore
+from depth_sr_ros.replay.config import (
+    BASELINE,
+    CLOUD_TYPE,
+    IMAGE_TYPES,
+    INFO_TYPE,
+    TF_TOPICS,
+    ReplayConfig,
+    with_transport_topics,
+)
+from depth_sr_ros.replay.finish import ReplayFinish
 from depth_sr_ros.replay.frame_log import FrameLog
-from depth_sr_ros.replay.previews import PreviewEntry, PreviewPlan
-from depth_sr_ros.replay.report import ErrorHistogram, ReportInputs, write_report
-from depth_sr_ros.replay.writer import POINTS_MODES, OutputBag, format_sizes, output_sizes
-from depth_sr_ros.ros.parameters import NodeParams, output_config
-
-_NODE_DEFAULTS = NodeParams.defaults()  # replay syncs like the node with its default parameters
+from depth_sr_ros.replay.ledger import AuxStream, MessageLedger
+from depth_sr_ros.replay.previews import PreviewPlan
+from depth_sr_ros.replay.report import ErrorHistogram
+from depth_sr_ros.replay.scoring import FrameScoring
+from depth_sr_ros.replay.summary import ReplayReport
+from depth_sr_ros.replay.writer import OutputBag
 
 LOG = logging.getLogger(__name__)
 
-BASELINE = "bicubic"
-# Replay's outputs are kept, so depth goes out as 16UC1 millimetres (REP 118; 0.2 MB per 640x480
-# frame in a zstd chunk, against 0.85 MB for the node's 32FC1); metrics use the float depth.
-REPLAY_OUTPUT = replace(output_config(_NODE_DEFAULTS), output_encoding="16UC1", point_cloud_rgb=False)
-PREVIEW_EVERY = 100  # a preview per 100 processed frames (every 3.3 s at 30 Hz) ...
-WORST_PREVIEWS = 6  # ... and of the 6 frames with the highest RMSE (1 s apart or more, previews.py)
 WARNINGS_PER_REASON = 3  # log the first few skips of each reason; the summary counts them all
-IMAGE_TYPE = "sensor_msgs/msg/Image"
-IMAGE_TYPES: tuple[str, ...] = (IMAGE_TYPE, "sensor_msgs/msg/CompressedImage")  # raw, or any image_transport compression
-RGB_TRANSPORTS = ("compressed",)  # topic suffixes tried when the bag lacks the raw topic
-DEPTH_TRANSPORTS = ("compressedDepth", "compressed")
-INFO_TYPE = "sensor_msgs/msg/CameraInfo"
-CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
-TF_TOPICS = {"/tf_static": True, "/tf": False}  # topic -> static
-NOTICES = {  # warnings about data that was processed anyway, counted per pair
-    "scale_ratio_mismatch": "the RGB/depth width ratio is not the scale",
-    "stamp_gap_over_half_period": "the pair's stamps differ by more than half the RGB frame period",
-}
-
-
-class ReplayConfigError(UsageError, ValueError):
-    """Replay settings that cannot work together."""
-
-
-@dataclass
-class ReplayConfig:
-    """Inputs, sync policy and outputs of one replay. Empty info/gt topics mean "not in use"."""
-
-    bag: Path
-    out_dir: Path
-    rgb_topic: str
-    rgb_info_topic: str
-    depth_topic: str
-    depth_info_topic: str = ""
-    gt_topic: str = ""
-    sr: SRConfig = field(default_factory=SRConfig)
-    output: OutputConfig = field(default_factory=lambda: REPLAY_OUTPUT)  # point_cloud_rgb: set from `points`
-    queue_size: int = _NODE_DEFAULTS.queue_size
-    slop_s: float = _NODE_DEFAULTS.slop
-    exact_sync: bool = False
-    typestore: str = "humble"
-    previews: bool = True  # False: no preview at all, whatever preview_every and worst_previews say
-    preview_every: int = PREVIEW_EVERY  # a preview per this many processed frames (0 = none)
-    worst_previews: int = WORST_PREVIEWS  # previews of the frames with the highest RMSE (0 = none)
-    points: str = "none"  # "none", "xyz" or "xyzrgb": the cloud in the output bag
-    every: int = 1  # write the outputs of every n-th processed frame to the bag (metrics: all frames)
-    max_frames: int = 0  # stop after this many processed frames (0 = the whole bag)
-    progress: bool = True
-    lidar_topic: str = ""  # PointCloud2 in place of depth_topic (depth_info_topic unused)
-    unaligned_depth: bool = False  # depth in its own frame: registered with `extrinsic` or TF
-    extrinsic: Extrinsic | None = None  # LiDAR/depth frame -> RGB optical frame; None: the bag's /tf_static, /tf
-
-    def __post_init__(self) -> None:
-        """UsageError for settings that cannot work together (flag names as `depth-sr replay`'s)."""
-        if self.lidar_topic and self.unaligned_depth:
-            raise ReplayConfigError("--lidar-topic and --unaligned-depth exclude each other: one depth source per replay")
-        roles = {"--rgb-topic": self.rgb_topic, "--rgb-info-topic": self.rgb_info_topic,
-                 "--lidar-topic" if self.lidar_topic else "--depth-topic": self.lidar_topic or self.depth_topic,
-                 "--depth-info-topic": "" if self.lidar_topic else self.depth_info_topic,
-                 "--gt-topic": self.gt_topic}
-        seen: dict[str, str] = {}
-        for flag, topic in roles.items():
-            if topic and topic in seen:
-                raise ReplayConfigError(f"{flag} and {seen[topic]} both name {topic}: each input needs its own topic")
-            seen.setdefault(topic, flag)
-        if self.points not in POINTS_MODES:
-            raise ReplayConfigError(f"--points must be one of {', '.join(POINTS_MODES)}, got {self.points!r}")
-        for flag, value, least in (("--every", self.every, 1), ("--max-frames", self.max_frames, 0),
-                                   ("--preview-every", self.preview_every, 0),
-                                   ("--worst-previews", self.worst_previews, 0)):
-            if value < least:
-                raise ReplayConfigError(f"{flag} must be >= {least}, got {value}")
-        self.output = replace(self.output, point_cloud_rgb=self.points == "xyzrgb")
-
-
-class MessageLedger:
-    """Per topic: messages read, processed, skipped by reason, and unreadable.
-
-    read == processed + skipped (`balanced`), and read + unreadable + not_read == what the bag
-    holds (`complete`): `held` is the bag's own message count for the topic, `unreadable` what
-    damaged storage kept from being read, `not_read` what was left unread after `max_frames`.
-    """
-
-    def __init__(self) -> None:
-        self.read: Counter[str] = Counter()
-        self.processed: Counter[str] = Counter()
-        self.skipped: dict[str, Counter[str]] = defaultdict(Counter)
-        self.held: Counter[str] = Counter()
-        self.unreadable: Counter[str] = Counter()
-        self.not_read: Counter[str] = Counter()
-
-    def skip(self, topic: str, reason: str, n: int = 1) -> None:
-        if n:
-            self.skipped[topic][reason] += n
-
-    def balanced(self) -> bool:
-        return all(self.read[t] == self.processed[t] + sum(self.skipped[t].values()) for t in self.read)
-
-    def complete(self) -> bool:
-        return all(self.read[t] + self.unreadable[t] + self.not_read[t] == self.held[t] for t in self.held)
-
-    def skip_totals(self) -> dict[str, int]:
-        totals: Counter[str] = Counter()
-        for reasons in self.skipped.values():
-            totals.update(reasons)
-        return dict(totals)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {t: {"read": self.read[t], "processed": self.processed[t], "skipped": dict(self.skipped[t]),
-                    "unreadable": self.unreadable[t], "not_read": self.not_read[t], "in_bag": self.held[t]}
-                for t in sorted(set(self.read) | set(self.held))}
-
-
-@dataclass
-class ReplayReport:
-    backbone: str
-    scale: int
-    pairs_processed: int
-    pairs_skipped: dict[str, int]  # reason -> pairs that paired but could not be processed
-    ledger: MessageLedger
-    metrics: dict[str, dict[str, float]]  # method name -> mean metrics ({} without ground truth)
-    frames_scored: int
-    outputs: dict[str, Path]
-    notices: dict[str, int] = field(default_factory=dict)  # warnings on processed data, by kind
-    hints: list[str] = field(default_factory=list)  # what to change when a run went wrong
-    storage_errors: list[str] = field(default_factory=list)
-    frames_in_bag: int = 0
-    sizes: dict[str, Any] = field(default_factory=dict)  # writer.output_sizes: bytes and MB per frame
-
-
-class _AuxStream:
-    """A CameraInfo or ground-truth stream: recent messages (bounded) and which ones were used.
-
-    A message leaving the window can no longer be looked up, so it is entered in the ledger
-    then (processed, skipped with the reason of the frames it went with, or `unused_reason`):
-    memory stays bounded however long the bag.
-    """
-
-    def __init__(self, topic: str, keep: int, ledger: MessageLedger, unused_reason: str) -> None:
-        self.topic = topic
-        self.keep = keep
-        self.ledger = ledger
-        self.unused_reason = unused_reason
-        self.items: list[tuple[int, int, Any]] = []  # (stamp ns, index, message)
-        self.latest_stamp = -1
-        self.decoded = 0
-        self.used_ok: set[int] = set()  # indices of items in the window
-        self.failed: dict[int, str] = {}  # index -> reason, for messages only attached to skipped frames
-
-    def add(self, stamp_ns: int, message: Any) -> None:
-        self.items.append((stamp_ns, self.decoded, message))
-        self.decoded += 1
-        self.latest_stamp = max(self.latest_stamp, stamp_ns)
-        while len(self.items) > self.keep:
-            self._settle_one(self.items.pop(0)[1])
-
-    def camera_info_for(self, stamp_ns: int) -> tuple[int, Any] | None:
-        match = match_camera_info([stamp_ns], [s for s, _, _ in self.items])[0]
-        return None if match is None else self.items[match][1:]
-
-    def nearest(self, stamp_ns: int, slop_ns: int) -> tuple[int, Any] | None:
-        """The message with `stamp_ns`, else the nearest one within `slop_ns`, else None.
-
-        Raises FrameError("ambiguous_ground_truth") when several are equally near (two messages
-        with the pair's stamp, or one either side at the same distance): picking one would score
-        the frame against a guess.
-        """
-        near = [item for item in self.items if abs(item[0] - stamp_ns) < max(slop_ns, 1)]
-        if not near:
-            return None
-        distance = min(abs(item[0] - stamp_ns) for item in near)
-        best = [item for item in near if abs(item[0] - stamp_ns) == distance]
-        if len(best) > 1:
-            for _, index, _ in best:
-                self.failed.setdefault(index, "ambiguous_ground_truth")
-            raise FrameError("ambiguous_ground_truth", f"{len(best)} ground-truth messages on {self.topic} are "
-                             f"{distance / 1e6:.3f} ms from the stamp {stamp_ns}: cannot tell which is this frame's")
-        return best[0][1:]
-
-    def _settle_one(self, index: int) -> None:
-        reason = self.failed.pop(index, None)
-        if index in self.used_ok:
-            self.used_ok.discard(index)
-            self.ledger.processed[self.topic] += 1
-        else:
-            self.ledger.skip(self.topic, reason or self.unused_reason)
-
-    def settle(self) -> None:
-        """Enter the messages still in the window in the ledger (at the end of the bag)."""
-        for _, index, _ in self.items:
-            self._settle_one(index)
-        self.items = []
-
-
-def with_transport_topics(config: ReplayConfig) -> ReplayConfig:
-    """`config` with each image topic the bag lacks replaced by its compressed image_transport
-    name when the bag has that (`<topic>/compressed`, `<topic>/compressedDepth`)."""
-    with BagReader(config.bag, config.typestore) as reader:
-        present = reader.topics()
-    resolved = replace(
-        config,
-        rgb_topic=transport_topic(present, config.rgb_topic, RGB_TRANSPORTS),
-        depth_topic=config.depth_topic if config.lidar_topic else
-        transport_topic(present, config.depth_topic, DEPTH_TRANSPORTS),
-        gt_topic=config.gt_topic and transport_topic(present, config.gt_topic, DEPTH_TRANSPORTS),
-    )
-    for given, used in ((config.rgb_topic, resolved.rgb_topic), (config.depth_topic, resolved.depth_topic),
-                        (config.gt_topic, resolved.gt_topic)):
-        if given != used:
-            LOG.info("the bag has no %s; reading %s (%s)", given, used, present[used][0])
-    return resolved
 
 
 def stamp_ns(message: Any) -> int:
     return int(message.header.stamp.sec) * 10**9 + int(message.header.stamp.nanosec)
 
 
-class ReplayRunner:
+class ReplayRunner(FrameScoring, ReplayFinish):
     """Runs one replay; `run()` returns the report. Build once per bag."""
 
     frame_log: FrameLog  # frames.csv rows, spooled to disk so that memory stays flat; made by run()
@@ -318,7 +104,7 @@ class ReplayRunner:
         keep = max(4 * config.queue_size, 32)
         self.tf = TransformBuffer()
         self.tf_latest_stamp = -1  # of dynamic transforms; a cloud waits for /tf to pass its stamp
-        self.aux = {topic: _AuxStream(topic, keep, self.ledger,
+        self.aux = {topic: AuxStream(topic, keep, self.ledger,
                                       "unmatched_ground_truth" if topic == config.gt_topic else "unused_camera_info")
                     for topic in (config.rgb_info_topic, self.depth_info_topic, config.gt_topic) if topic}
         self.pending: list[tuple[Pair, int]] = []  # (pair, log time it completed)
@@ -530,217 +316,7 @@ class ReplayRunner:
         return processor.process_unaligned(pair.rgb.payload, rgb_info_msg, pair.depth.payload, depth_info_msg,
                                            extrinsic, want_points)
 
-    def _check_scale(self, pair: Pair, row: dict[str, Any]) -> None:
-        """Count and warn when the RGB/depth width ratio is not `scale` (depth image input only)."""
-        if self.config.lidar_topic or self.config.unaligned_depth:
-            return  # another camera or a cloud: its size says nothing about the scale
-        rgb_width = int(getattr(pair.rgb.payload, "width", 0) or 0)  # CompressedImage: no size before decoding
-        depth_width = int(getattr(pair.depth.payload, "width", 0) or 0)
-        if rgb_width <= 0 or depth_width <= 0:
-            return  # compressed, or a broken image (the decoder says why)
-        ratio, scale = rgb_width / depth_width, self.config.sr.scale
-        row["width_ratio"] = round(ratio, 3)
-        if abs(ratio - scale) <= 0.05 * scale:
-            return
-        self.notices["scale_ratio_mismatch"] += 1
-        effect = (f"the depth is reduced to 1/{(scale / ratio) ** 2:.0f} of its samples first" if scale > ratio
-                  else "the depth is resampled up before the network")
-        self._warn("scale_ratio_mismatch", f"RGB {rgb_width} px wide over depth {depth_width} px is a x{ratio:.3g} "
-                   f"ratio but the scale is x{scale}: {effect}; use --scale {round(ratio)} if that is a shipped "
-                   "scale")
-
-    def _score(self, pair: Pair, rgb_info: Any, depth_info: Any, gt: Any, out: FrameOutput, row: dict[str, Any],
-               gt_problem: FrameError | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Score the frame (and the baseline on it) against ground truth: (ground truth, baseline
-        depth), both metres, None when the frame has no usable ground truth."""
-        if gt_problem is not None:
-            row["gt"] = gt_problem.reason
-            self._warn(gt_problem.reason, f"frame at {pair.rgb.stamp_ns} not scored: {gt_problem}")
-            return None, None
-        if gt is None:
-            row["gt"] = "none"
-            return None, None
-        try:
-            gt_depth = depth_from_image(gt[1])
-            if gt_depth.shape != out.depth.shape:
-                raise FrameError("size_mismatch", f"ground truth {gt_depth.shape[::-1]} differs from the output "
-                                 f"{out.depth.shape[::-1]} (width, height)")
-        except FrameError as err:
-            row["gt"] = err.reason
-            self._warn(f"ground_truth_{err.reason}", f"frame at {pair.rgb.stamp_ns} not scored: {err}")
-            return None, None
-        row["gt"] = "ok"
-        depths = {self.backbone: out.depth}
-        if self.baseline is not None:
-            depths[BASELINE] = self._run(self.baseline, pair, rgb_info, depth_info, want_points=False).depth
-        for method, depth in depths.items():
-            values = depth_metrics(depth, gt_depth)
-            self.frame_metrics[method].append(values)
-            self.histogram.add(method, depth, gt_depth)
-            row.update({f"{method}_{name}": round(v, 6) for name, v in values.items()})
-        return gt_depth, depths.get(BASELINE)
-
-    def _offer_preview(self, index: int, pair: Pair, rgb_info: Any, depth_info: Any, out: FrameOutput,
-                       gt_depth: np.ndarray | None, base_depth: np.ndarray | None, row: dict[str, Any]) -> None:
-        rmse = {m: row[f"{m}_rmse"] for m in (self.backbone, BASELINE) if f"{m}_rmse" in row}
-        name = f"frame_{row['frame']:04d}_{pair.rgb.stamp_ns}.png"
-        entry = PreviewEntry(row["frame"], pair.rgb.stamp_ns, rmse, Path("previews") / name)
-
-        def make() -> PreviewFrame:
-            methods = {self.backbone: out.depth}
-            if self.baseline is not None:
-                methods[BASELINE] = base_depth if base_depth is not None else self._run(
-                    self.baseline, pair, rgb_info, depth_info, want_points=False).depth
-            depth_in = None if self.config.lidar_topic else depth_from_image(pair.depth.payload)
-            title = f"frame {row['frame']}   {pair.rgb.stamp_ns / 1e9:.3f} s   {self.backbone} x{self.config.sr.scale}"
-            return PreviewFrame(rgb_from_image(pair.rgb.payload), methods, depth_in, gt_depth, rmse, title)
-
-        self.previews.offer(index, entry, rmse.get(self.backbone), make)
-
-    # -- outputs -------------------------------------------------------------------------------
-    def _write_frames_csv(self) -> Path:
-        """frames.csv, with each pair's stamp gap; counts the pairs whose stamps differ by more than
-        half the observed RGB frame period."""
-        period = frame_period_ns(self.stamps["rgb"])
-        if not period:
-            return self.frame_log.finish()
-
-        def stamp_gap(row: dict[str, Any]) -> dict[str, Any]:
-            gap = abs(row["rgb_stamp_ns"] - row["depth_stamp_ns"])
-            if gap > period / 2:
-                self.notices["stamp_gap_over_half_period"] += 1
-            return {"stamp_gap_ms": round(gap / 1e6, 3)}
-
-        path = self.frame_log.finish(stamp_gap, ("stamp_gap_ms",))
-        late = self.notices["stamp_gap_over_half_period"]
-        if late:
-            LOG.warning("%d pair(s) have stamps further apart than half the RGB frame period (%.1f ms): with a slop "
-                        "of %.1f ms a depth frame can pair with a neighbouring RGB frame, e.g. after a dropped "
-                        "frame; frames.csv has stamp_gap_ms per pair. A slop under %.1f ms prevents it",
-                        late, period / 1e6, self.slop_ns / 1e6, period / 2e6)
-        return path
-
-    def _hints(self) -> list[str]:
-        """What to change, for runs that paired or scored nothing."""
-        hints = []
-        rgb, depth = self.stamps["rgb"], self.stamps["depth"]
-        if not self.frame_log.count and rgb and depth:
-            gaps = nearest_distances_ns(depth, rgb)
-            nearest, median = min(gaps) / 1e6, sorted(gaps)[len(gaps) // 2] / 1e6
-            if self.config.exact_sync:
-                hints.append(f"nothing paired: --exact-sync pairs equal stamps only, and the nearest RGB and "
-                             f"depth stamps are {nearest:.3f} ms apart; use approximate sync (--slop)")
-            else:
-                hints.append(f"nothing paired: the nearest RGB and depth stamps are {nearest:.3f} ms apart (median "
-                             f"{median:.3f} ms) but --slop is {self.config.slop_s * 1e3:.3f} ms; raise --slop above "
-                             "the usual offset (keep it under half the frame period), or check that both topics "
-                             "are stamped by the same clock")
-        elif not self.frame_log.count:
-            hints.append(f"nothing paired: {len(rgb)} RGB and {len(depth)} depth message(s) had usable stamps; "
-                         "see the skip reasons above")
-        if self.config.gt_topic and self.pairs_processed and not self.frame_metrics:
-            reasons = dict(self.frame_log.gt_outcomes)
-            hints.append(f"no frame scored against {self.config.gt_topic} ({_reasons(reasons)}): ground truth "
-                         "needs the depth stamp (within --slop) and the RGB resolution")
-        return hints
-
-    def _finish(self, out_dir: Path, bag_out: Path, frames_in_bag: int) -> ReplayReport:
-        frames_csv = self._write_frames_csv()
-        hints = self._hints()
-        for hint in hints:
-            LOG.warning("%s", hint)
-        metrics = {method: mean_metrics(values) for method, values in self.frame_metrics.items()}
-        frames_scored = len(self.frame_metrics.get(self.backbone, []))
-        outputs = {"bag": bag_out, "frames_csv": frames_csv, "report_html": out_dir / "report.html"}
-        if self.config.previews:
-            outputs["previews"] = out_dir / "previews"
-        worst = self.previews.finish()
-        ok_rows = [row for row in self.frame_log.rows() if row.get("status") == "ok"]  # once, for the report
-        self.frame_log.discard()
-        write_report(outputs["report_html"], ReportInputs(
-            bag=str(self.config.bag), backbone=self.backbone, scale=self.config.sr.scale, rows=ok_rows,
-            methods=list(metrics), metrics=metrics, histogram=self.histogram, worst=worst,
-            sampled=self.previews.sampled, sample_every=self.previews.every, skipped=self.ledger.skip_totals(),
-            facts=[(f"{self.pairs_processed} frames processed, {frames_scored} scored, {frames_in_bag} in the "
-                    "output bag" + (f" (one in {self.config.every})" if self.config.every > 1 else "")),
-                   "pairs skipped: " + _reasons(dict(self.pairs_skipped))]))
-        sizes = output_sizes(outputs, self.pairs_processed)
-        outputs["metrics_json"] = out_dir / "metrics.json"
-        summary = {
-            "bag": str(self.config.bag),
-            "backbone": self.backbone,
-            "baseline": BASELINE,
-            "scale": self.config.sr.scale,
-            "pairs_processed": self.pairs_processed,
-            "pairs_skipped": dict(self.pairs_skipped),
-            "frames_scored": frames_scored,
-            "frames_in_bag": frames_in_bag,
-            "metrics": {m: {k: _json_number(v) for k, v in values.items()} for m, values in metrics.items()},
-            "metric_units": "rmse, mae: metres; absrel, delta1 (delta < 1.25), coverage: fractions",
-            "mean_timings_ms": self.frame_log.mean_timings_ms(),
-            "messages": self.ledger.as_dict(),
-            "skipped_messages": self.ledger.skip_totals(),
-            "unreadable_messages": sum(self.ledger.unreadable.values()),
-            "not_read_messages": sum(self.ledger.not_read.values()),  # after max_frames
-            "storage_errors": self.storage_errors,
-            "notices": dict(self.notices),
-            "hints": hints,
-            "sync": {"policy": "exact" if self.config.exact_sync else "approximate",
-                     "queue_size": self.config.queue_size, "slop_s": self.config.slop_s},
-            "output": {"encoding": self.config.output.output_encoding, "points": self.config.points,
-                       "every": self.config.every, "max_frames": self.config.max_frames,
-                       "previews": len(list((out_dir / "previews").glob("frame_*.png"))),
-                       "worst_frames": [entry.frame for entry in worst]},
-            "output_sizes": {**sizes, "note": "bag, previews, frames.csv and report.html; metrics.json not counted"},
-        }
-        outputs["metrics_json"].write_text(json.dumps(summary, indent=2) + "\n")
-        if not (self.ledger.balanced() and self.ledger.complete()):  # a bug, not a bad input
-            raise RuntimeError(f"message accounting does not balance: {self.ledger.as_dict()}")
-        return ReplayReport(self.backbone, self.config.sr.scale, self.pairs_processed, dict(self.pairs_skipped),
-                            self.ledger, metrics, frames_scored, outputs, dict(self.notices), hints,
-                            self.storage_errors, frames_in_bag, sizes)
-
-
-
-def _json_number(value: float) -> float | None:
-    return None if not np.isfinite(value) else round(float(value), 6)
 
 
 def run_replay(config: ReplayConfig) -> ReplayReport:
     return ReplayRunner(config).run()
-
-
-def _reasons(counts: dict[str, int]) -> str:
-    return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items())) or "none"
-
-
-def format_summary(report: ReplayReport) -> str:
-    """The end-of-run table: messages per topic, pairs, skips, metrics (backbone vs bicubic), outputs."""
-    lines = ["", "messages                                      read  processed  skipped"]
-    for topic, counts in report.ledger.as_dict().items():
-        skipped = _reasons(counts["skipped"]) if counts["skipped"] else "-"
-        unreadable = f"  (+{counts['unreadable']} unreadable of {counts['in_bag']})" if counts["unreadable"] else ""
-        unreadable += f"  (+{counts['not_read']} not read: --max-frames)" if counts["not_read"] else ""
-        lines.append(f"  {topic:<42}{counts['read']:>5}{counts['processed']:>11}  {skipped}{unreadable}")
-    lines.append(f"pairs processed: {report.pairs_processed}  (backbone {report.backbone}, x{report.scale})")
-    lines.append("pairs skipped: " + _reasons(report.pairs_skipped))
-    lines.append("skipped messages by reason: " + _reasons(report.ledger.skip_totals()))
-    unread = sum(report.ledger.unreadable.values())
-    if report.storage_errors or unread:
-        lines.append(f"damaged storage: {len(report.storage_errors)} read error(s), {unread} message(s) "
-                     "unreadable (read on after each damage where the storage allows)")
-    if report.notices:
-        lines.append("warnings: " + "; ".join(f"{kind} {n} ({NOTICES.get(kind, '')})"
-                                              for kind, n in sorted(report.notices.items())))
-    if report.metrics:
-        lines.append(f"metrics over {report.frames_scored} frames (valid ground-truth pixels):")
-        lines.append(f"  {'method':<16}{'RMSE m':>9}{'MAE m':>9}{'AbsRel':>9}{'d<1.25':>9}{'cover':>8}")
-        for method, values in report.metrics.items():
-            cells = "".join(f"{values[name]:>9.4f}" for name in METRIC_NAMES[:4])
-            lines.append(f"  {method:<16}{cells}{values['coverage']:>8.3f}")
-    else:
-        lines.append("metrics: none (no ground-truth topic given or matched)")
-    lines += [f"hint: {hint}" for hint in report.hints]
-    lines.append("outputs: " + format_sizes(report.sizes, report.pairs_processed) if report.sizes else "outputs:")
-    lines += [f"  {name:<13}{path}" for name, path in report.outputs.items()]
-    return "\n".join(lines)

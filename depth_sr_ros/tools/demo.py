@@ -15,7 +15,9 @@ from pathlib import Path
 
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.replay import sample_bag
-from depth_sr_ros.replay.runner import PREVIEW_EVERY, ReplayConfig, ReplayReport, format_summary, run_replay
+from depth_sr_ros.replay.config import PREVIEW_EVERY, ReplayConfig
+from depth_sr_ros.replay.runner import run_replay
+from depth_sr_ros.replay.summary import ReplayReport, format_summary
 from depth_sr_ros.tools.replay import add_points_argument
 from depth_sr_ros.tools.usage import add_no_progress, bounded, output_dir
 

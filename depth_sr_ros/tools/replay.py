@@ -27,14 +27,9 @@ from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.core.transforms import EXTRINSIC_HELP, parse_extrinsic
 from depth_sr_ros.replay import sample_bag
 from depth_sr_ros.replay.bag_io import TYPESTORES
-from depth_sr_ros.replay.runner import (
-    PREVIEW_EVERY,
-    REPLAY_OUTPUT,
-    WORST_PREVIEWS,
-    ReplayConfig,
-    format_summary,
-    run_replay,
-)
+from depth_sr_ros.replay.config import PREVIEW_EVERY, REPLAY_OUTPUT, WORST_PREVIEWS, ReplayConfig
+from depth_sr_ros.replay.runner import run_replay
+from depth_sr_ros.replay.summary import format_summary
 from depth_sr_ros.replay.writer import POINTS_MODES
 from depth_sr_ros.ros.parameters import PARAMETER_BY_NAME, NodeParams
 from depth_sr_ros.tools.usage import (
