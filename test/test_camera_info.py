@@ -133,3 +133,44 @@ def test_scaling_an_uncalibrated_camera_info_is_a_frame_error():
     with pytest.raises(FrameError) as caught:
         scaled_camera_info_fields(msg, 320, 240)
     assert caught.value.reason == "bad_camera_info"
+
+
+ROS1 = get_typestore(Stores.ROS1_NOETIC).types
+
+
+def ros1_camera_info(k, width=640, height=480):
+    """A rosbags ROS 1 sensor_msgs/CameraInfo: the matrices are named K, D, R, P."""
+    fx, _, cx, _, fy, cy, *_ = k
+    return ROS1["sensor_msgs/msg/CameraInfo"](
+        header=ROS1["std_msgs/msg/Header"](seq=7, stamp=ROS1["builtin_interfaces/msg/Time"](sec=3, nanosec=5),
+                                           frame_id="/camera_rgb_optical_frame"),
+        height=height, width=width, distortion_model="plumb_bob", D=np.array(D, np.float64),
+        K=np.array(k, np.float64), R=np.array(R, np.float64),
+        P=np.array([fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0], np.float64), binning_x=0, binning_y=0,
+        roi=ROS1["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
+    )
+
+
+def test_ros1_camera_info_reads_like_the_ros2_one():
+    ros1, ros2 = ros1_camera_info(K_VGA), ros_camera_info(K_VGA)
+    assert not hasattr(ros1, "k")  # the ROS 1 spelling only
+    assert intrinsics_from_camera_info(ros1) == intrinsics_from_camera_info(ros2)
+    scaled1, scaled2 = scaled_camera_info_fields(ros1, 160, 120), scaled_camera_info_fields(ros2, 160, 120)
+    for name in ("k", "p", "r", "d"):
+        np.testing.assert_array_equal(getattr(scaled1, name), getattr(scaled2, name))
+
+
+def test_ros1_camera_info_faults_are_found_by_either_spelling():
+    msg = ros1_camera_info(K_VGA)
+    msg.P[3] = np.nan
+    with pytest.raises(FrameError, match="P holds NaN"):
+        intrinsics_from_camera_info(msg)
+
+
+def test_stamps_and_frames_read_by_either_spelling():
+    from depth_sr_ros.core.fields import frame_id, stamp_ns, time_ns
+
+    msg = ros1_camera_info(K_VGA)
+    assert stamp_ns(msg) == 3_000_000_005
+    assert frame_id(msg) == "camera_rgb_optical_frame"  # ROS 1's leading "/" dropped
+    assert time_ns(SimpleNamespace(secs=2, nsecs=9)) == 2_000_000_009  # genpy's names

@@ -123,3 +123,25 @@ def test_parse_extrinsic() -> None:
     for bad in ("1 2 3", "a b c d e f g", "0 0 0 0 0 0 0", "0 0 nan 0 0 0 1"):
         with pytest.raises(ValueError):
             parse_extrinsic(bad)
+
+
+def test_ros1_tf_messages_fill_the_same_tree() -> None:
+    """ROS 1 tf/tfMessage and TransformStamped (header with seq) give the same lookups."""
+    ros1 = get_typestore(Stores.ROS1_NOETIC).types
+
+    def tf1(parent: str, child: str, xyz, quat):
+        return ros1["geometry_msgs/msg/TransformStamped"](
+            header=ros1["std_msgs/msg/Header"](seq=1, stamp=ros1["builtin_interfaces/msg/Time"](sec=0, nanosec=0),
+                                               frame_id=parent),
+            child_frame_id=child,
+            transform=ros1["geometry_msgs/msg/Transform"](
+                translation=ros1["geometry_msgs/msg/Vector3"](x=xyz[0], y=xyz[1], z=xyz[2]),
+                rotation=ros1["geometry_msgs/msg/Quaternion"](x=quat[0], y=quat[1], z=quat[2], w=quat[3])))
+
+    buffer = TransformBuffer()
+    buffer.add(tf1("/base_link", "/camera_link", (0.2, 0.0, 0.5), (0, 0, 0, 1)), static=True)
+    buffer.add(tf1("/camera_link", "/camera_optical_frame", (0, 0, 0), OPTICAL_IN_BODY), static=True)
+    expected = _robot().lookup("base_link", "camera_optical_frame", 0)
+    got = buffer.lookup("base_link", "camera_optical_frame", 0)
+    np.testing.assert_allclose(got.rotation, expected.rotation, atol=1e-12)
+    np.testing.assert_allclose(got.translation, expected.translation, atol=1e-12)

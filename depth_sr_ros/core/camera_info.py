@@ -1,8 +1,9 @@
 """sensor_msgs/CameraInfo fields -> pinhole intrinsics, and CameraInfo scaled to a new size.
 
 Written against message *fields* (`k`, `p`, `r`, `d`, `distortion_model`, `width`, `height`,
-`binning_x`, `binning_y`, `roi`), so rclpy messages, `rosbags` messages and plain namespaces
-all work; `binning_*` and `roi` may be absent (taken as 0 = full, unbinned image).
+`binning_x`, `binning_y`, `roi`), so rclpy messages, `rosbags` messages (ROS 2 and ROS 1, whose
+`K`, `P`, `R`, `D` are read through `core.fields`) and plain namespaces all work; `binning_*`
+and `roi` may be absent (taken as 0 = full, unbinned image).
 
 Conventions
 -----------
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.fields import has_field, msg_field
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,29 @@ def _image_transform(msg: Any) -> tuple[np.ndarray, int, int]:
 def _check_finite(msg: Any) -> None:
     """FrameError("bad_camera_info") when K, P, R or D has a wrong size or a NaN/inf value."""
     for name, size in (("k", 9), ("p", 12), ("r", 9), ("d", None)):
-        if name != "k" and getattr(msg, name, None) is None:
+        if name != "k" and not has_field(msg, name):
             continue  # only K is needed for the intrinsics; P and R are checked where they are used
-        values = _float_array(getattr(msg, name), size, name)
+        values = _float_array(msg_field(msg, name), size, name)
         if not np.isfinite(values).all():
             raise FrameError("bad_camera_info", f"CameraInfo {name.upper()} holds NaN or inf: {values.tolist()}")
+
+
+def registration_mismatch(depth: Intrinsics, rgb: Intrinsics, tolerance: float) -> str:
+    """Why `depth` is not the RGB camera at another resolution ("" when it is).
+
+    `depth` is scaled to the RGB size (`Intrinsics.scaled`); focal lengths are compared
+    relatively and principal points as a fraction of the RGB image size, each within
+    `tolerance`. A depth camera of another field of view (a stereo or ToF module beside the
+    colour camera) fails on the focal lengths; an off-centre crop on the principal point.
+    """
+    as_rgb = depth.scaled(rgb.width, rgb.height)
+    focal_error = max(abs(as_rgb.fx - rgb.fx) / rgb.fx, abs(as_rgb.fy - rgb.fy) / rgb.fy)
+    centre_error = max(abs(as_rgb.cx - rgb.cx) / rgb.width, abs(as_rgb.cy - rgb.cy) / rgb.height)
+    if focal_error <= tolerance and centre_error <= tolerance:
+        return ""
+    return (f"depth CameraInfo scaled to {rgb.width}x{rgb.height} has fx={as_rgb.fx:.1f} fy={as_rgb.fy:.1f} "
+            f"cx={as_rgb.cx:.1f} cy={as_rgb.cy:.1f}; the RGB camera has fx={rgb.fx:.1f} fy={rgb.fy:.1f} "
+            f"cx={rgb.cx:.1f} cy={rgb.cy:.1f}")
 
 
 def intrinsics_from_camera_info(msg: Any) -> Intrinsics:
@@ -151,7 +171,7 @@ def intrinsics_from_camera_info(msg: Any) -> Intrinsics:
     _check_finite(msg)
     transform, width, height = _image_transform(msg)
     with np.errstate(invalid="ignore"):
-        k = transform @ _float_array(msg.k, 9, "k").reshape(3, 3)
+        k = transform @ _float_array(msg_field(msg, "k"), 9, "k").reshape(3, 3)
     fx, fy, cx, cy = float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2])
     if not (math.isfinite(fx) and fx > 0 and math.isfinite(fy) and fy > 0):
         raise FrameError(
@@ -167,7 +187,7 @@ def intrinsics_from_camera_info(msg: Any) -> Intrinsics:
         width=width,
         height=height,
         distortion_model=str(getattr(msg, "distortion_model", "") or ""),
-        d=tuple(float(v) for v in _float_array(getattr(msg, "d", ()), None, "d")),
+        d=tuple(float(v) for v in _float_array(msg_field(msg, "d", ()), None, "d")),
     )
 
 
@@ -193,8 +213,8 @@ def scaled_camera_info_fields(msg: Any, width: int, height: int) -> CameraInfoFi
     resize = np.diag([width / image_width, height / image_height, 1.0])
     to_output = resize @ transform
     with np.errstate(over="ignore", invalid="ignore"):
-        k = to_output @ _float_array(msg.k, 9, "k").reshape(3, 3)
-        p = to_output @ _float_array(msg.p, 12, "p").reshape(3, 4)
+        k = to_output @ _float_array(msg_field(msg, "k"), 9, "k").reshape(3, 3)
+        p = to_output @ _float_array(msg_field(msg, "p"), 12, "p").reshape(3, 4)
     if not (np.isfinite(k).all() and np.isfinite(p).all()):
         raise FrameError("bad_camera_info", f"CameraInfo K or P overflows when scaled to {width}x{height}: "
                          f"K {k.reshape(-1).tolist()}, P {p.reshape(-1).tolist()}")
@@ -202,9 +222,9 @@ def scaled_camera_info_fields(msg: Any, width: int, height: int) -> CameraInfoFi
         height=int(height),
         width=int(width),
         distortion_model=str(getattr(msg, "distortion_model", "") or ""),
-        d=_float_array(getattr(msg, "d", ()), None, "d").copy(),
+        d=_float_array(msg_field(msg, "d", ()), None, "d").copy(),
         k=k.reshape(-1),
-        r=_float_array(msg.r, 9, "r").copy(),
+        r=_float_array(msg_field(msg, "r"), 9, "r").copy(),
         p=p.reshape(-1),
         binning_x=0,
         binning_y=0,

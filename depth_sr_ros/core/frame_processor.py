@@ -10,7 +10,11 @@ folded in), and optionally an organised PointCloud2. The caller gives them the R
 
 Checks, each a `FrameError` the caller counts by reason:
 - "missing_camera_info": no RGB CameraInfo (the depth CameraInfo may be None: registered depth);
-- "size_mismatch": a CameraInfo describes another resolution than its image;
+- "oversize", "size_changed" (`core/limits.py`): a size an image or CameraInfo claims (fields,
+  or a compressed image's header) is beyond the pixel limit, or differs from its stream's size
+  since the first good frame; checked before anything is decoded, with `InputBounds`, which the
+  processor shares with its caller (the node checks CameraInfo on arrival with it);
+- "size_mismatch": a CameraInfo describes another resolution than its image (also before decoding);
 - "unregistered_depth": the depth CameraInfo is not the RGB camera at a lower resolution (focal
   lengths or principal point disagree beyond `REGISTRATION_TOLERANCE`), or (`process` only) the
   depth image's header frame_id names another frame than the RGB image's, unless
@@ -34,11 +38,13 @@ from depth_sr_ros.core.camera_info import (
     CameraInfoFields,
     Intrinsics,
     intrinsics_from_camera_info,
+    registration_mismatch,
     scaled_camera_info_fields,
 )
 from depth_sr_ros.core.cloud_read import points_from_cloud
 from depth_sr_ros.core.errors import FrameError
-from depth_sr_ros.core.image_msg import ImageFields, depth_from_image, depth_to_image_fields, rgb_from_image
+from depth_sr_ros.core.image_msg import ImageFields, depth_from_image, depth_to_image_fields, image_size, rgb_from_image
+from depth_sr_ros.core.limits import InputBounds, Size
 from depth_sr_ros.core.pipeline import DepthSR
 from depth_sr_ros.core.pointcloud import PointCloudFields, point_cloud_fields
 from depth_sr_ros.core.projection import Extrinsic, ProjectionResult, project_points, register_depth
@@ -97,11 +103,15 @@ class FrameProcessor:
 
     `process` takes a depth image registered to the RGB camera; `process_lidar` a PointCloud2;
     `process_unaligned` a depth image from another camera (its own CameraInfo and frame).
+    `bounds`: the pixel limit and the streams' established sizes (a default `InputBounds` when
+    None); a processed frame establishes the size of its RGB and depth image streams.
     """
 
-    def __init__(self, pipeline: DepthSR, output: OutputConfig | None = None) -> None:
+    def __init__(self, pipeline: DepthSR, output: OutputConfig | None = None,
+                 bounds: InputBounds | None = None) -> None:
         self.pipeline = pipeline
         self.output = output if output is not None else OutputConfig()
+        self.bounds = bounds if bounds is not None else InputBounds()
 
     def process(self, rgb_msg: Any, rgb_info_msg: Any, depth_msg: Any, depth_info_msg: Any | None,
                 want_points: bool) -> FrameOutput:
@@ -109,7 +119,9 @@ class FrameProcessor:
         timings: dict[str, float] = {}
         rgb, depth, intrinsics = self._decode(rgb_msg, rgb_info_msg, depth_msg, depth_info_msg)
         timings["decode"] = _ms_since(start)
-        return self._super_resolve(rgb, depth, intrinsics, rgb_info_msg, want_points, start, timings)
+        output = self._super_resolve(rgb, depth, intrinsics, rgb_info_msg, want_points, start, timings)
+        self._establish(rgb, depth)
+        return output
 
     def process_lidar(self, rgb_msg: Any, rgb_info_msg: Any, cloud_msg: Any, extrinsic: Extrinsic,
                       want_points: bool) -> FrameOutput:
@@ -140,12 +152,16 @@ class FrameProcessor:
         def project(camera: Intrinsics, grid: tuple[int, int]) -> ProjectionResult:
             if depth_info_msg is None:
                 raise FrameError("missing_camera_info", "an unaligned depth image needs its own CameraInfo")
-            depth = depth_from_image(depth_msg)
             depth_intrinsics = intrinsics_from_camera_info(depth_info_msg)
-            _check_size("depth", depth_intrinsics, depth.shape)
+            self._check_claims("depth", depth_msg, depth_intrinsics)
+            depth = depth_from_image(depth_msg, self.bounds.max_pixels)
+            decoded.append(depth)
             return register_depth(depth, depth_intrinsics, extrinsic, camera, grid)
 
-        return self._process_projected(rgb_msg, rgb_info_msg, project, want_points)
+        decoded: list[np.ndarray] = []
+        output = self._process_projected(rgb_msg, rgb_info_msg, project, want_points)
+        self.bounds.establish("depth", _size_of(decoded[0]))
+        return output
 
     def _process_projected(self, rgb_msg: Any, rgb_info_msg: Any,
                            project: Callable[[Intrinsics, tuple[int, int]], ProjectionResult],
@@ -156,9 +172,9 @@ class FrameProcessor:
         timings: dict[str, float] = {}
         if rgb_info_msg is None:
             raise FrameError("missing_camera_info", "no RGB CameraInfo for this frame; the output needs its intrinsics")
-        rgb = np.ascontiguousarray(rgb_from_image(rgb_msg))
         intrinsics = intrinsics_from_camera_info(rgb_info_msg)
-        _check_size("RGB", intrinsics, rgb.shape)
+        self._check_claims("rgb", rgb_msg, intrinsics)
+        rgb = np.ascontiguousarray(rgb_from_image(rgb_msg, self.bounds.max_pixels))
         timings["decode"] = _ms_since(start)
         mark = time.perf_counter()
         grid = grid_shape(rgb.shape, self.pipeline.scale)
@@ -172,6 +188,7 @@ class FrameProcessor:
                              "check the extrinsic and the input's frame")
         output = self._super_resolve(rgb, projected.depth, intrinsics, rgb_info_msg, want_points, start, timings)
         output.input_counts = projected.counts
+        self.bounds.establish("rgb", _size_of(rgb))
         return output
 
     def _super_resolve(self, rgb: np.ndarray, depth: np.ndarray, intrinsics: Intrinsics, rgb_info_msg: Any,
@@ -200,24 +217,38 @@ class FrameProcessor:
             raise FrameError("missing_camera_info", "no RGB CameraInfo for this frame; the output needs its intrinsics")
         if not self.output.assume_registered:
             _check_same_frame(rgb_msg, depth_msg)
-        rgb = np.ascontiguousarray(rgb_from_image(rgb_msg))
-        depth = depth_from_image(depth_msg)
         intrinsics = intrinsics_from_camera_info(rgb_info_msg)
-        _check_size("RGB", intrinsics, rgb.shape)
-        if depth_info_msg is not None:
-            depth_intrinsics = intrinsics_from_camera_info(depth_info_msg)
-            _check_size("depth", depth_intrinsics, depth.shape)
+        self._check_claims("rgb", rgb_msg, intrinsics)
+        depth_intrinsics = None if depth_info_msg is None else intrinsics_from_camera_info(depth_info_msg)
+        self._check_claims("depth", depth_msg, depth_intrinsics)
+        rgb = np.ascontiguousarray(rgb_from_image(rgb_msg, self.bounds.max_pixels))
+        depth = depth_from_image(depth_msg, self.bounds.max_pixels)
+        if depth_intrinsics is not None:
             _check_registered(depth_intrinsics, intrinsics)
         return rgb, depth, intrinsics
 
+    def _check_claims(self, stream: str, image_msg: Any, intrinsics: Intrinsics | None) -> None:
+        """Before decoding: the CameraInfo's size and the image's claimed size within the bounds
+        ("oversize", "size_changed"), and the two equal ("size_mismatch")."""
+        name = stream.upper() if stream == "rgb" else stream
+        if intrinsics is not None:
+            self.bounds.check(stream, intrinsics.width, intrinsics.height, f"{name} CameraInfo")
+        width, height = self.bounds.check(stream, *image_size(image_msg), f"{name} image")
+        if intrinsics is not None and (intrinsics.width, intrinsics.height) != (width, height):
+            raise FrameError(
+                "size_mismatch",
+                f"{name} CameraInfo describes {intrinsics.width}x{intrinsics.height} but the {name} image is "
+                f"{width}x{height}",
+            )
 
-def _check_size(name: str, intrinsics: Intrinsics, shape: tuple[int, ...]) -> None:
-    if (intrinsics.height, intrinsics.width) != tuple(shape[:2]):
-        raise FrameError(
-            "size_mismatch",
-            f"{name} CameraInfo describes {intrinsics.width}x{intrinsics.height} but the {name} image is "
-            f"{shape[1]}x{shape[0]}",
-        )
+    def _establish(self, rgb: np.ndarray, depth: np.ndarray) -> None:
+        self.bounds.establish("rgb", _size_of(rgb))
+        self.bounds.establish("depth", _size_of(depth))
+
+
+def _size_of(image: np.ndarray) -> Size:
+    """(width, height) of an HxW or HxWxC array."""
+    return int(image.shape[1]), int(image.shape[0])
 
 
 def _frame_id(msg: Any) -> str:
@@ -239,16 +270,9 @@ def _check_same_frame(rgb_msg: Any, depth_msg: Any) -> None:
 
 def _check_registered(depth: Intrinsics, rgb: Intrinsics) -> None:
     """FrameError("unregistered_depth") unless `depth` is the RGB camera at another resolution."""
-    as_rgb = depth.scaled(rgb.width, rgb.height)
-    focal_error = max(abs(as_rgb.fx - rgb.fx) / rgb.fx, abs(as_rgb.fy - rgb.fy) / rgb.fy)
-    centre_error = max(abs(as_rgb.cx - rgb.cx) / rgb.width, abs(as_rgb.cy - rgb.cy) / rgb.height)
-    if focal_error > REGISTRATION_TOLERANCE or centre_error > REGISTRATION_TOLERANCE:
-        raise FrameError(
-            "unregistered_depth",
-            f"depth CameraInfo scaled to {rgb.width}x{rgb.height} has fx={as_rgb.fx:.1f} fy={as_rgb.fy:.1f} "
-            f"cx={as_rgb.cx:.1f} cy={as_rgb.cy:.1f}; the RGB camera has fx={rgb.fx:.1f} fy={rgb.fy:.1f} "
-            f"cx={rgb.cx:.1f} cy={rgb.cy:.1f}. The pipeline needs depth registered to the RGB camera",
-        )
+    mismatch = registration_mismatch(depth, rgb, REGISTRATION_TOLERANCE)
+    if mismatch:
+        raise FrameError("unregistered_depth", f"{mismatch}. The pipeline needs depth registered to the RGB camera")
 
 
 def _ms_since(start: float) -> float:

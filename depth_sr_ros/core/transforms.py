@@ -1,7 +1,8 @@
 """A small tf2-like transform buffer for offline replay, and the `--extrinsic` parameter.
 
 Replay has no tf2: `TransformBuffer` is filled from the `tf2_msgs/TFMessage`s of a bag's
-`/tf_static` and `/tf` topics (rosbags or rclpy messages, read by field name) and answers
+`/tf_static` and `/tf` topics (rosbags or rclpy messages, ROS 2 or ROS 1 `tf/tfMessage`, read
+by field name through `core.fields`) and answers
 `lookup(target_frame, source_frame, stamp_ns) -> Extrinsic` the way
 `tf2_ros.Buffer.lookup_transform(target, source, time)` does: the returned extrinsic maps a
 point in `source_frame` into `target_frame` (`p_target = R @ p_source + t`), chained through
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.fields import time_ns
 from depth_sr_ros.core.projection import Extrinsic, quaternion_to_matrix
 
 EXTRINSIC_HELP = (
@@ -51,10 +53,6 @@ def parse_extrinsic(text: str) -> Extrinsic:
 
 def _frame(name: str) -> str:
     return str(name).lstrip("/")
-
-
-def _stamp_ns(stamp: Any) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def _unit_quaternion(q: np.ndarray) -> np.ndarray:
@@ -152,7 +150,7 @@ class TransformBuffer:
             self._static[child] = Extrinsic(quaternion_to_matrix(quaternion), translation)
         else:
             self._static.pop(child, None)
-            self._dynamic.setdefault(child, _Samples()).insert(_stamp_ns(transform.header.stamp), translation,
+            self._dynamic.setdefault(child, _Samples()).insert(time_ns(transform.header.stamp), translation,
                                                                   quaternion)
 
     @property
