@@ -9,6 +9,7 @@ import pytest
 
 from depth_sr_ros.core.camera_info import Intrinsics
 from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.msg_buffer import backing_array
 from depth_sr_ros.core.pointcloud import FLOAT32, point_cloud_fields
 
 # 4 columns x 3 rows; fx 2, fy 4, principal point (1.5, 1).
@@ -106,3 +107,38 @@ def test_mismatched_sizes_are_frame_errors():
     with pytest.raises(FrameError) as caught:
         point_cloud_fields(DEPTH, other_aspect)
     assert caught.value.reason == "size_mismatch"
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("coloured", [False, True])
+def test_large_cloud_bits_equal_a_per_point_reference(stride, coloured):
+    """Every point of a 61x83 cloud with every kind of invalid depth against the formula applied
+    point by point, the packed colour bit for bit, and the bytes live in the message buffer the
+    rclpy builder hands over without a copy."""
+    rng = np.random.default_rng(stride)
+    depth = rng.uniform(0.2, 9.0, (61, 83)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.1] = np.nan
+    depth[3, 4], depth[6, 9], depth[9, 12], depth[0, 0] = 0.0, np.inf, -1.0, -np.inf
+    rgb = rng.integers(0, 256, (61, 83, 3), dtype=np.uint8)
+    camera = Intrinsics(fx=70.0, fy=71.5, cx=40.3, cy=29.8, width=83, height=61)
+    fields = point_cloud_fields(depth, camera, rgb if coloured else None, stride)
+
+    assert backing_array(fields.data) is not None
+    points = fields.data.view("<f4").reshape(fields.height, fields.width, -1)
+    z = depth[::stride, ::stride]
+    valid = np.isfinite(z) & (z > 0)
+    for row, col in zip(*np.nonzero(valid)):
+        u, v, metres = col * stride, row * stride, float(z[row, col])
+        expected = ((u - camera.cx) * metres / camera.fx, (v - camera.cy) * metres / camera.fy, metres)
+        np.testing.assert_allclose(points[row, col, :3], expected, rtol=1e-6, atol=1e-6)
+    assert np.isnan(points[~valid][:, :3]).all()
+    assert fields.is_dense is False
+    if coloured:
+        r, g, b = (rgb[::stride, ::stride, i].astype(np.uint32) for i in range(3))
+        np.testing.assert_array_equal(points[..., 3].view("<u4"), (r << 16) | (g << 8) | b)
+
+
+def test_dense_when_every_depth_is_valid():
+    fields = point_cloud_fields(np.full((4, 6), 2.0, np.float32), Intrinsics(3.0, 3.0, 3.0, 2.0, 6, 4))
+    assert fields.is_dense is True
+    assert np.all(fields.data.view("<f4").reshape(4, 6, 3)[..., 2] == 2.0)

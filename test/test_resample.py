@@ -7,6 +7,7 @@ import pytest
 
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.resample import (
+    EROSION_MAX_RADIUS,
     check_aspect,
     denormalise,
     fill_holes,
@@ -170,6 +171,23 @@ def test_hole_mask_marks_only_pixels_far_from_valid_depth():
     assert mask[15, 15] and not mask[10, 15]
     assert not hole_mask(np.ones((3, 3), bool), 0).any()
     np.testing.assert_array_equal(hole_mask(valid, 0), ~valid)
+
+
+@pytest.mark.parametrize("radius", [1, 3, EROSION_MAX_RADIUS, EROSION_MAX_RADIUS + 1, 12])
+def test_hole_mask_is_the_euclidean_distance_rule_on_both_paths(radius):
+    """Erosion by a disc (small radii) and distance transform (large) give the same rule,
+    including at the image border, where no valid pixel lies beyond the edge."""
+    rng = np.random.default_rng(radius)
+    valid = rng.random((40, 57)) > 0.5
+    valid[5:35, 8:50] = False  # a hole wider than every radius here
+    valid[:, :3] = False  # and one on the border
+    rows, cols = np.mgrid[:40, :57]
+    ys, xs = np.nonzero(valid)
+    dist = np.hypot(rows[..., None] - ys, cols[..., None] - xs).min(axis=-1)
+    mask = hole_mask(valid, radius)
+    assert mask.dtype == bool and mask.shape == valid.shape
+    np.testing.assert_array_equal(mask, dist > radius)
+    assert mask.any() and not mask.all()
 
 
 # --- normalisation ---

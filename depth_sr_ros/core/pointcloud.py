@@ -25,6 +25,7 @@ import numpy as np
 
 from depth_sr_ros.core.camera_info import Intrinsics
 from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.msg_buffer import message_bytes, nan_is_the_only_invalid
 
 # sensor_msgs/PointField datatypes
 INT8 = 1
@@ -105,6 +106,12 @@ def point_cloud_fields(
     `intrinsics` are rescaled to the depth size when they describe another resolution of the
     same aspect ratio (FrameError "size_mismatch" otherwise). `rgb` must be `HxWx3 uint8` of
     the depth's size (FrameError "size_mismatch" otherwise).
+
+    No Python loop and no full-size copy beyond the channels themselves: x and y are the depth
+    times the cached per-column and per-row rays, and one `cv2.merge` interleaves x, y, z (and
+    the packed colour) straight into the message buffer (`core/msg_buffer.message_bytes`), so
+    the node's message builder takes it without a copy. The bytes are written in the host's
+    order, little-endian on every ROS 2 platform, as `is_bigendian = False` declares.
     """
     depth = np.asarray(depth_m)
     if depth.ndim != 2 or depth.size == 0:
@@ -118,32 +125,36 @@ def point_cloud_fields(
         )
     columns, rows = _ray_axes(_intrinsics_for(intrinsics, height, width), height, width, stride)
 
-    z = depth[::stride, ::stride].astype(np.float32)
-    with np.errstate(invalid="ignore"):
-        valid = z > 0  # False for NaN and -inf
-        valid &= z < np.inf
-    np.copyto(z, np.float32(np.nan), where=~valid)
-
-    fields = list(XYZ_FIELDS) + ([RGB_FIELD] if rgb is not None else [])
-    points = np.empty((*z.shape, len(fields)), dtype="<f4")
-    np.multiply(z, columns, out=points[..., 0])
-    np.multiply(z, rows, out=points[..., 1])
-    points[..., 2] = z
+    z = np.ascontiguousarray(depth[::stride, ::stride], dtype=np.float32)  # no copy at stride 1
+    if not nan_is_the_only_invalid(z):
+        with np.errstate(invalid="ignore"):
+            valid = (z > 0) & (z < np.inf)  # False for NaN and -inf
+        z = np.where(valid, z, np.float32(np.nan))
+    channels = [np.multiply(z, columns), np.multiply(z, rows), z]  # invalid (NaN) z gives NaN x, y
     if rgb is not None:
-        # The little-endian uint32 0x00RRGGBB is the byte sequence B, G, R, 0: BGRA with alpha 0,
-        # stored as one float32 per point.
-        bgra = cv2.cvtColor(np.ascontiguousarray(rgb[::stride, ::stride]), cv2.COLOR_RGB2BGRA)
-        bgra[..., 3] = 0
-        points[..., 3] = bgra.view("<f4")[..., 0]
+        channels.append(_packed_colour(rgb[::stride, ::stride]))
 
-    point_step = 4 * len(fields)
+    point_step = 4 * len(channels)
+    data = message_bytes(point_step * z.size)
+    points = data.view(np.float32).reshape(*z.shape, len(channels))
+    cv2.merge(channels, dst=points)
     return PointCloudFields(
         height=z.shape[0],
         width=z.shape[1],
-        fields=fields,
+        fields=list(XYZ_FIELDS) + ([RGB_FIELD] if rgb is not None else []),
         is_bigendian=False,
         point_step=point_step,
         row_step=point_step * z.shape[1],
-        data=points.reshape(-1).view(np.uint8),
-        is_dense=bool(valid.all()),
+        data=data,
+        is_dense=not np.isnan(z.min()),  # min is NaN exactly when some point is
     )
+
+
+def _packed_colour(rgb: np.ndarray) -> np.ndarray:
+    """`HxW` float32 whose bits are the little-endian uint32 `0x00RRGGBB` of each RGB pixel.
+
+    That uint32 is the byte sequence B, G, R, 0: BGRA with alpha 0, read as one float32.
+    """
+    bgra = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGRA)
+    cv2.bitwise_and(bgra, (255, 255, 255, 0), dst=bgra)
+    return bgra.view(np.float32).reshape(bgra.shape[:2])

@@ -14,12 +14,17 @@ See docs/pipeline.md for the whole policy.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from depth_sr_ros.core.errors import FrameError
+
+# Largest max_hole_radius that hole_mask computes by an erosion; larger ones use the distance
+# transform, cheaper than an erosion by a large disc.
+EROSION_MAX_RADIUS = 8
 
 _PIL_METHODS = {
     "nearest": Image.Resampling.NEAREST,
@@ -115,11 +120,28 @@ def fill_holes(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def hole_mask(valid: np.ndarray, max_hole_radius: int) -> np.ndarray:
     """True where an invalid pixel lies farther than `max_hole_radius` pixels (exact Euclidean)
-    from the nearest valid pixel: the part of a hole too large to fill, left NaN in the output."""
+    from the nearest valid pixel: the part of a hole too large to fill, left NaN in the output.
+
+    Up to `EROSION_MAX_RADIUS` this is one erosion of the invalid pixels by the disc of every
+    integer offset `(dy, dx)` with `dy**2 + dx**2 <= max_hole_radius**2`: a pixel survives
+    exactly when no valid pixel lies within that disc. Beyond it, the exact distance transform.
+    """
     if valid.all():
         return np.zeros(valid.shape, dtype=bool)
-    distance = cv2.distanceTransform(valid.astype(np.uint8) ^ 1, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    invalid = valid.astype(np.uint8) ^ 1
+    if max_hole_radius <= EROSION_MAX_RADIUS:
+        # Outside the image counts as invalid (border 1): no valid pixel lies there.
+        kept = cv2.erode(invalid, _disc(max_hole_radius), borderType=cv2.BORDER_CONSTANT, borderValue=1)
+        return kept.view(bool)
+    distance = cv2.distanceTransform(invalid, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     return distance > max_hole_radius
+
+
+@lru_cache(maxsize=8)
+def _disc(radius: int) -> np.ndarray:
+    """uint8 `(2r+1) x (2r+1)` kernel, 1 at the offsets within `radius` (Euclidean) of the centre."""
+    offsets = np.arange(-radius, radius + 1)
+    return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2).astype(np.uint8)
 
 
 def normalise(

@@ -1,0 +1,66 @@
+"""Message byte buffers handed to rclpy without a copy, and the NaN-only depth check."""
+
+from __future__ import annotations
+
+import array
+
+import numpy as np
+import pytest
+
+from depth_sr_ros.core.msg_buffer import backing_array, message_bytes, nan_is_the_only_invalid
+from depth_sr_ros.ros.rclpy_messages import uint8_array
+
+
+def test_message_bytes_are_writable_zeros_stored_in_an_array():
+    data = message_bytes(12)
+    assert data.dtype == np.uint8 and data.shape == (12,) and not data.any()
+    owner = backing_array(data)
+    assert isinstance(owner, array.array) and owner.typecode == "B" and len(owner) == 12
+    data.view("<f4")[1] = 1.0  # a float written through a view lands in the array
+    assert bytes(owner[4:8]) == np.float32(1.0).tobytes()
+    assert backing_array(message_bytes(0)) is not None
+    with pytest.raises(ValueError):
+        message_bytes(-1)
+
+
+def test_backing_array_only_for_a_whole_flat_byte_view():
+    data = message_bytes(48)
+    points = data.view(np.float32).reshape(3, 4)
+    assert backing_array(points.reshape(-1).view(np.uint8)) is backing_array(data)  # as the cloud makes it
+    assert backing_array(data[4:]) is None  # a part
+    assert backing_array(data[:-4]) is None
+    assert backing_array(data[::2]) is None
+    assert backing_array(points) is None  # not bytes
+    assert backing_array(data.reshape(6, 8)) is None  # not flat
+    assert backing_array(np.zeros(48, np.uint8)) is None  # numpy's own memory
+    assert backing_array(np.frombuffer(bytearray(48), np.uint8)) is None  # another buffer
+
+
+def test_uint8_array_hands_over_the_backing_array_and_copies_anything_else():
+    data = message_bytes(6)
+    data[:] = np.arange(6)
+    assert uint8_array(data) is backing_array(data)
+    part = uint8_array(data[2:])
+    assert list(part) == [2, 3, 4, 5] and part is not backing_array(data)
+    part[0] = 99  # a copy: the buffer is unchanged
+    assert data[2] == 2
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1.0, 2.5, np.nan], True),
+        ([np.nan, np.nan], True),
+        ([0.1, 65.0], True),
+        ([1.0, 0.0], False),
+        ([1.0, -0.0], False),
+        ([1.0, -2.0], False),
+        ([1.0, np.inf], False),
+        ([np.nan, -np.inf], False),
+    ],
+)
+def test_nan_is_the_only_invalid(values, expected):
+    depth = np.array(values, np.float32).reshape(1, -1)
+    assert nan_is_the_only_invalid(depth) is expected
+    strided = np.repeat(np.tile(depth, (3, 1)), 2, axis=1)[:, ::2]  # every value, not contiguous
+    assert nan_is_the_only_invalid(strided) is expected
