@@ -43,6 +43,12 @@ def processor() -> FrameProcessor:
     return FrameProcessor(DepthSR(SRConfig(scale=S, backbone="bicubic")), OutputConfig())
 
 
+@pytest.fixture
+def fresh() -> FrameProcessor:
+    """A processor whose streams have no established size yet."""
+    return FrameProcessor(DepthSR(SRConfig(scale=S, backbone="bicubic")), OutputConfig())
+
+
 def inputs(**overrides):
     rgb, depth_mm = scene()
     msgs = {"rgb_msg": image(rgb, "rgb8"), "rgb_info_msg": camera_info(W, H),
@@ -118,12 +124,12 @@ def test_bgr_input_matches_rgb_input(processor: FrameProcessor) -> None:
     ],
 )
 def test_bad_frames_raise_frame_error_and_the_next_good_frame_works(
-    processor: FrameProcessor, overrides: dict, reason: str
+    fresh: FrameProcessor, overrides: dict, reason: str
 ) -> None:
     with pytest.raises(FrameError) as info:
-        processor.process(**inputs(**overrides), want_points=True)
+        fresh.process(**inputs(**overrides), want_points=True)
     assert info.value.reason == reason and str(info.value)
-    assert processor.process(**inputs(), want_points=True).points is not None
+    assert fresh.process(**inputs(), want_points=True).points is not None
 
 
 def test_nan_and_inf_depth_are_masked_not_propagated(processor: FrameProcessor) -> None:

@@ -23,6 +23,12 @@ publisher `memcpy`s the struct; every ROS platform is little-endian). `format` i
   Decoding is `d = A / (q - B)` metres (`q = 0` -> NaN). One step of q is about `d**2 / A` metres:
   0.9 mm at 3 m, 1 cm at 10 m with the defaults.
 
+Before anything is decoded, the size the data claims is read from its header (a PNG's IHDR, bytes
+16-23; a JPEG's SOF segment; for compressedDepth the PNG after the 12-byte ConfigHeader) and
+checked against the pixel limit (`core/limits.py`): a 631-byte JPEG claiming 30000x30000 is
+refused as `oversize` without decoding it. Data that is neither a PNG nor a JPEG is refused
+too (`cv2.imdecode` would read any format OpenCV knows, whatever `format` says).
+
 Bad data (not an image, a truncated header, a PNG of the wrong type) raises `FrameError` with
 reason `corrupt_compressed`; a format this module cannot decode (RVL, 16-bit colour, tiff)
 raises `unsupported_encoding`.
@@ -38,7 +44,8 @@ import cv2
 import numpy as np
 
 from depth_sr_ros.core.errors import FrameError
-from depth_sr_ros.core.image_msg import ImageFields, as_byte_array, depth_to_image_fields
+from depth_sr_ros.core.image_fields import ImageFields, as_byte_array, depth_array, millimetres_from_metres
+from depth_sr_ros.core.limits import DEFAULT_MAX_PIXELS, check_pixels
 
 COMPRESSED = "compressed"
 COMPRESSED_DEPTH = "compressedDepth"
@@ -84,13 +91,116 @@ def parse_format(text: str) -> CompressedFormat:
     return CompressedFormat(encoding, COMPRESSED, codec, bgr=target.startswith("bgr"))
 
 
-def _imdecode(data: np.ndarray, what: str) -> np.ndarray:
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SOI = b"\xff\xd8"
+# JPEG frame headers (SOF0-3, 5-7, 9-11, 13-15); C4 (DHT), C8 (JPG) and CC (DAC) are not
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_JPEG_STANDALONE = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})  # TEM, SOI, RST0-7: no length field
+_JPEG_MAX_SEGMENTS = 4096  # real files have a few dozen before the frame header
+PNG_GREY = 0  # IHDR colour type of a grey PNG
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """A CompressedImage read as far as its headers, nothing decoded: the encoded file (`payload`,
+    after compressedDepth's ConfigHeader), the size its header claims, and the PNG's bit depth and
+    colour type (None for a JPEG)."""
+
+    fmt: CompressedFormat
+    payload: np.ndarray
+    width: int
+    height: int
+    png_type: tuple[int, int] | None  # (bit depth, colour type)
+    depth_params: tuple[float, float] = (0.0, 0.0)  # compressedDepth ConfigHeader.depthParam
+
+
+def _png_header(data: memoryview, what: str) -> tuple[int, int, tuple[int, int]]:
+    """(width, height, (bit depth, colour type)) from a PNG's IHDR chunk, which must come first."""
+    if len(data) < 26 or bytes(data[12:16]) != b"IHDR":
+        raise FrameError("corrupt_compressed", f"{what}: the PNG has no IHDR header ({len(data)} bytes)")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height, (data[24], data[25])
+
+
+def _jpeg_header(data: memoryview, what: str) -> tuple[int, int]:
+    """(width, height) from the first frame header (SOF) of a JPEG, walking the segments before it."""
+    position, size = 2, len(data)
+    for _ in range(_JPEG_MAX_SEGMENTS):
+        if position >= size or data[position] != 0xFF:
+            break
+        while position < size and data[position] == 0xFF:  # fill bytes before a marker
+            position += 1
+        if position >= size:
+            break
+        marker = data[position]
+        position += 1
+        if marker in _JPEG_STANDALONE:
+            continue
+        if marker in (0xD9, 0xDA) or position + 2 > size:  # EOI, or image data before any frame header
+            break
+        length = (data[position] << 8) | data[position + 1]
+        if marker in _JPEG_SOF:
+            if length < 8 or position + 7 > size:
+                break
+            height = (data[position + 3] << 8) | data[position + 4]
+            width = (data[position + 5] << 8) | data[position + 6]
+            return width, height
+        if length < 2:
+            break
+        position += length
+    raise FrameError("corrupt_compressed", f"{what}: no JPEG frame header (SOF) found; the data is not a "
+                     "readable JPEG")
+
+
+def _encoded_size(payload: np.ndarray, what: str) -> tuple[int, int, tuple[int, int] | None]:
+    """The size a PNG or JPEG file claims in its header (and a PNG's type); anything else is refused."""
+    data = memoryview(payload)
+    if bytes(data[:8]) == PNG_SIGNATURE:
+        return _png_header(data, what)
+    if bytes(data[:2]) == JPEG_SOI:
+        return (*_jpeg_header(data, what), None)
+    raise FrameError("corrupt_compressed", f"{what}: {len(data)} bytes that are neither a PNG nor a JPEG")
+
+
+def read_header(msg: Any) -> EncodedImage:
+    """Parse a CompressedImage's `format` and its image header, decoding nothing; FrameError
+    ("unsupported_encoding", "corrupt_compressed") when it cannot be one this module decodes."""
+    fmt = parse_format(msg.format)
+    data = as_byte_array(msg.data)
+    if fmt.transport != COMPRESSED_DEPTH:
+        what = f"CompressedImage ({msg.format!r})"
+        if fmt.codec not in _CODECS:
+            raise FrameError("unsupported_encoding", f"CompressedImage format {msg.format!r}: codec {fmt.codec!r} "
+                             f"is not supported; expected {' or '.join(_CODECS)}")
+        return EncodedImage(fmt, data, *_encoded_size(data, what))
+    what = f"compressedDepth image ({msg.format!r})"
+    if fmt.codec != "png":
+        raise FrameError("unsupported_encoding", f"{what}: codec {fmt.codec!r} is not supported; expected png")
+    if fmt.encoding not in ("16UC1", "mono16", "32FC1"):
+        raise FrameError("unsupported_encoding", f"{what}: encoding {fmt.encoding!r} is not a depth encoding")
+    if data.size <= CONFIG_HEADER.size:
+        raise FrameError("corrupt_compressed", f"{what}: {data.size} bytes, no room for the "
+                         f"{CONFIG_HEADER.size}-byte header and a PNG")
+    _, quant_a, quant_b = CONFIG_HEADER.unpack(data[: CONFIG_HEADER.size].tobytes())
+    payload = data[CONFIG_HEADER.size:]
+    width, height, png_type = _encoded_size(payload, what)
+    if png_type != (16, PNG_GREY):
+        kind = "a JPEG" if png_type is None else f"a PNG of bit depth {png_type[0]}, colour type {png_type[1]}"
+        raise FrameError("corrupt_compressed", f"{what}: the image is {kind}; expected a 16-bit grey PNG")
+    return EncodedImage(fmt, payload, width, height, png_type, (quant_a, quant_b))
+
+
+def _imdecode(encoded: EncodedImage, what: str) -> np.ndarray:
+    data = encoded.payload
     try:
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error as err:
         raise FrameError("corrupt_compressed", f"{what}: cannot be decoded ({err})") from None
     if image is None:
         raise FrameError("corrupt_compressed", f"{what}: {data.size} bytes are not a readable image")
+    if image.shape[:2] != (encoded.height, encoded.width):
+        raise FrameError("corrupt_compressed", f"{what}: decodes to {image.shape[1]}x{image.shape[0]}; its header "
+                         f"says {encoded.width}x{encoded.height}")
     return image
 
 
@@ -101,12 +211,10 @@ def _fields(pixels: np.ndarray, encoding: str) -> ImageFields:
     return ImageFields(height, width, encoding, 0, pixels.nbytes // height, pixels.reshape(-1).view(np.uint8))
 
 
-def _decompress_image(msg: Any, fmt: CompressedFormat) -> ImageFields:
+def _decompress_image(msg: Any, encoded: EncodedImage) -> ImageFields:
     """compressed_image_transport: a JPEG/PNG, colour in BGR (or the encoding's) order."""
-    if fmt.codec not in _CODECS:
-        raise FrameError("unsupported_encoding", f"CompressedImage format {msg.format!r}: codec {fmt.codec!r} "
-                         f"is not supported; expected {' or '.join(_CODECS)}")
-    image = _imdecode(as_byte_array(msg.data), f"CompressedImage ({msg.format!r})")
+    fmt = encoded.fmt
+    image = _imdecode(encoded, f"CompressedImage ({msg.format!r})")
     channels = 1 if image.ndim == 2 else image.shape[2]
     if channels == 1:
         bits = 8 * image.dtype.itemsize
@@ -122,36 +230,29 @@ def _decompress_image(msg: Any, fmt: CompressedFormat) -> ImageFields:
     return _fields(image, f"{order}{'a' if channels == 4 else ''}8")
 
 
-def _decompress_depth(msg: Any, fmt: CompressedFormat) -> ImageFields:
+def _decompress_depth(msg: Any, encoded: EncodedImage) -> ImageFields:
     """compressed_depth_image_transport: ConfigHeader + PNG (millimetres, or inverse depth)."""
-    what = f"compressedDepth image ({msg.format!r})"
-    if fmt.codec != "png":
-        raise FrameError("unsupported_encoding", f"{what}: codec {fmt.codec!r} is not supported; expected png")
-    if fmt.encoding not in ("16UC1", "mono16", "32FC1"):
-        raise FrameError("unsupported_encoding", f"{what}: encoding {fmt.encoding!r} is not a depth encoding")
-    data = as_byte_array(msg.data)
-    if data.size <= CONFIG_HEADER.size:
-        raise FrameError("corrupt_compressed", f"{what}: {data.size} bytes, no room for the "
-                         f"{CONFIG_HEADER.size}-byte header and a PNG")
-    _, quant_a, quant_b = CONFIG_HEADER.unpack(data[: CONFIG_HEADER.size].tobytes())
-    image = _imdecode(data[CONFIG_HEADER.size:], what)
-    if image.ndim != 2 or image.dtype != np.uint16:
-        raise FrameError("corrupt_compressed", f"{what}: the PNG is {image.dtype} with shape {image.shape}; "
-                         "expected one 16-bit channel")
-    if fmt.encoding != "32FC1":
-        return _fields(image, fmt.encoding)
+    image = _imdecode(encoded, f"compressedDepth image ({msg.format!r})")
+    if encoded.fmt.encoding != "32FC1":
+        return _fields(image, encoded.fmt.encoding)
+    quant_a, quant_b = encoded.depth_params
     with np.errstate(divide="ignore", invalid="ignore"):  # as the C++ decoder: float32 arithmetic
         depth = np.float32(quant_a) / (image.astype(np.float32) - np.float32(quant_b))
     depth[image == 0] = np.nan
     return _fields(depth, "32FC1")
 
 
-def decompress(msg: Any) -> ImageFields:
-    """The raw Image fields of a CompressedImage (either transport), as image_transport decodes it."""
-    fmt = parse_format(msg.format)
-    if fmt.transport == COMPRESSED_DEPTH:
-        return _decompress_depth(msg, fmt)
-    return _decompress_image(msg, fmt)
+def decompress(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageFields:
+    """The raw Image fields of a CompressedImage (either transport), as image_transport decodes it.
+
+    The size in the data's header is checked against `max_pixels` before anything is decoded
+    (FrameError "oversize").
+    """
+    encoded = read_header(msg)
+    check_pixels(encoded.width, encoded.height, f"CompressedImage ({msg.format!r})", max_pixels)
+    if encoded.fmt.transport == COMPRESSED_DEPTH:
+        return _decompress_depth(msg, encoded)
+    return _decompress_image(msg, encoded)
 
 
 def _imencode(extension: str, image: np.ndarray, params: list[int]) -> np.ndarray:
@@ -182,21 +283,20 @@ def compressed_depth_fields(depth_m: np.ndarray, encoding: str = "16UC1", depth_
     """CompressedImage fields of an `HxW` depth in metres (NaN invalid), as
     compressed_depth_image_transport publishes a `16UC1` (millimetres) or `32FC1` Image.
 
-    `16UC1`: millimetres rounded as `depth_to_image_fields` does; beyond `depth_max` -> 0.
+    `16UC1`: millimetres rounded as `depth_to_image_fields` does (`millimetres_from_metres`); beyond `depth_max` -> 0.
     `32FC1`: inverse depth as in the module docstring. The C++ publisher leaves depths <= 0 and
     depths so close that `q` overflows uint16 (d < A / (65535 - B), 0.154 m with the defaults)
     undefined; here they are written as 0 = invalid.
     """
+    if encoding not in ("16UC1", "32FC1"):
+        raise ValueError(f"compressedDepth encodes 16UC1 or 32FC1; got {encoding!r}")
+    depth = depth_array(depth_m)
     if encoding == "16UC1":
-        raw = depth_to_image_fields(depth_m, "16UC1")
-        millimetres = raw.data.view("<u2").reshape(raw.height, raw.width).copy()
+        millimetres = millimetres_from_metres(depth)
         millimetres[millimetres > np.uint16(int(depth_max * 1000.0))] = 0
         header = CONFIG_HEADER.pack(INV_DEPTH, 0.0, 0.0)
         png = _imencode(".png", millimetres, [cv2.IMWRITE_PNG_COMPRESSION, png_level])
-    elif encoding == "32FC1":
-        depth = np.asarray(depth_m, dtype=np.float32)
-        if depth.ndim != 2:
-            raise ValueError(f"depth must be a 2-D HxW array; got shape {depth.shape}")
+    else:
         z0, d_max = np.float32(depth_quantization), np.float32(depth_max)
         quant_a = z0 * (z0 + np.float32(1.0))
         quant_b = np.float32(1.0) - quant_a / d_max
@@ -206,7 +306,5 @@ def compressed_depth_fields(depth_m: np.ndarray, encoding: str = "16UC1", depth_
         inverse_depth = np.where(keep, inverse, 0).astype(np.uint16)  # truncation, as the C++ cast
         header = CONFIG_HEADER.pack(INV_DEPTH, float(quant_a), float(quant_b))
         png = _imencode(".png", inverse_depth, [cv2.IMWRITE_PNG_COMPRESSION, png_level])
-    else:
-        raise ValueError(f"compressedDepth encodes 16UC1 or 32FC1; got {encoding!r}")
     data = np.concatenate([np.frombuffer(header, dtype=np.uint8), png])
     return CompressedImageFields(f"{encoding}; {COMPRESSED_DEPTH} png", data)

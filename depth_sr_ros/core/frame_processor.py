@@ -43,8 +43,14 @@ from depth_sr_ros.core.camera_info import (
 )
 from depth_sr_ros.core.cloud_read import points_from_cloud
 from depth_sr_ros.core.errors import FrameError
-from depth_sr_ros.core.image_msg import ImageFields, depth_from_image, depth_to_image_fields, image_size, rgb_from_image
-from depth_sr_ros.core.limits import InputBounds, Size
+from depth_sr_ros.core.image_msg import (
+    ImageFields,
+    depth_from_image,
+    depth_to_image_fields,
+    image_size,
+    rgb_from_image,
+)
+from depth_sr_ros.core.limits import InputBounds, Size, check_pixels
 from depth_sr_ros.core.pipeline import DepthSR
 from depth_sr_ros.core.pointcloud import PointCloudFields, point_cloud_fields
 from depth_sr_ros.core.projection import Extrinsic, ProjectionResult, project_points, register_depth
@@ -228,18 +234,19 @@ class FrameProcessor:
         return rgb, depth, intrinsics
 
     def _check_claims(self, stream: str, image_msg: Any, intrinsics: Intrinsics | None) -> None:
-        """Before decoding: the CameraInfo's size and the image's claimed size within the bounds
-        ("oversize", "size_changed"), and the two equal ("size_mismatch")."""
+        """Before decoding: the sizes the CameraInfo and the image claim within the pixel limit
+        ("oversize"), equal to each other ("size_mismatch") and to the stream's ("size_changed")."""
         name = stream.upper() if stream == "rgb" else stream
         if intrinsics is not None:
-            self.bounds.check(stream, intrinsics.width, intrinsics.height, f"{name} CameraInfo")
-        width, height = self.bounds.check(stream, *image_size(image_msg), f"{name} image")
+            check_pixels(intrinsics.width, intrinsics.height, f"{name} CameraInfo", self.bounds.max_pixels)
+        width, height = check_pixels(*image_size(image_msg), f"{name} image", self.bounds.max_pixels)
         if intrinsics is not None and (intrinsics.width, intrinsics.height) != (width, height):
             raise FrameError(
                 "size_mismatch",
                 f"{name} CameraInfo describes {intrinsics.width}x{intrinsics.height} but the {name} image is "
                 f"{width}x{height}",
             )
+        self.bounds.check(stream, width, height, f"{name} image")
 
     def _establish(self, rgb: np.ndarray, depth: np.ndarray) -> None:
         self.bounds.establish("rgb", _size_of(rgb))

@@ -13,6 +13,10 @@ A sensor_msgs/CompressedImage (a message with `format` and `data` and no `encodi
 decoded to the Image fields image_transport's subscriber would give (`core/compressed.py`:
 `jpeg`/`png` colour, `compressedDepth` 16UC1 and 32FC1), then converted the same way.
 
+The size an image claims (its `width`/`height`, or its PNG/JPEG header) is checked against a
+pixel limit (`max_pixels`, default `core.limits.DEFAULT_MAX_PIXELS`) before anything is decoded
+or allocated: FrameError "oversize". `image_size` reads that claim without decoding.
+
 Row padding (`step > width * bytes_per_pixel`) and `is_bigendian` are honoured. Colour arrays
 are views of the message buffer where the layout allows (every colour encoding except `mono8`,
 whose grey is replicated into three channels by a copy); such views may be read-only and
@@ -21,12 +25,20 @@ non-contiguous, so call `np.ascontiguousarray` before handing them to code that 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from depth_sr_ros.core.compressed import decompress, read_header
 from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.image_fields import (
+    ImageFields,
+    as_byte_array,
+    depth_array,
+    millimetres_from_metres,
+    valid_depth,
+)
+from depth_sr_ros.core.limits import DEFAULT_MAX_PIXELS, Size, check_pixels
 
 # encoding -> (bytes per pixel, channel indices that give R, G, B)
 _COLOUR_LAYOUTS: dict[str, tuple[int, slice]] = {
@@ -41,35 +53,9 @@ DEPTH_ENCODINGS = (*MILLIMETRE_DEPTH_ENCODINGS, "32FC1")
 MAX_16UC1_METRES = 65.535  # largest depth a 16UC1 millimetre image can carry
 
 
-@dataclass
-class ImageFields:
-    """The fields of a sensor_msgs/Image (header excluded); `data` is 1-D uint8 of step*height."""
-
-    height: int
-    width: int
-    encoding: str
-    is_bigendian: int
-    step: int
-    data: np.ndarray
-
-
-def as_byte_array(data: Any) -> np.ndarray:
-    """A contiguous 1-D uint8 view of a message's `data` (buffer protocol, no copy; lists are
-    converted; a non-contiguous numpy array, e.g. a slice with a step, is copied once)."""
-    if isinstance(data, np.ndarray):
-        return np.ascontiguousarray(data).view(np.uint8).reshape(-1)
-    if isinstance(data, (list, tuple)):
-        return np.asarray(data, dtype=np.uint8)
-    return np.frombuffer(data, dtype=np.uint8)
-
-
 def _pixel_rows(msg: Any, bytes_per_pixel: int) -> np.ndarray:
     """`height x (width * bytes_per_pixel)` uint8 view of the image rows, padding dropped."""
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height <= 0 or width <= 0:
-        raise FrameError(
-            "empty_image", f"{msg.encoding} image is {width}x{height}; expected a non-empty image"
-        )
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)  # checked by `_raw_image`
     row_bytes = width * bytes_per_pixel
     if step < row_bytes:
         raise FrameError(
@@ -87,19 +73,33 @@ def _pixel_rows(msg: Any, bytes_per_pixel: int) -> np.ndarray:
     return data[: step * height].reshape(height, step)[:, :row_bytes]
 
 
-def _raw_image(msg: Any) -> Any:
-    """`msg` itself for an Image; the decoded Image fields for a CompressedImage."""
-    if hasattr(msg, "format") and not hasattr(msg, "encoding"):
-        from depth_sr_ros.core.compressed import decompress  # builds on this module: imported here
+def is_compressed(msg: Any) -> bool:
+    """Whether `msg` is a sensor_msgs/CompressedImage (`format` and `data`, no `encoding`)."""
+    return hasattr(msg, "format") and not hasattr(msg, "encoding")
 
-        return decompress(msg)
+
+def image_size(msg: Any) -> Size:
+    """(width, height) an Image or CompressedImage claims, read from its fields or its encoded
+    header, decoding nothing (checked with `core/limits.py` before any decoding)."""
+    if is_compressed(msg):
+        encoded = read_header(msg)
+        return encoded.width, encoded.height
+    return int(msg.width), int(msg.height)
+
+
+def _raw_image(msg: Any, max_pixels: int) -> Any:
+    """`msg` itself for an Image; the decoded Image fields for a CompressedImage. Either way its
+    claimed size is checked against `max_pixels` first (FrameError "oversize", "empty_image")."""
+    if is_compressed(msg):
+        return decompress(msg, max_pixels)
+    check_pixels(msg.width, msg.height, f"{msg.encoding} image", max_pixels)
     return msg
 
 
-def rgb_from_image(msg: Any) -> np.ndarray:
+def rgb_from_image(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """`HxWx3 uint8` RGB array from a colour Image (a view of `msg.data` except for mono8) or
-    CompressedImage."""
-    msg = _raw_image(msg)
+    CompressedImage of at most `max_pixels` pixels."""
+    msg = _raw_image(msg, max_pixels)
     encoding = msg.encoding
     if encoding == "mono8":
         grey = _pixel_rows(msg, 1)
@@ -114,10 +114,10 @@ def rgb_from_image(msg: Any) -> np.ndarray:
     return pixels[:, :, rgb_order]
 
 
-def depth_from_image(msg: Any) -> np.ndarray:
+def depth_from_image(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """`HxW float32` depth in metres, NaN = invalid, from a 16UC1/mono16 or 32FC1 Image, or a
-    CompressedImage of one (`compressedDepth`, or a 16-bit `png`)."""
-    msg = _raw_image(msg)
+    CompressedImage of one (`compressedDepth`, or a 16-bit `png`), of at most `max_pixels` pixels."""
+    msg = _raw_image(msg, max_pixels)
     encoding = msg.encoding
     byte_order = ">" if msg.is_bigendian else "<"
     if encoding in MILLIMETRE_DEPTH_ENCODINGS:
@@ -143,20 +143,12 @@ def depth_to_image_fields(depth_m: np.ndarray, encoding: str = "32FC1") -> Image
     `16UC1`: millimetres rounded to the nearest integer; invalid pixels, depths that round to
     0 mm and depths beyond 65.535 m (which do not fit in uint16) are written as 0 = invalid.
     """
-    depth = np.asarray(depth_m, dtype=np.float32)
-    if depth.ndim != 2:
-        raise ValueError(f"depth must be a 2-D HxW array; got shape {depth.shape}")
+    depth = depth_array(depth_m)
     height, width = depth.shape
-    if height == 0 or width == 0:
-        raise FrameError("empty_image", f"depth is {width}x{height}; expected a non-empty image")
-    with np.errstate(invalid="ignore"):
-        valid = np.isfinite(depth) & (depth > 0)
     if encoding == "32FC1":
-        pixels = np.where(valid, depth, np.float32(np.nan)).astype("<f4", copy=False)
+        pixels = np.where(valid_depth(depth), depth, np.float32(np.nan)).astype("<f4", copy=False)
     elif encoding == "16UC1":
-        millimetres = np.rint(np.where(valid, depth, 0.0).astype(np.float64) * 1000.0)
-        millimetres[millimetres > np.iinfo(np.uint16).max] = 0
-        pixels = millimetres.astype("<u2")
+        pixels = millimetres_from_metres(depth).astype("<u2", copy=False)
     else:
         raise FrameError(
             "unsupported_encoding",
