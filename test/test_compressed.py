@@ -25,7 +25,7 @@ from depth_sr_ros.core.compressed import (
     parse_format,
 )
 from depth_sr_ros.core.errors import FrameError
-from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
+from depth_sr_ros.core.image_msg import depth_from_image, image_size, rgb_from_image
 from depth_sr_ros.replay.sample_bag import SAMPLE_DIR, read_sample_depth_mm, read_sample_rgb
 
 TYPES = get_typestore(Stores.ROS2_HUMBLE).types
@@ -199,3 +199,89 @@ def test_encoders_reject_what_image_transport_cannot_publish():
         compressed_rgb_fields(np.zeros((4, 4, 3), np.uint8), "webp")
     with pytest.raises(ValueError, match="16UC1 or 32FC1"):
         compressed_depth_fields(np.ones((4, 4), np.float32), "mono8")
+
+
+# ------------------------------------------------------------------ sizes read before decoding (issue 23)
+
+def with_jpeg_size(data: bytes, width: int, height: int) -> bytes:
+    """A JPEG whose frame header (SOF0) claims `width x height`; the scan data stays as it was."""
+    at = data.index(b"\xff\xc0") + 5  # marker, length (2), precision (1): then height, width
+    return data[:at] + struct.pack(">HH", height, width) + data[at + 4:]
+
+
+def with_png_size(data: bytes, width: int, height: int) -> bytes:
+    """A PNG whose IHDR (bytes 16-23) claims `width x height` (its CRC is left stale)."""
+    return data[:16] + struct.pack(">II", width, height) + data[24:]
+
+
+def never_decode(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("cv2.imdecode was called for data whose header should have been refused")
+
+    monkeypatch.setattr(cv2, "imdecode", refuse)
+
+
+@pytest.mark.parametrize(("encode", "rows", "cols"), [
+    (lambda image: compressed_rgb_fields(image, "jpeg"), 123, 321),
+    (lambda image: compressed_rgb_fields(image, "png"), 77, 640),
+])
+def test_header_sizes_are_what_opencv_decodes(tum, encode, rows, cols):
+    fields = encode(np.ascontiguousarray(tum[0][:rows, :cols]))
+    message = compressed_msg(fields.format, fields.data)
+    assert image_size(message) == (cols, rows)
+    assert rgb_from_image(message).shape == (rows, cols, 3)
+    depth = compressed_depth_fields(tum[2][:50, :70], "16UC1")
+    assert image_size(compressed_msg(depth.format, depth.data)) == (70, 50)
+
+
+@pytest.mark.parametrize("codec", ["jpeg", "png"])
+def test_a_small_file_claiming_a_huge_image_is_oversize_without_decoding(tum, codec, monkeypatch):
+    fields = compressed_rgb_fields(tum[0][:16, :16], codec)
+    patch = with_jpeg_size if codec == "jpeg" else with_png_size
+    message = compressed_msg(fields.format, patch(fields.data.tobytes(), 30000, 30000))
+    never_decode(monkeypatch)
+    with pytest.raises(FrameError, match="30000x30000") as err:
+        rgb_from_image(message)
+    assert err.value.reason == "oversize" and "max_image_pixels" in str(err.value)
+
+
+def test_compressed_depth_png_claiming_a_huge_image_is_oversize_without_decoding(tum, monkeypatch):
+    fields = compressed_depth_fields(tum[2][:16, :16], "16UC1")
+    data = fields.data.tobytes()
+    message = compressed_msg(fields.format, data[:12] + with_png_size(data[12:], 20000, 20000))
+    never_decode(monkeypatch)
+    with pytest.raises(FrameError, match="20000x20000") as err:
+        depth_from_image(message)
+    assert err.value.reason == "oversize"
+
+
+def test_the_limit_admits_what_it_says(tum):
+    fields = compressed_rgb_fields(tum[0][:20, :30], "png")
+    message = compressed_msg(fields.format, fields.data)
+    assert rgb_from_image(message, max_pixels=600).shape == (20, 30, 3)
+    with pytest.raises(FrameError, match="30x20") as err:
+        rgb_from_image(message, max_pixels=599)
+    assert err.value.reason == "oversize"
+
+
+@pytest.mark.parametrize(("fmt", "data"), [
+    ("rgb8; png compressed bgr8", b"BM" + b"\x00" * 60),  # a BMP: OpenCV would decode it whatever format says
+    ("rgb8; jpeg compressed bgr8", b"\xff\xd8\xff\xe0\x00\x10JFIF" + b"\x00" * 8 + b"\xff\xda\x00\x02"),  # no SOF
+    ("rgb8; jpeg compressed bgr8", b"\xff\xd8" + b"\xff\x01" * 5000),  # endless markers
+    ("rgb8; png compressed bgr8", b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIDAT"),  # no IHDR first
+    ("16UC1; compressedDepth png", b"\x00" * 12 + b"\xff\xd8\xff\xc0\x00\x0b\x08\x00\x10\x00\x10\x01"),  # a JPEG
+])
+def test_data_whose_header_cannot_be_read_is_corrupt_without_decoding(fmt, data, monkeypatch):
+    never_decode(monkeypatch)
+    with pytest.raises(FrameError) as err:
+        (depth_from_image if "Depth" in fmt else rgb_from_image)(compressed_msg(fmt, data))
+    assert err.value.reason == "corrupt_compressed", str(err.value)
+
+
+def test_compressed_depth_of_8_bit_png_is_refused_before_decoding(monkeypatch):
+    message = compressed_msg("16UC1; compressedDepth png", b"\x00" * 12 + png(np.zeros((2, 2), np.uint8)))
+    never_decode(monkeypatch)
+    with pytest.raises(FrameError, match="bit depth 8") as err:
+        depth_from_image(message)
+    assert err.value.reason == "corrupt_compressed"
+

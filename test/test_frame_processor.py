@@ -148,3 +148,65 @@ def test_invalid_output_config_is_rejected() -> None:
         OutputConfig(output_encoding="mono16")
     with pytest.raises(ValueError):
         OutputConfig(point_stride=0)
+
+
+# ----------------------------------------------------------------------------- bounds (issue 23)
+
+def test_first_good_frame_fixes_the_stream_sizes_and_other_sizes_are_refused(fresh: FrameProcessor) -> None:
+    rgb, _ = scene()
+    big_rgb = np.repeat(np.repeat(rgb, 2, axis=0), 2, axis=1)
+    # before any good frame a consistent 128x96 frame would be accepted: the first good frame decides
+    assert fresh.bounds.established("rgb") is None
+    fresh.process(**inputs(), want_points=False)
+    assert fresh.bounds.established("rgb") == (W, H) and fresh.bounds.established("depth") == (W // S, H // S)
+    with pytest.raises(FrameError, match="128x96") as info:
+        fresh.process(**inputs(rgb_msg=image(big_rgb, "rgb8"), rgb_info_msg=camera_info(2 * W, 2 * H, 2.0)),
+                      want_points=False)
+    assert info.value.reason == "size_changed"
+    with pytest.raises(FrameError) as info:
+        fresh.process(**inputs(depth_msg=image(np.full((6, 8), 2000, np.uint16), "16UC1"), depth_info_msg=None),
+                      want_points=False)
+    assert info.value.reason == "size_changed"
+    assert fresh.process(**inputs(), want_points=False).depth.shape == (H, W)
+
+
+@pytest.mark.parametrize("role", ["rgb_info_msg", "depth_info_msg"])
+def test_camera_info_claiming_a_huge_image_is_oversize_before_any_decoding(fresh: FrameProcessor, role: str,
+                                                                           monkeypatch) -> None:
+    import depth_sr_ros.core.frame_processor as module
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded although a claimed size was refused")
+
+    monkeypatch.setattr(module, "rgb_from_image", no_decoding)
+    monkeypatch.setattr(module, "depth_from_image", no_decoding)
+    with pytest.raises(FrameError, match="16000x12000") as info:
+        fresh.process(**inputs(**{role: camera_info(16000, 12000, 250.0)}), want_points=False)
+    assert info.value.reason == "oversize"
+
+
+def test_a_compressed_image_whose_header_disagrees_with_its_camera_info_is_not_decoded(fresh: FrameProcessor,
+                                                                                     monkeypatch) -> None:
+    from depth_sr_ros.core.compressed import compressed_rgb_fields
+
+    rgb, _ = scene()
+    fields = compressed_rgb_fields(np.ascontiguousarray(np.tile(rgb, (4, 4, 1))), "jpeg")  # 256x192
+    monkeypatch.setattr("cv2.imdecode", lambda *a, **k: pytest.fail("decoded a mismatching image"))
+    with pytest.raises(FrameError, match="256x192") as info:
+        fresh.process(**inputs(rgb_msg=SimpleNamespace(format=fields.format, data=fields.data.tobytes())),
+                      want_points=False)
+    assert info.value.reason == "size_mismatch"
+
+
+def test_the_pixel_limit_is_the_bounds_and_bounds_are_shared(fresh: FrameProcessor) -> None:
+    from depth_sr_ros.core.limits import InputBounds
+
+    bounds = InputBounds(max_pixels=W * H - 1)
+    tight = FrameProcessor(fresh.pipeline, OutputConfig(), bounds)
+    with pytest.raises(FrameError) as info:
+        tight.process(**inputs(), want_points=False)
+    assert info.value.reason == "oversize"
+    bounds.max_pixels = W * H
+    tight.process(**inputs(), want_points=False)
+    other = FrameProcessor(fresh.pipeline, OutputConfig(output_encoding="16UC1"), bounds)  # e.g. a node's new one
+    assert other.bounds.established("rgb") == (W, H)

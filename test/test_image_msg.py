@@ -194,3 +194,16 @@ def test_unsupported_output_encoding_and_empty_depth():
     with pytest.raises(FrameError) as caught:
         depth_to_image_fields(np.ones((0, 2), np.float32))
     assert caught.value.reason == "empty_image"
+
+
+@pytest.mark.parametrize("convert", [rgb_from_image, depth_from_image])
+def test_a_raw_image_claiming_more_than_the_limit_is_oversize(convert):
+    message = ros_image("rgb8" if convert is rgb_from_image else "16UC1", 12000, 16000, 48000, b"\x00" * 64)
+    with pytest.raises(FrameError, match="16000x12000") as err:
+        convert(message)
+    assert err.value.reason == "oversize"
+    small = ros_image("mono8", 2, 3, 3, bytes(6)) if convert is rgb_from_image else ros_image("16UC1", 2, 3, 6, bytes(12))
+    assert convert(small, max_pixels=6).shape[:2] == (2, 3)
+    with pytest.raises(FrameError) as err:
+        convert(small, max_pixels=5)
+    assert err.value.reason == "oversize"

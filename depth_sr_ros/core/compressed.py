@@ -191,6 +191,8 @@ def read_header(msg: Any) -> EncodedImage:
 
 
 def _imdecode(encoded: EncodedImage, what: str) -> np.ndarray:
+    """The decoded pixels; libjpeg and libpng allocate for the size the header claims, which
+    `decompress` has checked."""
     data = encoded.payload
     try:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
@@ -198,9 +200,6 @@ def _imdecode(encoded: EncodedImage, what: str) -> np.ndarray:
         raise FrameError("corrupt_compressed", f"{what}: cannot be decoded ({err})") from None
     if image is None:
         raise FrameError("corrupt_compressed", f"{what}: {data.size} bytes are not a readable image")
-    if image.shape[:2] != (encoded.height, encoded.width):
-        raise FrameError("corrupt_compressed", f"{what}: decodes to {image.shape[1]}x{image.shape[0]}; its header "
-                         f"says {encoded.width}x{encoded.height}")
     return image
 
 
