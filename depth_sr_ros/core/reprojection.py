@@ -1,0 +1,137 @@
+"""Depth image from one camera -> depth image as another camera sees it: z-buffer, holes stay holes.
+
+Frames and units: depth in metres (NaN invalid), `[row, col]` in a camera optical frame (x right,
+y down, z forward). An `Extrinsic` (core/projection.py) maps the *source* camera's optical frame
+into the *target* camera's: `p_target = R @ p_source + t`.
+
+Two cases share one function, `reproject_depth`:
+- raw sensor depth: the depth camera's intrinsics on the source side, the colour camera's on the
+  target side, the depth-to-colour extrinsic between them;
+- depth already "registered" by a vendor pipeline with a residual offset: the colour intrinsics
+  on both sides and the residual as a small extrinsic (`register_residual`).
+
+A low-resolution image is reprojected at `supersample` times its resolution (each sensor pixel
+split into `supersample x supersample` points) and the result averaged back over each output
+footprint, so sub-pixel parallax (a fraction of a low-resolution pixel) is kept rather than rounded
+to whole pixels. Where surfaces overlap the nearest wins (z-buffer at the fine resolution); output
+pixels that no point reaches (disocclusions, the image border) stay NaN. `fill_disocclusions` is
+the separate, explicit step that a phone pipeline applies after it (used only to simulate one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from depth_sr_ros.core.camera_info import Intrinsics
+from depth_sr_ros.core.projection import Extrinsic, ProjectionResult, register_depth
+
+
+def rotation_from_vector(rotation_vector: Sequence[float] | np.ndarray) -> np.ndarray:
+    """3x3 rotation matrix of a rotation vector (axis times angle, radians; Rodrigues' formula)."""
+    w = np.asarray(rotation_vector, dtype=np.float64).reshape(3)
+    angle = float(np.linalg.norm(w))
+    if angle < 1e-12:
+        return np.eye(3)
+    k = w / angle
+    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + np.sin(angle) * cross + (1.0 - np.cos(angle)) * cross @ cross
+
+
+def rotation_vector(rotation: np.ndarray) -> np.ndarray:
+    """Rotation vector (radians) of a 3x3 rotation matrix; the inverse of `rotation_from_vector`."""
+    m = np.asarray(rotation, dtype=np.float64)
+    angle = float(np.arccos(np.clip((np.trace(m) - 1.0) / 2.0, -1.0, 1.0)))
+    if angle < 1e-12:
+        return np.zeros(3)
+    axis = np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]]) / (2.0 * np.sin(angle))
+    return axis * angle
+
+
+def extrinsic_from_params(params: Sequence[float] | np.ndarray) -> Extrinsic:
+    """An `Extrinsic` from 6 numbers: translation (tx, ty, tz) in metres, then a rotation vector
+    (rx, ry, rz) in radians."""
+    p = np.asarray(params, dtype=np.float64).reshape(6)
+    return Extrinsic(rotation_from_vector(p[3:]), p[:3])
+
+
+def extrinsic_params(extrinsic: Extrinsic) -> np.ndarray:
+    """The 6 numbers of `extrinsic_from_params`: (tx, ty, tz) metres, (rx, ry, rz) radians."""
+    return np.concatenate([extrinsic.translation, rotation_vector(extrinsic.rotation)])
+
+
+def assumed_intrinsics(width: int, height: int, horizontal_fov_deg: float = 60.0) -> Intrinsics:
+    """Pinhole intrinsics for an image whose camera is unknown: square pixels, the principal point
+    at the image centre, the focal length from a horizontal field of view (degrees)."""
+    if not 1.0 < horizontal_fov_deg < 179.0:
+        raise ValueError(f"horizontal field of view must be in (1, 179) degrees; got {horizontal_fov_deg}")
+    f = 0.5 * width / np.tan(np.radians(horizontal_fov_deg) / 2.0)
+    return Intrinsics(fx=f, fy=f, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0, width=width, height=height)
+
+
+def reproject_depth(
+    depth: np.ndarray,
+    source_intrinsics: Any,
+    extrinsic: Extrinsic,
+    target_intrinsics: Any,
+    shape: tuple[int, int],
+    supersample: int = 1,
+) -> ProjectionResult:
+    """`depth` (h x w metres, NaN invalid, the source camera's view) as the target camera sees it
+    at `shape = (H, W)`: nearest surface per pixel, NaN where no point lands.
+
+    With `supersample = k > 1` the source image is split into k x k points per pixel (each with its
+    pixel's depth) and projected into a `k H x k W` grid; each output pixel is then the mean of the
+    valid fine pixels of its footprint (NaN when none), so parallax keeps its fractional part.
+    Intrinsics are rescaled to each working size (core/projection.py, pixel-centre convention).
+    """
+    if supersample < 1:
+        raise ValueError(f"supersample must be >= 1; got {supersample}")
+    depth = np.asarray(depth, dtype=np.float32)
+    if supersample == 1:
+        return register_depth(depth, source_intrinsics, extrinsic, target_intrinsics, shape)
+    k = int(supersample)
+    fine = np.repeat(np.repeat(depth, k, axis=0), k, axis=1)
+    height, width = int(shape[0]), int(shape[1])
+    result = register_depth(fine, source_intrinsics, extrinsic, target_intrinsics, (height * k, width * k))
+    blocks = result.depth.reshape(height, k, width, k)
+    valid = np.isfinite(blocks)
+    count = valid.sum(axis=(1, 3))
+    total = np.where(valid, blocks, 0.0).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coarse = np.where(count > 0, total / count, np.nan).astype(np.float32)
+    return ProjectionResult(depth=coarse, counts=result.counts)
+
+
+def register_residual(
+    depth: np.ndarray, intrinsics: Any, residual: Extrinsic, supersample: int = 4
+) -> np.ndarray:
+    """Depth that claims to be registered to the colour camera, corrected by a residual extrinsic
+    (the true depth-sensor-to-colour pose left over by the vendor registration): the colour
+    intrinsics on both sides, same size out as in (metres, NaN holes)."""
+    depth = np.asarray(depth, dtype=np.float32)
+    return reproject_depth(depth, intrinsics, residual, intrinsics, depth.shape, supersample).depth
+
+
+def fill_disocclusions(depth: np.ndarray, max_iterations: int = 64) -> np.ndarray:
+    """Fill the holes of a reprojected depth image from their farthest valid neighbour, as a phone
+    depth pipeline does after warping (a disoccluded region shows the background that was behind
+    the occluder). Repeated 3x3 passes until no hole has a valid neighbour or `max_iterations`;
+    returns a new float32 array (holes with no valid pixel within reach stay NaN)."""
+    out = np.array(depth, dtype=np.float32)
+    for _ in range(max_iterations):
+        holes = ~np.isfinite(out)
+        if not holes.any():
+            break
+        padded = np.pad(np.where(holes, -np.inf, out), 1, mode="constant", constant_values=-np.inf)
+        h, w = out.shape
+        neighbours = np.max(
+            [padded[1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0
+        )
+        reached = holes & np.isfinite(neighbours)
+        if not reached.any():
+            break
+        out[reached] = neighbours[reached]
+    return out
