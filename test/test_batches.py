@@ -1,5 +1,6 @@
 """Training batches on the device: crops line up with the protocol's inputs on the whole frame,
-every sample gets its source's degradations, and a step's batch depends only on (seed, rank, step)."""
+every sample gets its source's degradations, and a step's batch depends only on (seed, rank, world,
+step): the processes of a distributed run make the slices of one process's batch."""
 
 import numpy as np
 import pytest
@@ -68,8 +69,13 @@ def test_each_source_gets_its_own_mix_and_steps_are_reproducible():
     for name in ("rgb", "depth", "mask", "gt", "gt_valid"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
     assert not torch.equal(maker.batch(6).depth, a.depth)
-    other_rank = BatchMaker(frames, mixes, 4, patch=32, batch=32, seed=1, rank=1, range_jitter=0.1)
-    assert not torch.equal(other_rank.batch(5).depth, a.depth)
+    halves = [BatchMaker(frames, mixes, 4, patch=32, batch=32, seed=1, rank=r, world=2, range_jitter=0.1)
+              for r in (0, 1)]
+    for key, value in plan.items():  # two processes draw the two halves of one process's batch
+        np.testing.assert_array_equal(np.concatenate([h.plan(5)[key] for h in halves]), value)
+    assert torch.equal(halves[0].batch(5).gt, a.gt[:16]) and torch.equal(halves[1].batch(5).gt, a.gt[16:])
+    with pytest.raises(ValueError, match="split evenly"):
+        BatchMaker(frames, mixes, 4, patch=32, batch=5, world=2)
     assert torch.isfinite(a.depth).all() and a.mask.shape == (32, 1, 8, 8)
 
 

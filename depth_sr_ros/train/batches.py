@@ -1,12 +1,15 @@
 """Training batches made on the training device: every frame is held there once, crops are
 gathered with one indexing operation per batch, and the degradations run as batched torch ops.
 
-Per step `t` the CPU draws, from `numpy.random.default_rng([seed, rank, t])`, which frame each
-crop comes from, where, its flip/rotation and its degradation (from its source's mix); the device
-then gathers the crops with a margin, degrades each group of samples that share a degradation
-(their random draws from a `torch.Generator` seeded with `[seed, rank, t, group]`), crops the
-margin away, fills the input's holes and normalises. So a step's batch depends only on (seed,
-rank, t): a resumed run draws what an uninterrupted one would have, on the same device.
+Per step `t` the CPU draws, from `numpy.random.default_rng([seed, 0, t])`, which frame each
+crop of the global batch comes from, where, its flip/rotation and its degradation (from its
+source's mix); under DistributedDataParallel with `world` processes, process `rank` makes the
+`rank`-th of `world` equal slices of that batch, so together they make the batch one process
+would. The device then gathers the crops with a margin, degrades each group of samples that
+share a degradation (their random draws from a `torch.Generator` seeded with `[seed, rank, t,
+group]`, so the noise of a random degradation differs between a slice and the whole batch),
+crops the margin away, fills the input's holes and normalises. So a step's batch depends only on
+(seed, rank, world, t): a resumed run draws what an uninterrupted one would have, on the same device.
 
 Crops are `patch` pixels with a margin of `2 * scale` on every side, so the bicubic and area
 footprints of the kept pixels see real neighbours, as on a whole frame; their origin is a
@@ -56,14 +59,17 @@ class BatchMaker:
     """Makes `batch(step)` for one run (see the module docstring).
 
     frames: the training frames; mixes: per source, degradation name -> probability; scale,
-    patch, batch: the model scale, crop size (a multiple of the scale) and batch size.
+    patch, batch: the model scale, crop size (a multiple of the scale) and the global batch size
+    (a multiple of `world`; this process makes the `rank`-th slice of it).
     """
 
     def __init__(self, frames: list[TrainFrame], mixes: list[dict[str, float]], scale: int, patch: int, batch: int,
                  device: str | torch.device = "cpu", seed: int = 0, rank: int = 0, range_jitter: float = 0.0,
-                 fill_iterations: int = 6) -> None:
+                 fill_iterations: int = 6, world: int = 1) -> None:
         if patch % scale:
             raise ValueError(f"patch {patch} must be a multiple of scale {scale}")
+        if batch % world or not 0 <= rank < world:
+            raise ValueError(f"batch {batch} must split evenly over {world} processes (rank {rank})")
         if not frames:
             raise ValueError("no training frames")
         self.scale, self.patch, self.batch_size = scale, patch, batch
@@ -75,6 +81,7 @@ class BatchMaker:
                              "lower the patch size")
         self.device = torch.device(device)
         self.seed, self.rank, self.range_jitter, self.fill_iterations = seed, rank, range_jitter, fill_iterations
+        self.world = world
         names = sorted({name for mix in mixes for name in mix})
         self.degradations: list[Degradation] = [get_degradation(name) for name in names]
         self.mix = np.zeros((len(mixes), len(names)))
@@ -100,8 +107,9 @@ class BatchMaker:
         self.gt = torch.from_numpy(gt).to(self.device)
 
     def plan(self, step: int) -> dict[str, np.ndarray]:
-        """The CPU's draws for `step`: frame, origin, dihedral transform, degradation, range jitter."""
-        rng = np.random.default_rng([self.seed, self.rank, step])
+        """The CPU's draws for `step`, this process's slice of the global batch: frame, origin,
+        dihedral transform, degradation, range jitter."""
+        rng = np.random.default_rng([self.seed, 0, step])
         b, s = self.batch_size, self.scale
         frame = rng.choice(len(self.probs), size=b, p=self.probs)
         room = (self.sizes[frame] - self.crop) // s + 1
@@ -110,7 +118,9 @@ class BatchMaker:
         cumulative = self.mix[self.sources[frame]].cumsum(axis=1)
         degradation = np.minimum((rng.random((b, 1)) > cumulative).sum(axis=1), self.mix.shape[1] - 1)
         jitter = rng.uniform(-0.5, 1.0, size=(b, 2)) * self.range_jitter
-        return {"frame": frame, "origin": origin, "dihedral": dihedral, "degradation": degradation, "jitter": jitter}
+        plan = {"frame": frame, "origin": origin, "dihedral": dihedral, "degradation": degradation, "jitter": jitter}
+        share = b // self.world
+        return {key: value[self.rank * share : (self.rank + 1) * share] for key, value in plan.items()}
 
     def _gather(self, plan: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """rgb (B x 3 x C x C, uint8) and gt (B x 1 x C x C) crops, flipped/rotated per sample."""

@@ -12,25 +12,33 @@ written to `OUT/<backbone>_x<scale>.safetensors` every `checkpoint_every_s` seco
 so a run cut short still leaves weights. Validation (optional, `val`) runs the gdsr protocol
 (eval/protocol.py) every `val_every` steps and at the end.
 
+Long runs go in stretches: `stretch_s` ends this invocation after so many seconds of training
+without touching the schedule, and `resume` continues from `OUT/resume.safetensors`
+(train/checkpoint.py: model, optimiser, scaler, random generators, step, seconds so far).
+
 Frames of a recognised set's held-out split (eval/splits.py) are never trained on: a source that
 would include one is an error.
 
-Determinism: the batch of step `t` depends only on (seed, rank, t) (train/batches.py), so a run
-and a resumed run see the same data on the same device; a time budget decides where it stops.
-Runs on CPU (`threads` threads), on CUDA (`device: cuda`), and under `torchrun` with DDP
-(`WORLD_SIZE` > 1). This module imports nothing beyond torch, numpy, OpenCV, Pillow, PyYAML,
+Determinism: the batch of step `t` depends only on (seed, rank, world, t) (train/batches.py), so a
+run and a resumed run see the same data; with a step-based schedule (`steps`, no time budget) on
+the same device and settings, a run cut off at any checkpoint and resumed ends with the same
+weights as one that ran straight through (test/test_train_resume.py). A time budget ties the
+schedule to the clock, so such a run is only as repeatable as its timing. Runs on CPU (`threads`
+threads), on CUDA (`device: cuda`), and under `torchrun` with DistributedDataParallel
+(`WORLD_SIZE` > 1; gloo on CPU, nccl on CUDA; `batch` is the global batch, split evenly over
+the processes). This module imports nothing beyond torch, numpy, OpenCV, Pillow, PyYAML,
 safetensors and tqdm unless a source is a rosbag2 (then `rosbags`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,199 +48,35 @@ import yaml
 from tqdm import tqdm
 
 from depth_sr_ros.core.backbones import get_backbone
-from depth_sr_ros.eval import splits
 from depth_sr_ros.eval.protocol import gdsr_frame, make_input, network_method
 from depth_sr_ros.train.batches import BatchMaker, TrainFrame
-from depth_sr_ros.train.datasets import (
-    BagConfig,
-    FolderConfig,
-    FolderDataset,
-    Frame,
-    describe_folder,
-    parse_scenes,
-    read_bag,
+from depth_sr_ros.train.card import training_card
+from depth_sr_ros.train.checkpoint import (
+    RESUME_FILE,
+    ResumeError,
+    data_digest,
+    load_resume,
+    recipe,
+    save_resume,
 )
+from depth_sr_ros.train.config import (
+    DATA_ROOT_ENV,
+    DEFAULT_DATA_ROOT,
+    SourceConfig,
+    TrainConfig,
+    ValConfig,
+    resolve_root,
+)
+from depth_sr_ros.train.datasets import Frame
 from depth_sr_ros.train.degradations import get_degradation
 from depth_sr_ros.train.losses import get_loss
+from depth_sr_ros.train.prefetch import Prefetcher
+
+__all__ = ["DATA_ROOT_ENV", "DEFAULT_DATA_ROOT", "FINISH_S", "SourceConfig", "TrainConfig", "ValConfig",
+           "build_model", "learning_rate", "load_frames", "resolve_root", "train", "training_card", "validate"]
 
 LOG = logging.getLogger(__name__)
-DATA_ROOT_ENV = "DEPTH_SR_DATA"
 FINISH_S = 10.0  # what a run needs after its last step: validation, final checkpoint (stop_at keeps it free)
-DEFAULT_DATA_ROOT = "../shared/data"
-
-
-def resolve_root(root: str, data_root: str) -> str:
-    """A source path: absolute as given, else under `data_root`."""
-    return root if Path(root).is_absolute() else str(Path(data_root) / root)
-
-
-@dataclass
-class SourceConfig:
-    """One training source, its sampling weight and degradation mix.
-
-    A dataset folder (`root`, under the config's `data_root` unless absolute; read by its
-    dataset.json; `depth_unit_m` overrides the unit; `scenes` e.g. '01-14'; `split` "train" keeps
-    only a recognised set's training frames), or a rosbag2 (`root` = the bag, with `rgb_topic` and
-    `depth_topic`, the ground truth). `degradations` (name -> probability) overrides the config's
-    mix for this source; `terms` (the data's licence) goes into the model card.
-    """
-
-    root: str
-    scenes: str | None = None
-    split: str = "all"
-    weight: float = 1.0
-    degradations: dict[str, float] | None = None
-    depth_unit_m: float | None = None
-    rgb_topic: str | None = None
-    depth_topic: str | None = None
-    terms: str = ""
-
-    def frames(self, data_root: str = DEFAULT_DATA_ROOT, limit: int = 0) -> list[Frame]:
-        """The source's frames (the first `limit`, 0 = all); raises ValueError when one is in a known
-        set's held-out split."""
-        root = resolve_root(self.root, data_root)
-        if self.rgb_topic or self.depth_topic:
-            if not (self.rgb_topic and self.depth_topic):
-                raise ValueError(f"{root}: a bag source needs both rgb_topic and depth_topic")
-            return read_bag(BagConfig(root, self.rgb_topic, self.depth_topic))
-        config, names = self.folder_frames(data_root)
-        return list(FolderDataset(replace(config, scenes=tuple(names[:limit] if limit else names))))
-
-    def folder_frames(self, data_root: str) -> tuple[FolderConfig, list[str]]:
-        """A folder source's description and the names of the frames it trains on; raises
-        ValueError when one is in a known set's held-out split."""
-        root = resolve_root(self.root, data_root)
-        config, names, recognition = split_frames(root, self.scenes, self.split)
-        if self.depth_unit_m is not None:
-            config = replace(config, depth_unit_m=self.depth_unit_m)
-        held_out = [n for n in names if recognition is not None and recognition.split_of.get(n) == "heldout"]
-        if recognition is not None and held_out:
-            raise ValueError(f"{root}: {len(held_out)} frames ({', '.join(held_out[:3])}, ...) are in the held-out split "
-                             f"of {recognition.known.name} and are never trained on; use split: train")
-        return config, names
-
-
-def split_frames(root: str, scenes: str | None, split: str) -> tuple[FolderConfig, list[str], splits.Recognition | None]:
-    """A folder's description, the names of its frames in `scenes` and `split` (of a recognised
-    set; "all" otherwise), and the recognition; raises ValueError when none is left."""
-    dataset = FolderDataset(describe_folder(root, parse_scenes(scenes)))
-    recognition = splits.recognise(dataset.depth_files(), dataset.config.gdsr_style)
-    names = splits.select(dataset.names, recognition, split)
-    if not names:
-        raise ValueError(f"{root}: no frames in split {split!r}")
-    return dataset.config, names, recognition
-
-
-@dataclass
-class ValConfig:
-    """A validation set scored with the gdsr protocol: a folder (`root` under `data_root`), its
-    `split` of a recognised set ("heldout", "train" or "all") or `scenes`, at most `limit` frames
-    (0 = all), with bicubic inputs or the degradation `degrade` (e.g. "real_tof@2px")."""
-
-    root: str
-    split: str = "heldout"
-    scenes: str | None = None
-    limit: int = 0
-    degrade: str | None = None
-
-    @property
-    def label(self) -> str:
-        """e.g. `rgbdd_dev_heldout_bicubic`, `middlebury_train_first4_real_tof_2px`."""
-        first = f"_first{self.limit}" if self.limit else ""
-        return f"{Path(self.root).name}_{self.split}{first}_{(self.degrade or 'bicubic').replace('@', '_')}"
-
-    def frames(self, data_root: str) -> list[Frame]:
-        config, names, _ = split_frames(resolve_root(self.root, data_root), self.scenes, self.split)
-        return list(FolderDataset(replace(config, scenes=tuple(names[: self.limit] if self.limit else names))))
-
-
-@dataclass
-class TrainConfig:
-    backbone: str = "lite"
-    scale: int = 4
-    model: dict[str, Any] = field(default_factory=dict)
-    train: list[SourceConfig] = field(default_factory=list)
-    synthetic_scenes: int = 0
-    synthetic_size: tuple[int, int] = (256, 320)
-    synthetic_weight: float = 1.0
-    val: list[ValConfig] = field(default_factory=list)
-    degradations: dict[str, float] = field(default_factory=lambda: {"bicubic": 1.0})
-    range_jitter: float = 0.0
-    patch: int = 96
-    batch: int = 16
-    steps: int = 10000
-    time_budget_s: float = 0.0
-    stop_at: float = 0.0  # seconds since the epoch: end training (and write the weights) by then; 0 = no
-    lr: float = 1e-3
-    min_lr: float = 1e-5
-    warmup_steps: int = 200
-    weight_decay: float = 1e-4
-    loss: str = "l1_sobel"
-    loss_weight: float = 1.0
-    val_every: int = 0
-    select: str = "last"
-    checkpoint_every_s: float = 60.0
-    log_every: int = 50
-    seed: int = 0
-    threads: int = 2
-    device: str = "auto"
-    amp: str = "off"
-    init_weights: str | None = None
-    zero_init: list[str] = field(default_factory=list)  # parameter-name prefixes to zero at start
-    data_root: str = ""  # "" = $DEPTH_SR_DATA, else ../shared/data
-    out: str = "runs/train"
-    card: dict[str, Any] = field(default_factory=dict)  # extra ModelCard fields, e.g. notes
-    progress: bool = True  # tqdm bar (depth-sr train --no-progress turns it off)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """Read a config; `extends: OTHER.yaml` or `extends: [A.yaml, B.yaml]` (relative to this
-        file, a later one's keys replacing an earlier one's) supplies defaults that this file's keys
-        replace; `overrides` that are not None replace all of them."""
-        raw = _read_yaml(Path(path))
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
-        raw["train"] = [SourceConfig(**s) for s in raw.get("train", [])]
-        raw["val"] = [ValConfig(**v) for v in raw.get("val", [])]
-        if "synthetic_size" in raw:
-            raw["synthetic_size"] = tuple(raw["synthetic_size"])
-        config = cls(**raw)
-        config.check(str(path))
-        return config
-
-    def check(self, source: str = "config") -> None:
-        """Refuse settings that cannot run, with what to change."""
-        if not self.train and not self.synthetic_scenes:
-            raise ValueError(f"{source}: no training data (train: [...] or synthetic_scenes)")
-        if self.steps <= 0 and self.time_budget_s <= 0 and self.stop_at <= 0:
-            raise ValueError(f"{source}: set steps or time_budget_s (or both): the run needs an end")
-        if self.select not in ("last", "best") or (self.select == "best" and not self.val):
-            raise ValueError(f"{source}: select must be 'last', or 'best' with a val set")
-        if self.amp not in ("off", "bf16", "fp16"):
-            raise ValueError(f"{source}: amp must be off, bf16 or fp16")
-        if self.patch % self.scale:
-            raise ValueError(f"{source}: patch {self.patch} must be a multiple of scale {self.scale}")
-
-    @property
-    def resolved_data_root(self) -> str:
-        return self.data_root or os.environ.get(DATA_ROOT_ENV, "") or DEFAULT_DATA_ROOT
-
-
-def _read_yaml(path: Path, depth: int = 0) -> dict[str, Any]:
-    raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise TypeError(f"{path}: a training config is a mapping of keys, not a {type(raw).__name__}")
-    parents = raw.pop("extends", None)
-    if parents is None:
-        return raw
-    if depth > 4:
-        raise ValueError(f"{path}: extends nests too deeply")
-    merged: dict[str, Any] = {}
-    for parent in [parents] if isinstance(parents, str) else parents:
-        merged.update(_read_yaml(path.parent / parent, depth + 1))
-    return {**merged, **raw}
 
 
 def load_frames(config: TrainConfig) -> tuple[list[TrainFrame], list[dict[str, float]]]:
@@ -336,38 +180,72 @@ def _autocast(config: TrainConfig, device: str) -> contextlib.AbstractContextMan
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
+def _utc() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _should_stop(config: TrainConfig, step: int, elapsed: float, stretch: float, world: int) -> tuple[bool, bool]:
+    """(stop now, the run is finished): at `steps`, at the time budget, or at the end of the
+    stretch (stopped, not finished). Every process of a distributed run takes rank 0's decision."""
+    finished = (config.steps > 0 and step >= config.steps) or (0 < config.time_budget_s <= elapsed)
+    paused = 0 < config.stretch_s <= stretch
+    if world > 1:
+        flags = torch.tensor([int(finished), int(paused)])
+        torch.distributed.broadcast(flags, src=0)
+        finished, paused = bool(flags[0]), bool(flags[1])
+    return finished or paused, finished
+
+
+def _start_progress() -> dict[str, Any]:
+    """The progress of a new run (saved in the resume state and OUT/progress.json)."""
+    return {"step": 0, "samples": 0, "elapsed_s": 0.0, "wall_s": 0.0, "finished": False, "best": None,
+            "best_step": -1, "history": [], "stretches": []}
+
+
 def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
-    """Train per `config`; returns a summary (steps, seconds, throughput, validation, weights)."""
+    """Train per `config` (continuing OUT's resume state when `resume`); returns a summary
+    (steps, seconds, throughput, validation, weights)."""
+    began, began_utc = time.monotonic(), _utc()
     config.check()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    if world > 1:
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if config.batch % world:
+        raise ValueError(f"batch {config.batch} must split evenly over {world} processes")
     device = _resolve_device(config, world)
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if torch.device(device).type == "cuda" else "gloo")
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
+    if rank == 0:
+        (out / "config.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
 
     model = build_model(config).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     fused = torch.device(device).type == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
     scaler = torch.amp.GradScaler(enabled=config.amp == "fp16")
-    state: dict[str, Any] = {"step": 0, "elapsed_s": 0.0, "best": float("inf"), "best_step": -1, "history": []}
-    if resume and (out / "last.json").exists():
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(out / "last.safetensors"))
-        optimizer.load_state_dict(torch.load(out / "last.optim.pt", weights_only=True))
-        state = json.loads((out / "last.json").read_text())
-        LOG.info("resumed from step %d", state["step"])
+    run_recipe = recipe(config, world)
+    progress = _start_progress()
+    if resume and (out / RESUME_FILE).exists():
+        progress = load_resume(out, model, optimizer, scaler, run_recipe).progress
+        LOG.info("resumed %s at step %d (%.1f min of training so far)", out, progress["step"],
+                 progress["elapsed_s"] / 60)
+    elif resume:
+        LOG.info("%s holds no %s: starting the run", out, RESUME_FILE)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     loading = time.monotonic()
     frames, mixes = load_frames(config)
+    digest = data_digest([f"{f.source}:{f.name}" for f in frames])
+    if progress.get("data", digest) != digest:
+        raise ResumeError(f"{out}: the training frames differ from those the run started with; resume with the "
+                          "same data, or train into another --out")
+    progress["data"] = digest
     maker = BatchMaker(frames, mixes, config.scale, config.patch, config.batch, device, config.seed, rank,
-                       config.range_jitter)
+                       config.range_jitter, world=world)
     count = len(frames)
     del frames  # the maker holds them (on the device) now
     val_sets = {v.label: (v, v.frames(config.resolved_data_root)) for v in config.val} if rank == 0 else {}
@@ -376,23 +254,38 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
              "%.1f s", count, len(mixes), len(val_sets), sum(p.numel() for p in model.parameters()), device,
              time.monotonic() - loading)
 
-    resumed_s = state["elapsed_s"]
+    resumed_s = progress["elapsed_s"]
     config = _fit_budget(config, resumed_s)
     start = time.monotonic() - resumed_s
-    last_checkpoint = time.monotonic()
-    step, first_step = state["step"], state["step"]
+    stretch_start = last_checkpoint = time.monotonic()
+    step = first_step = progress["step"]
+    stretch = {"started": began_utc, "ended": began_utc, "from_step": step, "to_step": step, "train_s": 0.0,
+               "wall_s": 0.0, "device": device, "threads": config.threads, "world_size": world}
+    progress["stretches"].append(stretch)
+    wall_before = progress["wall_s"]
+
+    def save(final: bool) -> str:
+        now = time.monotonic()
+        stretch.update(ended=_utc(), to_step=step, train_s=round(now - stretch_start, 1), wall_s=round(now - began, 1))
+        progress.update(step=step, samples=step * config.batch, elapsed_s=now - start,
+                        wall_s=round(wall_before + now - began, 1), finished=finished)
+        return _checkpoint(config, model, optimizer, scaler, progress, run_recipe, device, final)
+
     running = torch.zeros((), device=device)
+    prefetcher = Prefetcher(maker.batch, config.prefetch, config.threads)
     bar = tqdm(total=config.steps or None, initial=step, desc=f"train {config.backbone} x{config.scale}",
                disable=rank != 0 or not config.progress, mininterval=5.0)
     while True:
         elapsed = time.monotonic() - start
-        if (config.steps > 0 and step >= config.steps) or (config.time_budget_s > 0 and elapsed >= config.time_budget_s):
+        stop, finished = _should_stop(config, step, elapsed, time.monotonic() - stretch_start, world)
+        if stop:
             break
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step, elapsed)
-        batch = maker.batch(step)
+        batch = prefetcher.get(step)
+        rgb = batch.rgb.contiguous(memory_format=torch.channels_last) if config.channels_last else batch.rgb
         with _autocast(config, device):
-            pred = net(batch.rgb, batch.depth, batch.mask)
+            pred = net(rgb, batch.depth, batch.mask)
         loss = loss_fn(pred.float(), batch.gt, batch.gt_valid, config.loss_weight)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -404,29 +297,33 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if step % config.log_every == 0:
             mean_loss = float(running) / config.log_every
             running.zero_()
-            state["history"].append({"step": step, "loss": mean_loss, "seconds": round(time.monotonic() - start, 1)})
+            progress["history"].append({"step": step, "loss": mean_loss, "seconds": round(time.monotonic() - start, 1)})
             bar.set_postfix(loss=f"{mean_loss:.4f}")
         if rank == 0 and config.val_every and step % config.val_every == 0 and val_sets:
-            _validation_point(config, model, optimizer, state, val_sets, step, device)
+            _validation_point(config, model, progress, val_sets, step, device)
         if rank == 0 and config.checkpoint_every_s and time.monotonic() - last_checkpoint >= config.checkpoint_every_s:
-            _checkpoint(config, model, optimizer, state, step, time.monotonic() - start, device, final=False)
+            save(final=False)
             last_checkpoint = time.monotonic()
+    prefetcher.close()
     bar.close()
     seconds = time.monotonic() - start
-    summary: dict[str, Any] = {"steps": step, "seconds": round(seconds, 1), "device": device, "rank": rank}
+    summary: dict[str, Any] = {"steps": step, "finished": finished, "seconds": round(seconds, 1), "device": device,
+                               "rank": rank}
     if rank == 0:
         trained = step - first_step
         summary["steps_per_s"] = round(trained / max(seconds - resumed_s, 1e-9), 2) if trained else 0.0
         summary["samples_per_s"] = round(summary["steps_per_s"] * config.batch, 1)
-        state["throughput"] = {"steps_per_s": summary["steps_per_s"], "samples_per_s": summary["samples_per_s"]}
+        progress["throughput"] = {"steps_per_s": summary["steps_per_s"], "samples_per_s": summary["samples_per_s"]}
         if val_sets:
-            validated = any(h.get("step") == step and any(k.startswith("val_") for k in h) for h in state["history"])
-            summary["validation"] = (state["validation"] if validated else
-                                     _validation_point(config, model, optimizer, state, val_sets, step, device))
-        summary["weights"] = _checkpoint(config, model, optimizer, state, step, seconds, device, final=True)
-        summary["history"] = state["history"]
-        LOG.info("done: %d steps in %.0f s (%.1f steps/s, %.0f samples/s) on %s; weights %s", step, seconds,
-                 summary["steps_per_s"], summary["samples_per_s"], device, summary["weights"])
+            validated = any(h.get("step") == step and any(k.startswith("val_") for k in h) for h in progress["history"])
+            summary["validation"] = (progress["validation"] if validated else
+                                     _validation_point(config, model, progress, val_sets, step, device))
+        summary["weights"] = save(final=finished)
+        summary["history"] = progress["history"]
+        LOG.info("%s: %d steps (%d in this stretch) in %.0f s of training (%.1f steps/s, %.0f samples/s) on %s; "
+                 "weights %s%s", "done" if finished else "paused", step, trained, seconds, summary["steps_per_s"],
+                 summary["samples_per_s"], device, summary["weights"],
+                 "" if finished else f"; continue with --resume (resume state in {out / RESUME_FILE})")
     if world > 1:
         torch.distributed.destroy_process_group()
     return summary
@@ -447,17 +344,16 @@ def _fit_budget(config: TrainConfig, elapsed_s: float) -> TrainConfig:
     return replace(config, time_budget_s=fitted)
 
 
-def _validation_point(config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                      state: dict[str, Any], val_sets: dict[str, tuple[ValConfig, list[Frame]]], step: int,
-                      device: str) -> dict[str, float]:
+def _validation_point(config: TrainConfig, model: torch.nn.Module, progress: dict[str, Any],
+                      val_sets: dict[str, tuple[ValConfig, list[Frame]]], step: int, device: str) -> dict[str, float]:
     """Validate, record the figures, and keep the best weights when `select: best`."""
     results = validate(model, val_sets, config.scale, device)
-    state["history"].append({"step": step, **{f"val_{k}": v for k, v in results.items()}})
-    state["validation"] = results
+    progress["history"].append({"step": step, **{f"val_{k}": v for k, v in results.items()}})
+    progress["validation"] = results
     first = next(iter(results.values()))
     LOG.info("step %d: validation %s", step, ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
-    if first < state["best"]:
-        state["best"], state["best_step"] = first, step
+    if progress["best"] is None or first < progress["best"]:
+        progress["best"], progress["best_step"] = first, step
         if config.select == "best":
             _save_tensors(Path(config.out) / "best.safetensors", model)
     return results
@@ -471,17 +367,15 @@ def _save_tensors(path: Path, model: torch.nn.Module) -> None:
     os.replace(partial, path)
 
 
-def _checkpoint(config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
-                step: int, seconds: float, device: str, final: bool) -> str:
-    """Write the resume state (last.*) and the shippable weights with their card; returns their path."""
+def _checkpoint(config: TrainConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                scaler: torch.amp.GradScaler, progress: dict[str, Any], run_recipe: dict[str, Any], device: str,
+                final: bool) -> str:
+    """Write the resume state (OUT/resume.safetensors, progress.json) and the shippable weights with
+    their card (the best checkpoint's when `select: best`); returns the weights' path."""
     from depth_sr_ros.models.weights import save_weights
 
     out = Path(config.out)
-    state["step"], state["elapsed_s"] = step, seconds
-    _save_tensors(out / "last.safetensors", model)
-    torch.save(optimizer.state_dict(), out / "last.optim.pt.partial")  # our own optimizer state only
-    os.replace(out / "last.optim.pt.partial", out / "last.optim.pt")
-    (out / "last.json").write_text(json.dumps(state, indent=2))
+    save_resume(out, model, optimizer, scaler, progress, run_recipe)
     export = model
     if config.select == "best" and (out / "best.safetensors").exists():
         from safetensors.torch import load_file
@@ -489,50 +383,5 @@ def _checkpoint(config: TrainConfig, model: torch.nn.Module, optimizer: torch.op
         export = build_model(replace(config, init_weights=None, zero_init=[]))
         export.load_state_dict(load_file(out / "best.safetensors"))
     path = out / f"{config.backbone}_x{config.scale}.safetensors"
-    save_weights(export, path, training_card(config, state, device, final))
+    save_weights(export, path, training_card(config, progress, device, final))
     return str(path)
-
-
-def training_card(config: TrainConfig, state: dict[str, Any], device: str, final: bool):
-    """The model card of the weights a run writes: data and its terms, recipe, device, and the
-    validation figures when the run had validation sets."""
-    from depth_sr_ros.models.weights import ModelCard
-
-    sources = []
-    for s in config.train:
-        mix = ", ".join(f"{n} {p:g}" for n, p in (s.degradations or config.degradations).items())
-        what = f"split {s.split}" if s.split != "all" else (s.scenes or "all")
-        sources.append(f"{Path(s.root).name} {what} (weight {s.weight}; inputs: {mix})")
-    if config.synthetic_scenes:
-        sources.append(f"{config.synthetic_scenes} synthetic scenes (weight {config.synthetic_weight})")
-    terms = sorted({s.terms for s in config.train if s.terms})
-    minutes = state["elapsed_s"] / 60.0
-    throughput = state.get("throughput", {})
-    recipe = (f"{state['step']} steps of {config.batch} x {config.patch}px crops in {minutes:.1f} min"
-              + (f" ({throughput['samples_per_s']:.0f} samples/s)" if throughput else "")
-              + f", {config.loss}, AdamW lr {config.lr:g} -> {config.min_lr:g} (cosine to the end of the "
-              f"{'time budget' if config.time_budget_s else 'steps'}), range jitter {config.range_jitter:g}, "
-              f"seed {config.seed}" + (f"; fine-tuned from {config.init_weights}" if config.init_weights else ""))
-    validation = state.get("validation", {})
-    metrics = {f"train_val_{label}_rmse": value for label, value in validation.items()}
-    protocol = ("gdsr (PROTOCOL.md), mean per-image RMSE, on " + ", ".join(validation)
-                + f"; weights: {'the best checkpoint on the first set' if config.select == 'best' else 'the last step'}"
-                if validation else "not evaluated during training: run depth-sr evaluate (docs/training.md)")
-    notes = [n for n in (config.card.get("notes", ""),) if n]
-    if not final:
-        notes.append(f"checkpoint written during training at step {state['step']} ({minutes:.1f} min); the run "
-                     "had not finished")
-    if terms:
-        notes.append("data terms: " + " | ".join(terms))
-    extra = {k: v for k, v in config.card.items() if k != "notes"}
-    trained_on = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
-    return ModelCard(
-        backbone=config.backbone,
-        scale=config.scale,
-        training_data=f"{'; '.join(sources)}. {recipe}",
-        evaluation_protocol=protocol,
-        metrics=metrics,
-        trained_on=trained_on,
-        notes="\n".join(notes),
-        **extra,
-    )
