@@ -62,7 +62,7 @@ done
 echo "== bundle" >> "$SUMMARY"
 for cfg in $RUNS; do
     name=$(basename "$cfg" .yaml)
-    files=$(cd "$WORK" && ls "$name"/*_x*.safetensors "$name"/*_x*.card.json "$name"/config.yaml "$name"/last.json \
+    files=$(cd "$WORK" && ls "$name"/*_x*.safetensors "$name"/*_x*.card.json "$name"/config.yaml "$name"/progress.json \
         "$name.log" 2>/dev/null)
     if [ -n "$files" ]; then
         (cd "$WORK" && tar -cf "$OUT/$name.tar" $files) && echo "$name.tar: $(echo $files | wc -w) files" >> "$SUMMARY"
