@@ -36,6 +36,11 @@ DEPTH_TRANSPORTS = ("compressedDepth", "compressed")
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
 TF_TOPICS = {"/tf_static": True, "/tf": False}  # topic -> static
+BAG_FOLDER = "sr_bag"  # the outputs in `out_dir`
+PREVIEW_FOLDER = "previews"
+FRAMES_CSV = "frames.csv"
+REPORT_HTML = "report.html"
+METRICS_JSON = "metrics.json"
 
 
 class ReplayConfigError(UsageError, ValueError):

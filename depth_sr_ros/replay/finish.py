@@ -14,7 +14,7 @@ import numpy as np
 
 from depth_sr_ros.core.metrics import mean_metrics
 from depth_sr_ros.core.sync import frame_period_ns, nearest_distances_ns
-from depth_sr_ros.replay.config import BASELINE, ReplayConfig
+from depth_sr_ros.replay.config import BASELINE, METRICS_JSON, PREVIEW_FOLDER, REPORT_HTML, ReplayConfig
 from depth_sr_ros.replay.frame_log import FrameLog
 from depth_sr_ros.replay.ledger import MessageLedger
 from depth_sr_ros.replay.previews import PreviewPlan
@@ -95,9 +95,9 @@ class ReplayFinish:
             LOG.warning("%s", hint)
         metrics = {method: mean_metrics(values) for method, values in self.frame_metrics.items()}
         frames_scored = len(self.frame_metrics.get(self.backbone, []))
-        outputs = {"bag": bag_out, "frames_csv": frames_csv, "report_html": out_dir / "report.html"}
+        outputs = {"bag": bag_out, "frames_csv": frames_csv, "report_html": out_dir / REPORT_HTML}
         if self.config.previews:
-            outputs["previews"] = out_dir / "previews"
+            outputs["previews"] = out_dir / PREVIEW_FOLDER
         worst = self.previews.finish()
         ok_rows = [row for row in self.frame_log.rows() if row.get("status") == "ok"]  # once, for the report
         self.frame_log.discard()
@@ -109,7 +109,7 @@ class ReplayFinish:
                     "output bag" + (f" (one in {self.config.every})" if self.config.every > 1 else "")),
                    "pairs skipped: " + format_reasons(dict(self.pairs_skipped))]))
         sizes = output_sizes(outputs, self.pairs_processed)
-        outputs["metrics_json"] = out_dir / "metrics.json"
+        outputs["metrics_json"] = out_dir / METRICS_JSON
         summary = {
             "bag": str(self.config.bag),
             "backbone": self.backbone,
@@ -133,7 +133,7 @@ class ReplayFinish:
                      "queue_size": self.config.queue_size, "slop_s": self.config.slop_s},
             "output": {"encoding": self.config.output.output_encoding, "points": self.config.points,
                        "every": self.config.every, "max_frames": self.config.max_frames,
-                       "previews": len(list((out_dir / "previews").glob("frame_*.png"))),
+                       "previews": len(self.previews.written),
                        "worst_frames": [entry.frame for entry in worst]},
             "output_sizes": {**sizes, "note": "bag, previews, frames.csv and report.html; metrics.json not counted"},
         }

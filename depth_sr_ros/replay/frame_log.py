@@ -23,7 +23,7 @@ class FrameLog:
 
     def __init__(self, csv_path: Path) -> None:
         self.csv_path = Path(csv_path)
-        self.spool_path = self.csv_path.with_name(f".{self.csv_path.name}.jsonl")
+        self.spool_path = spool_path(self.csv_path)
         self._spool = open(self.spool_path, "w", encoding="utf-8")  # noqa: SIM115 - closed by finish()
         self.count = 0
         self.columns: dict[str, None] = {}  # ordered set
@@ -69,3 +69,8 @@ class FrameLog:
         """Remove the spool (after `finish` and any `rows`)."""
         self._spool.close()
         self.spool_path.unlink(missing_ok=True)
+
+
+def spool_path(csv_path: Path) -> Path:
+    """The hidden spool file beside `csv_path` that holds its rows until `finish`."""
+    return csv_path.with_name(f".{csv_path.name}.jsonl")

@@ -38,7 +38,6 @@ processed frame; `every` thins the bag only.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -53,17 +52,23 @@ from depth_sr_ros.core.sync import Pair, StampSync, seconds_to_ns
 from depth_sr_ros.core.transforms import TransformBuffer
 from depth_sr_ros.replay.bag_io import BagReader, load_typestore
 from depth_sr_ros.replay.config import (
+    BAG_FOLDER,
     BASELINE,
     CLOUD_TYPE,
+    FRAMES_CSV,
     IMAGE_TYPES,
     INFO_TYPE,
+    METRICS_JSON,
+    PREVIEW_FOLDER,
+    REPORT_HTML,
     TF_TOPICS,
     ReplayConfig,
     with_transport_topics,
 )
 from depth_sr_ros.replay.finish import ReplayFinish
-from depth_sr_ros.replay.frame_log import FrameLog
+from depth_sr_ros.replay.frame_log import FrameLog, spool_path
 from depth_sr_ros.replay.ledger import AuxStream, MessageLedger
+from depth_sr_ros.replay.out_dir import OutputDir
 from depth_sr_ros.replay.previews import PreviewPlan
 from depth_sr_ros.replay.report import ErrorHistogram
 from depth_sr_ros.replay.scoring import FrameScoring
@@ -85,6 +90,8 @@ class ReplayRunner(FrameScoring, ReplayFinish):
     frame_log: FrameLog  # frames.csv rows, spooled to disk so that memory stays flat; made by run()
 
     def __init__(self, config: ReplayConfig) -> None:
+        self.output = OutputDir(config.out_dir, "replay")
+        self.output.check_inputs([config.bag])  # before anything is read or written
         self.config = config = with_transport_topics(config)
         self.typestore = load_typestore(config.typestore)
         self.depth_topic = config.lidar_topic or config.depth_topic
@@ -122,15 +129,20 @@ class ReplayRunner(FrameScoring, ReplayFinish):
 
     # -- reading -------------------------------------------------------------------------------
     def run(self) -> ReplayReport:
+        """Replay the bag into `out_dir`, replacing only an earlier replay's recorded outputs there."""
+        out_dir = Path(self.config.out_dir)
+        names = [f"{BAG_FOLDER}/", FRAMES_CSV, spool_path(out_dir / FRAMES_CSV).name, REPORT_HTML, METRICS_JSON]
+        self.output.prepare(names + ([f"{PREVIEW_FOLDER}/"] if self.config.previews else []))
+        try:
+            return self._replay(out_dir)
+        finally:  # also after an error: what was written is recorded, so the next run can replace it
+            for folder in (BAG_FOLDER, PREVIEW_FOLDER):
+                self.output.record_files(folder)
+
+    def _replay(self, out_dir: Path) -> ReplayReport:
         cfg = self.config
-        out_dir = Path(cfg.out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.frame_log = FrameLog(out_dir / "frames.csv")
-        bag_out = out_dir / "sr_bag"
-        if (bag_out / "metadata.yaml").exists():
-            shutil.rmtree(bag_out)  # the output bag of an earlier run into the same folder
-        for stale in (out_dir / "previews").glob("frame_*.png"):
-            stale.unlink()  # an earlier run's previews would be mistaken for this one's
+        self.frame_log = FrameLog(out_dir / FRAMES_CSV)
+        bag_out = out_dir / BAG_FOLDER
         topics, msgtypes = self._inputs()
         output_bag = OutputBag(bag_out, self.typestore, self.builder, cfg.points, cfg.every)
         with BagReader(cfg.bag, cfg.typestore) as reader, output_bag as writer:

@@ -18,7 +18,7 @@ from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
 from depth_sr_ros.core.metrics import depth_metrics
 from depth_sr_ros.core.preview_figure import PreviewFrame
 from depth_sr_ros.core.sync import Pair
-from depth_sr_ros.replay.config import BASELINE, ReplayConfig
+from depth_sr_ros.replay.config import BASELINE, PREVIEW_FOLDER, ReplayConfig
 from depth_sr_ros.replay.previews import PreviewEntry, PreviewPlan
 from depth_sr_ros.replay.report import ErrorHistogram
 
@@ -90,7 +90,7 @@ class FrameScoring:
                        gt_depth: np.ndarray | None, base_depth: np.ndarray | None, row: dict[str, Any]) -> None:
         rmse = {m: row[f"{m}_rmse"] for m in (self.backbone, BASELINE) if f"{m}_rmse" in row}
         name = f"frame_{row['frame']:04d}_{pair.rgb.stamp_ns}.png"
-        entry = PreviewEntry(row["frame"], pair.rgb.stamp_ns, rmse, Path("previews") / name)
+        entry = PreviewEntry(row["frame"], pair.rgb.stamp_ns, rmse, Path(PREVIEW_FOLDER) / name)
 
         def make() -> PreviewFrame:
             methods = {self.backbone: out.depth}

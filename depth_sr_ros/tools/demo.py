@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 from pathlib import Path
 
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.replay import sample_bag
 from depth_sr_ros.replay.config import PREVIEW_EVERY, ReplayConfig
+from depth_sr_ros.replay.out_dir import OutputDir
 from depth_sr_ros.replay.runner import run_replay
 from depth_sr_ros.replay.summary import ReplayReport, format_summary
 from depth_sr_ros.tools.replay import add_points_argument
@@ -23,7 +23,8 @@ from depth_sr_ros.tools.usage import add_no_progress, bounded, output_dir
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_OUT = Path("depth_sr_demo")
+DEFAULT_OUT = Path("depth_sr_demo")  # in the current folder (ignored by git in a clone of this project)
+SAMPLE_BAG = "sample_bag"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,14 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_demo(out_dir: Path, storage: str = "mcap", progress: bool = True, points: str = "none",
              frames: int = 0) -> ReplayReport:
-    """Build the sample bag in `out_dir/sample_bag` (replacing an earlier one; `frames` > 0: a long
+    """Build the sample bag in `out_dir/sample_bag` (replacing an earlier demo's; `frames` > 0: a long
     one, zstd-compressed when MCAP) and replay it into `out_dir`."""
-    bag_dir = out_dir / "sample_bag"
-    if (bag_dir / "metadata.yaml").exists():
-        shutil.rmtree(bag_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bag = sample_bag.build_sample_bag(bag_dir, storage=storage, frames=frames,
-                                      compress=frames > 0 and storage == "mcap")
+    output = OutputDir(out_dir, "demo")  # an earlier demo's sample bag is replaced; nothing else is touched
+    output.prepare([f"{SAMPLE_BAG}/"])
+    try:
+        bag = sample_bag.build_sample_bag(out_dir / SAMPLE_BAG, storage=storage, frames=frames,
+                                          compress=frames > 0 and storage == "mcap")
+    finally:
+        output.record_files(SAMPLE_BAG)
     LOG.info("sample bag: %s (%s)", bag.path, ", ".join(f"{t} x{n}" for t, n in bag.counts.items()))
     config = ReplayConfig(
         bag=bag.path,
@@ -68,6 +70,6 @@ def run(args: argparse.Namespace) -> int:
                       frames=args.frames)
     print(format_summary(report))
     print(f"\nreport: {args.out / 'report.html'} (open it in a browser)")
-    print(f"sample bag: {args.out / 'sample_bag'} (TUM RGB-D fr1, CC BY 4.0; see README)")
-    print(f"replay it yourself: depth-sr replay {args.out / 'sample_bag'} --out OUT --gt-topic {sample_bag.GT_TOPIC}")
+    print(f"sample bag: {args.out / SAMPLE_BAG} (TUM RGB-D fr1, CC BY 4.0; see README)")
+    print(f"replay it yourself: depth-sr replay {args.out / SAMPLE_BAG} --out OUT --gt-topic {sample_bag.GT_TOPIC}")
     return 0
