@@ -15,14 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import depth_sr_ros.core.pipeline as pipeline_module
-from depth_sr_ros import backends
+from depth_sr_ros import optional
+from depth_sr_ros.backends import BackendUnavailableError
 from depth_sr_ros.core.backbones import get_backbone
+from depth_sr_ros.core.errors import UsageError
 from depth_sr_ros.core.pipeline import DepthSR, SRConfig
-from depth_sr_ros.models import weights as weights_module
 from depth_sr_ros.models import zoo
-from depth_sr_ros.models.shipped_onnx import PARITY_LR_SIZE, onnx_path, ship_onnx, verified_onnx
+from depth_sr_ros.models.ship import PARITY_LR_SIZE, ship_onnx
+from depth_sr_ros.models.shipped_onnx import onnx_path, verified_onnx
 from depth_sr_ros.models.weights import card_path, read_card, sha256_file
+from depth_sr_ros.optional import MissingExtra
 
 SHIPPED = sorted(path for path in zoo.REPO_MODELS.glob("*.safetensors") if not read_card(path).foundation)
 LITE_SCALES = (4, 8, 16)
@@ -64,15 +66,22 @@ def test_an_onnx_file_that_does_not_match_its_card_is_not_used(tmp_path, caplog,
         assert "depth-sr export-onnx --ship" in caplog.text
 
 
-@pytest.fixture
-def without_torch(monkeypatch):
-    """Behave as an install without torch: no torch network can be loaded, no torch backend."""
-    def no_network(*args, **kwargs):
-        raise AssertionError("a torch network was loaded on an install without torch")
+def hide_modules(monkeypatch, *names: str) -> None:
+    """Behave as an install without `names` ("torch", "safetensors"): `depth_sr_ros.optional`
+    answers that they are not installed, so no torch network is loaded and no torch backend runs."""
+    installed = optional.has_module
+    monkeypatch.setattr(optional, "has_module", lambda name: name not in names and installed(name))
 
-    for module in (pipeline_module, zoo, backends):
-        monkeypatch.setattr(module, "has_torch", lambda: False)
+
+@pytest.fixture(params=[("torch", "safetensors"), ("safetensors",)], ids=["no_torch", "torch_without_safetensors"])
+def without_torch_weights(request, monkeypatch):
+    """An install without torch, or with a system torch but without safetensors (no [torch] extra)."""
+    def no_network(*args, **kwargs):
+        raise AssertionError("a torch network was loaded on an install without the torch extra")
+
+    hide_modules(monkeypatch, *request.param)
     monkeypatch.setattr("depth_sr_ros.models.weights.load_network", no_network)
+    return request.param
 
 
 def _frame(scale: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +93,7 @@ def _frame(scale: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("scale", LITE_SCALES)
-def test_auto_runs_lite_from_its_shipped_onnx_without_torch(without_torch, scale):
+def test_auto_runs_lite_from_its_shipped_onnx_without_torch(without_torch_weights, scale):
     sr = DepthSR(SRConfig(scale=scale, backbone="auto", device="cpu"))
     assert sr.backbone_name == "lite"
     assert sr.upsampler.backend.onnx_path == zoo.REPO_MODELS / f"lite_x{scale}.onnx"
@@ -95,14 +104,23 @@ def test_auto_runs_lite_from_its_shipped_onnx_without_torch(without_torch, scale
     assert np.nanmin(out) >= depth.min() - 1e-4 and np.nanmax(out) <= depth.max() + 1e-4
 
 
-def test_without_torch_or_onnx_a_network_says_what_to_install(tmp_path, monkeypatch):
+def test_a_named_torch_backend_without_the_extra_is_refused_naming_it(without_torch_weights):
+    """Refused when the pipeline is built (the node's configure fails before anything else is set up)."""
+    with pytest.raises(BackendUnavailableError, match=r"no torch network loaded .*pip install 'depth_sr_ros\[torch\]'"):
+        DepthSR(SRConfig(scale=4, backbone="lite", inference_backend="torch", device="cpu"))
+    assert DepthSR(SRConfig(scale=4, backbone="lite", inference_backend="onnxruntime")).upsampler.backend.onnx_path
+
+
+@pytest.mark.parametrize(("hidden", "named", "label"), [
+    (("torch", "safetensors"), "torch", "PyTorch"), (("safetensors",), "safetensors", "safetensors")])
+def test_without_the_extra_or_onnx_a_network_says_what_to_install(tmp_path, monkeypatch, hidden, named, label):
     weights = copy_shipped("lite_x4", tmp_path)
     onnx_path(weights).unlink()  # e.g. weights trained by the user: no ONNX file beside them
-    for module in (pipeline_module, weights_module):
-        monkeypatch.setattr(module, "has_torch", lambda: False)
-    with pytest.raises(ModuleNotFoundError, match=r"needs PyTorch, which is not installed: pip install") as err:
+    hide_modules(monkeypatch, *hidden)
+    with pytest.raises(MissingExtra, match=rf"needs {label}, which is not installed: pip install 'depth_sr_ros\[torch\]'") as err:
         DepthSR(SRConfig(backbone="lite", weights=str(weights)))
-    assert err.value.name == "torch" and "lite x4" in str(err.value)
+    assert err.value.name == named and "lite x4" in str(err.value)
+    assert isinstance(err.value, ModuleNotFoundError) and isinstance(err.value, UsageError)
 
 
 def test_building_a_network_without_torch_says_what_to_install(monkeypatch):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -12,6 +14,7 @@ import torch
 from test_models import NETWORKS, TINY_KWARGS, foundation_kwargs, inputs, tiny_network
 
 from depth_sr_ros.models import zoo
+from depth_sr_ros.models.safetensors_header import tensor_shapes
 from depth_sr_ros.models.weights import (
     ModelCard,
     WeightsError,
@@ -179,3 +182,70 @@ def test_zoo_picks_the_lowest_validation_rmse(model_dir) -> None:
 def test_model_dirs_honour_the_environment(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("DEPTH_SR_MODELS", str(tmp_path))
     assert zoo.model_dirs()[0] == tmp_path.resolve()
+
+
+def edited_card(path, **config) -> None:
+    """Change the card's config beside `path` (its sha256 still matches the weights file)."""
+    card = json.loads(card_path(path).read_text())
+    card["config"].update(config)
+    card_path(path).write_text(json.dumps(card))
+
+
+OVERSIZE_SCRIPT = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_DATA, (2 << 30, 2 << 30))  # building the card's network needs 7.9 GB
+from depth_sr_ros.models.weights import WeightsError, load_network
+try:
+    load_network("lite", 4, sys.argv[1])
+except WeightsError as err:
+    print("WeightsError:", err)
+print("peak MiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_a_card_asking_for_a_network_larger_than_its_file_is_refused_before_any_is_built(tmp_path) -> None:
+    """The card's config is checked against the tensor shapes in the file's header (a build on the
+    meta device): a lite of width 4096 (7.9 GB of weights) is refused under a 2 GiB data limit."""
+    _, path = saved(tmp_path, "lite", 4)
+    edited_card(path, width=4096)
+    done = subprocess.run([sys.executable, "-c", OVERSIZE_SCRIPT, str(path)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "WeightsError:" in done.stdout and "does not fit the network its card describes" in done.stdout
+    assert "file (8,) vs network (4096,)" in done.stdout
+    peak_mib = int(done.stdout.split("peak MiB")[1])
+    assert peak_mib < 1500, f"{peak_mib} MiB spent before the error (torch itself takes about 400)"
+
+
+def test_a_card_asking_for_millions_of_blocks_is_stopped_while_planning(tmp_path, monkeypatch) -> None:
+    _, path = saved(tmp_path, "lite", 4)
+    edited_card(path, dilations=[1] * 1_000_000)
+    with pytest.raises(WeightsError, match=r"asks for a network of more than \d+ (tensors|modules); net.safetensors "
+                                           r"holds \d+ tensors"):
+        load_network("lite", 4, path)
+
+
+@pytest.mark.parametrize(("config", "named"), [
+    ({"colour": "red"}, "colour"),  # an unknown key
+    ({"width": "wide"}, "wide"),  # a value of the wrong type
+    ({"width": -4}, "negative"),
+])
+def test_a_card_config_the_network_does_not_take_is_one_weights_error(tmp_path, config, named) -> None:
+    _, path = saved(tmp_path, "lite", 4)
+    edited_card(path, **config)
+    with pytest.raises(WeightsError, match=r"net.card.json: its config .* does not build the network \(") as err:
+        load_network("lite", 4, path)
+    assert named in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_header_that_claims_more_bytes_than_the_file_has_is_corrupt(tmp_path) -> None:
+    _, path = saved(tmp_path, "lite", 4)
+    data = path.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + length])
+    name = next(k for k in header if k != "__metadata__")
+    header[name]["shape"] = [100000, 100000]  # 40 GB claimed for the same bytes
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + length:])
+    with pytest.raises(WeightsError, match=rf"truncated or corrupt .*tensor '{name}' of shape \[100000, 100000\]"):
+        tensor_shapes(path)

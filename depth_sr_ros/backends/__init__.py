@@ -136,7 +136,8 @@ class GpuOutOfMemoryError(RuntimeError):
 
 @dataclass(frozen=True)
 class Availability:
-    """What this machine offers; `probe()` measures it, tests inject it. `cuda`: torch sees a GPU."""
+    """What this machine offers; `probe()` measures it, tests inject it. `cuda`: torch sees a GPU;
+    `torch`: torch networks can run (torch and safetensors installed, and a network loaded)."""
 
     cuda: bool
     tensorrt: bool
@@ -427,6 +428,9 @@ def create_backend(
     `BackendUnavailableError` when `config.strict` is set.
     """
     config = config or BackendConfig()
+    availability = availability or Availability.probe()
+    if model is None:  # no torch network (no [torch] extra: the shipped ONNX file runs): nothing for torch to run
+        availability = replace(availability, torch=False)
     chain, skipped = plan_chain(name, config, availability)
     if name != "auto" and (not chain or chain[0].name != name or chain[0].device != config.device):
         message = f"backend {name!r} cannot run on {config.device}: " + "; ".join(skipped)

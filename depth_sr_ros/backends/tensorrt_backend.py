@@ -144,7 +144,7 @@ class TensorRTBackend(InferenceBackend):
         if not availability.tensorrt:
             return "the tensorrt Python package is not installed"
         if not availability.torch:
-            return "torch is not installed (the TensorRT backend keeps its buffers in torch CUDA tensors)"
+            return "no torch network loaded (the TensorRT backend exports it and keeps its buffers in torch CUDA tensors)"
         if not availability.cuda:
             return "no CUDA device is visible"
         return None

@@ -23,6 +23,7 @@ from depth_sr_ros.backends import (
     Shapes,
     cpu_threads,
 )
+from depth_sr_ros.optional import TORCH_PIP
 
 if TYPE_CHECKING:  # torch is optional: imported when this backend is built
     import torch
@@ -45,7 +46,7 @@ class TorchBackend(InferenceBackend):
     @staticmethod
     def unavailable_reason(config: BackendConfig, availability: Availability) -> str | None:
         if not availability.torch:
-            return "torch is not installed"
+            return f"no torch network loaded (it needs torch and safetensors: {TORCH_PIP})"
         if config.wants_cuda and not availability.cuda:
             return "torch sees no CUDA device"
         return None

@@ -20,7 +20,7 @@ from depth_sr_ros.core import resample
 from depth_sr_ros.core.backbones import get_backbone
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.network_upsampler import NetworkUpsampler
-from depth_sr_ros.optional import has_torch
+from depth_sr_ros.optional import has_torch_weights
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -104,8 +104,8 @@ class DepthSR:
         if spec.kind == "classic":
             return spec.factory(**spec.defaults)
         # Network branch: models and backends are imported only when a network is asked for. The
-        # torch network is loaded where torch is installed; the shipped ONNX file of the weights,
-        # when it matches their card, lets ONNX Runtime run without torch.
+        # torch network is loaded where the [torch] extra is (torch and safetensors); the shipped ONNX
+        # file of the weights, when it matches their card, lets ONNX Runtime run without them.
         from depth_sr_ros.backends import BackendConfig, create_backend, default_cache_dir
         from depth_sr_ros.models import zoo
         from depth_sr_ros.models.shipped_onnx import verified_onnx
@@ -114,7 +114,7 @@ class DepthSR:
         weights = self.weights if self.weights is not None else zoo.find_weights(self.backbone_name, self.scale)
         onnx_path = verified_onnx(weights) if weights is not None else None
         model = None
-        if has_torch() or onnx_path is None:  # no weights, or no torch and no ONNX: load_network says why
+        if has_torch_weights() or onnx_path is None:  # no ONNX, or no [torch] extra: load_network says why
             model = load_network(self.backbone_name, self.scale, weights)
         cache = self.config.engine_cache_dir
         backend_config = BackendConfig(

@@ -3,138 +3,57 @@
 Layout (see docs/models.md):
     <name>.safetensors   tensors of the network's own parameters and buffers (frozen foundation
                          models are not stored: they load from the user's local files)
-    <name>.card.json     `ModelCard` as JSON: backbone, scale, config, training data, evaluation
-                         protocol and numbers, sha256 of the safetensors file, ...
+    <name>.card.json     `ModelCard` as JSON (`card.py`): backbone, scale, config, training data,
+                         evaluation protocol and numbers, sha256 of the safetensors file, ...
 
 Loading never unpickles: tensors come from safetensors only, and the card is checked first
-(backbone, scale, sha256), then every tensor name and shape against the network the card's
-config builds. Problems raise `WeightsError` saying what to do (`WeightsNotFound`, also a
-`FileNotFoundError`, for a missing file or card); `depth-sr` prints them as one line, exit 2.
+(backbone, scale, sha256), then the network its config describes, built on torch's `meta`
+device (shapes, no memory), against every tensor name and shape in the file's header, so a
+card asking for a network larger than its file is refused before anything is allocated; only
+then are the tensors read and the network built. Problems raise `WeightsError` saying what to do
+(`WeightsNotFound`, also a `FileNotFoundError`, for a missing file or card); `depth-sr` prints
+them as one line, exit 2. Torch and safetensors (the `[torch]` extra) are needed to load or save;
+a missing one is a `MissingExtra` naming the pip command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
+import importlib
 import json
 import os
-from dataclasses import dataclass, field
+import reprlib
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from depth_sr_ros.core.errors import UsageError
-from depth_sr_ros.optional import has_torch, missing_torch
+from depth_sr_ros.models import zoo
+from depth_sr_ros.models.card import (
+    CARD_SUFFIX,
+    FOUNDATION_PREFIX,
+    WEIGHTS_SUFFIX,
+    ModelCard,
+    WeightsError,
+    WeightsNotFound,
+    card_path,
+    read_card,
+    sha256_file,
+)
+from depth_sr_ros.models.safetensors_header import Shapes, check_safetensors_header, corrupt, tensor_shapes
+from depth_sr_ros.optional import require_torch_weights
 
 if TYPE_CHECKING:  # cards are read without torch (`depth-sr models` stays fast); tensors need it
     import torch
     from torch import nn
 
-WEIGHTS_SUFFIX = ".safetensors"
-CARD_SUFFIX = ".card.json"
-CARD_FORMAT = 1
-FOUNDATION_PREFIX = "foundation."
-
-
-class WeightsError(UsageError, ValueError):
-    """A weights file or its model card is unusable; the message says why and what to do."""
-
-
-class WeightsNotFound(WeightsError, FileNotFoundError):
-    """A weights file, or the model card beside it, does not exist."""
-
-
-@dataclass
-class ModelCard:
-    """What a weights file is, how it was made and how well it does.
-
-    backbone, scale: the registered network and upsampling factor the weights are for.
-    config: keyword arguments for the backbone factory (besides `scale`), e.g. width, blocks.
-    training_data: data sets and degradation used for training.
-    evaluation_protocol: data, crop, units and normalisation of `metrics`.
-    metrics: measured numbers, e.g. {"val_rmse": 0.021} (metres unless the protocol says
-        otherwise); `val_rmse` is what `zoo.default_backbone` ranks by.
-    foundation: foundation weights the network needs at load time ("depth_anything_v2_small",
-        "dinov2_vits14"); empty when it runs on its own.
-    sha256: hex digest of the safetensors file (filled by `save_weights`).
-    onnx_sha256: hex digest of the ONNX file exported from these weights and shipped beside them
-        (`<name>.onnx`, dynamic height and width; `depth-sr export-onnx --ship`), "" when none is.
-        ONNX Runtime runs that file, without torch, only while this digest matches it.
-    parameters: number of stored parameters (filled by `save_weights`).
-    trained_on: device of the training run, e.g. "NVIDIA H100 80GB" or "CPU".
-    """
-
-    backbone: str
-    scale: int
-    config: dict[str, Any] = field(default_factory=dict)
-    training_data: str = ""
-    evaluation_protocol: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)
-    foundation: list[str] = field(default_factory=list)
-    sha256: str = ""
-    onnx_sha256: str = ""
-    parameters: int = 0
-    trained_on: str = ""
-    notes: str = ""
-    format: int = CARD_FORMAT
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str, source: str = "model card") -> ModelCard:
-        """Parse and check a card; unknown or missing fields and wrong types are errors."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise WeightsError(f"{source} is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise WeightsError(f"{source} must hold a JSON object")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        missing = sorted({"backbone", "scale", "sha256"} - set(data))
-        if unknown or missing:
-            raise WeightsError(f"{source}: unknown fields {unknown}, missing fields {missing}")
-        if data.get("format", CARD_FORMAT) != CARD_FORMAT:
-            raise WeightsError(f"{source} has card format {data['format']}, this version reads {CARD_FORMAT}")
-        card = cls(**data)
-        checks = {
-            "backbone": isinstance(card.backbone, str),
-            "scale": isinstance(card.scale, int) and card.scale in (2, 4, 8, 16),
-            "config": isinstance(card.config, dict),
-            "metrics": isinstance(card.metrics, dict)
-            and all(isinstance(v, (int, float)) for v in card.metrics.values()),
-            "foundation": isinstance(card.foundation, list),
-            "sha256": isinstance(card.sha256, str) and len(card.sha256) == 64,
-            "onnx_sha256": isinstance(card.onnx_sha256, str) and len(card.onnx_sha256) in (0, 64),
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise WeightsError(f"{source}: invalid value for {', '.join(bad)}")
-        return card
-
-
-def card_path(weights: str | Path) -> Path:
-    """`x.safetensors` -> `x.card.json` (the card lives beside the weights)."""
-    weights = Path(weights)
-    return weights.with_name(weights.name.removesuffix(WEIGHTS_SUFFIX) + CARD_SUFFIX)
-
-
-def read_card(weights: str | Path) -> ModelCard:
-    path = card_path(weights)
-    if not path.is_file():
-        raise WeightsNotFound(
-            f"no model card for {weights}: expected {path} beside it. Weights without a card are not loaded; "
-            "save weights with depth_sr_ros.models.weights.save_weights (depth-sr train does), which writes both"
-        )
-    return ModelCard.from_json(path.read_text(encoding="utf-8"), source=str(path))
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = [  # the card's names too: callers import them from here
+    "CARD_SUFFIX", "FOUNDATION_PREFIX", "WEIGHTS_SUFFIX", "ModelCard", "WeightsError", "WeightsNotFound",
+    "card_path", "check_safetensors_header", "load_network", "network_state_dict", "read_card", "save_weights",
+    "sha256_file",
+]
+EXTRA_TENSORS = 64  # tensors a build may register beyond the file's (non-persistent buffers) before it is stopped
 
 
 def network_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -159,6 +78,7 @@ def save_weights(model: nn.Module, path: str | Path, card: ModelCard) -> Path:
     `parameters` are filled in. A network holding a foundation model must name it in
     `card.foundation`. Returns the weights path.
     """
+    require_torch_weights("saving weights")
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -185,24 +105,6 @@ def save_weights(model: nn.Module, path: str | Path, card: ModelCard) -> Path:
     return path
 
 
-def check_safetensors_header(path: Path) -> None:
-    """WeightsError unless `path` starts like a safetensors file (an 8-byte little-endian header
-    length, then that many bytes of JSON). Checked before the card, so that a pickled
-    `.pt`/`.pth` checkpoint or another file is named for what it is."""
-    size = path.stat().st_size
-    with open(path, "rb") as stream:
-        head = stream.read(9)
-    length = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
-    if len(head) < 9 or not 2 <= length <= size - 8 or head[8:9] != b"{":
-        kind = "a zip archive (a torch.save checkpoint?)" if head[:2] == b"PK" else (
-            "a pickle (a torch.save checkpoint?)" if head[:1] == b"\x80" else f"{size} bytes of something else")
-        raise WeightsError(
-            f"{path} is not a safetensors file ({kind}). Weights are loaded from *{WEIGHTS_SUFFIX} files with "
-            f"a {CARD_SUFFIX} card only, never unpickled: convert a checkpoint with save_weights "
-            "(depth_sr_ros.models.weights)"
-        )
-
-
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -210,19 +112,17 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(
-            f"{path} is truncated or corrupt ({path.stat().st_size} bytes): {exc}. Copy the file again"
-        ) from None
+        raise corrupt(path, str(exc)) from None
 
 
-def _check_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    expected = network_state_dict(model)
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
+def _check_shapes(expected: Shapes, found: Shapes, path: Path) -> None:
+    """WeightsError naming every tensor the network (`expected`) and the file (`found`) disagree on."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
     wrong = [
-        f"{k}: file {tuple(tensors[k].shape)} vs network {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(tensors))
-        if tensors[k].shape != expected[k].shape
+        f"{k}: file {found[k]} vs network {expected[k]}"
+        for k in sorted(set(expected) & set(found))
+        if found[k] != expected[k]
     ]
     if missing or unexpected or wrong:
         parts = []
@@ -236,6 +136,71 @@ def _check_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], path: Pat
         )
 
 
+def _shapes_of(model: nn.Module) -> Shapes:
+    return {k: tuple(v.shape) for k, v in network_state_dict(model).items()}
+
+
+@contextlib.contextmanager
+def _registration_limit(limit: int, path: Path) -> Iterator[None]:
+    """Stop a network build (this thread's) once it registers more than `limit` tensors or
+    4 x `limit` modules: a card's config can ask for millions of blocks, which cost memory and
+    time even on the meta device."""
+    from torch.nn.modules import module as torch_module
+
+    thread, counts = threading.get_ident(), {"tensors": 0, "modules": 0}
+
+    def count(kind: str, most: int) -> Any:
+        def hook(*_: Any) -> None:
+            if threading.get_ident() != thread:
+                return
+            counts[kind] += 1
+            if counts[kind] > most:
+                raise WeightsError(f"{card_path(path)} asks for a network of more than {most} {kind}; "
+                                   f"{path.name} holds {limit - EXTRA_TENSORS} tensors")
+        return hook
+
+    handles = [
+        torch_module.register_module_parameter_registration_hook(count("tensors", limit)),
+        torch_module.register_module_buffer_registration_hook(count("tensors", limit)),
+        torch_module.register_module_module_registration_hook(count("modules", 4 * limit)),
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _planned_shapes(factory: Any, scale: int, config: dict[str, Any], kwargs: dict[str, Any], path: Path,
+                    file_tensors: int) -> Shapes | None:
+    """The tensor shapes the network built by `factory(scale=scale, **config, **kwargs)` stores, from
+    a build on torch's meta device (no memory); None where that build needs foundation weights
+    from the user's files (they load in the real build, which checks the shapes afterwards).
+
+    A config the factory does not take (an unknown key, a value of the wrong type) is a
+    WeightsError naming the card."""
+    import torch
+
+    from depth_sr_ros.models.foundation import FoundationWeightsMissing
+
+    target = getattr(factory, "target", "")  # a LazyFactory: import its module outside the meta device
+    if target:
+        importlib.import_module(target.partition(":")[0])
+    # Foundation weights the caller names by path would load from disk here: left to the real build.
+    meta_kwargs = {**config, **{k: v for k, v in kwargs.items() if not isinstance(v, (str, Path))}}
+    try:
+        with _registration_limit(file_tensors + EXTRA_TENSORS, path), torch.device("meta"):
+            return _shapes_of(factory(scale=scale, **meta_kwargs))
+    except FoundationWeightsMissing:
+        return None
+    except WeightsError:
+        raise
+    except (TypeError, ValueError, AssertionError, RuntimeError) as exc:  # a negative width: RuntimeError
+        shown = reprlib.repr(config)  # a hostile card's config can be megabytes long
+        raise WeightsError(f"{card_path(path)}: its config {shown} does not build the network ({exc}); a card "
+                           "holds the config its weights were saved with (save_weights writes it)") from None
+
+
 def load_network(backbone: str, scale: int, weights: str | Path | None = None, **kwargs: Any) -> nn.Module:
     """Build `backbone` for `scale` from its card's config, load its weights strictly, eval mode.
 
@@ -244,10 +209,8 @@ def load_network(backbone: str, scale: int, weights: str | Path | None = None, *
     the card's config, e.g. foundation weight paths (`depth_anything=...`, `dinov2=...`).
     """
     from depth_sr_ros.core.backbones import load_backbones
-    from depth_sr_ros.models import zoo
 
-    if not has_torch():
-        raise missing_torch(f"loading the {backbone} x{scale} network from its weights")
+    require_torch_weights(f"loading the {backbone} x{scale} network from its weights")
     spec = load_backbones().get(backbone)
     if spec.kind != "network":
         raise ValueError(f"{backbone!r} is a classic backbone: it has no weights to load")
@@ -269,15 +232,19 @@ def load_network(backbone: str, scale: int, weights: str | Path | None = None, *
         )
     digest = sha256_file(path)
     if digest != card.sha256:
-        _read_tensors(path)  # a file that does not parse gets the "truncated or corrupt" message
+        tensor_shapes(path)  # a file whose header does not hold gets the "truncated or corrupt" message
         raise WeightsError(
             f"{path} does not match its card: sha256 {digest[:12]}... vs {card.sha256[:12]}... in "
             f"{card_path(path).name}. The file was modified or replaced; re-copy both files together"
         )
-    tensors = _read_tensors(path)
+    stored = tensor_shapes(path)
     config = {k: v for k, v in card.config.items() if k != "scale"}
+    planned = _planned_shapes(spec.factory, scale, config, kwargs, path, len(stored))
+    if planned is not None:
+        _check_shapes(planned, stored, path)  # before any memory is spent on the network
+    tensors = _read_tensors(path)
     model = spec.factory(scale=scale, **{**config, **kwargs})
-    _check_tensors(model, tensors, path)
+    _check_shapes(_shapes_of(model), stored, path)
     foundation = {k: v for k, v in model.state_dict().items() if k.startswith(FOUNDATION_PREFIX)}
     model.load_state_dict({**foundation, **tensors}, strict=True)
     return model.eval()

@@ -18,9 +18,9 @@ import os
 import sys
 from pathlib import Path
 
+from depth_sr_ros.models.card import CARD_SUFFIX, WEIGHTS_SUFFIX, ModelCard, WeightsError, read_card
 from depth_sr_ros.models.shipped_onnx import verified_onnx
-from depth_sr_ros.models.weights import CARD_SUFFIX, WEIGHTS_SUFFIX, ModelCard, WeightsError, read_card
-from depth_sr_ros.optional import has_torch
+from depth_sr_ros.optional import has_torch_weights
 
 LOG = logging.getLogger(__name__)
 
@@ -92,11 +92,11 @@ def find_weights(backbone: str, scale: int) -> Path | None:
 
 
 def default_backbone(scale: int) -> tuple[str, Path | None]:
-    """The best shipped network for `scale` that needs no foundation weights and can run here (with
-    torch, or through its shipped ONNX file without), lowest `val_rmse` in its card, as (backbone,
+    """The best shipped network for `scale` that needs no foundation weights and can run here (in
+    torch where the `[torch]` extra is installed, else through its shipped ONNX file), lowest `val_rmse` in its card, as (backbone,
     weights path); else the classic fallback for the scale (`bicubic` at x2, `guided_filter` above)."""
     usable = [(card, path) for card, path in shipped_weights() if card.scale == scale and not card.foundation
-              and (has_torch() or verified_onnx(path) is not None)]
+              and (has_torch_weights() or verified_onnx(path) is not None)]
     if not usable:
         return FALLBACK_BACKBONES.get(scale, FALLBACK_BACKBONE), None
     card, path = min(usable, key=lambda item: _rank(item[0]))

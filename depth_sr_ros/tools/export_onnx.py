@@ -24,7 +24,7 @@ import torch
 
 from depth_sr_ros.core.backbones import load_backbones
 from depth_sr_ros.models.export import compare_onnxruntime, export_onnx
-from depth_sr_ros.models.shipped_onnx import SHIP_OPSET, ship_onnx
+from depth_sr_ros.models.ship import SHIP_OPSET, ship_onnx
 from depth_sr_ros.models.weights import WEIGHTS_SUFFIX, card_path, load_network, read_card
 from depth_sr_ros.models.zoo import REPO_MODELS
 from depth_sr_ros.tools.usage import (

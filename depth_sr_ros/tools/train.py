@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from depth_sr_ros.optional import require_torch_weights
 from depth_sr_ros.tools.usage import (
     UsageError,
     add_no_progress,
@@ -25,12 +26,13 @@ from depth_sr_ros.tools.usage import (
 )
 
 if TYPE_CHECKING:
-    from depth_sr_ros.train.loop import TrainConfig
+    from depth_sr_ros.train.config import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="training config YAML (config/train/*.yaml)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.* if present")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/resume.safetensors if present "
+                        "(model, optimiser, schedule, step, data order, random generators); else start the run")
     parser.add_argument("--out", help="output directory (overrides the config's `out`)")
     parser.add_argument("--steps", type=bounded(int, 1), help="most training steps (overrides; a config's `steps: 0` "
                         "leaves the end to the time budget)")
@@ -39,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-at", type=bounded(float, 0.0), metavar="UNIX_S",
                         help="end training by this wall-clock time (seconds since the epoch, e.g. $(date +%%s) + 400); "
                         "the time budget shrinks so that the weights are written by then")
+    parser.add_argument("--stretch-s", type=bounded(float, 0.0), metavar="S",
+                        help="train S seconds in this invocation, then save the resume state and exit (the schedule "
+                        "is unaffected; continue with --resume)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's)")
     parser.add_argument("--data-root", help="folder the config's relative data paths are under (default: "
                         "$DEPTH_SR_DATA, else ../shared/data)")
@@ -51,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_config(args: argparse.Namespace) -> TrainConfig:
     """The training config with the command line's overrides; UsageError for a bad file or folder."""
-    from depth_sr_ros.train.loop import TrainConfig, resolve_root
+    from depth_sr_ros.train.config import TrainConfig, resolve_root
 
     path = existing_file("--config", args.config, "config file")
     if args.out:
@@ -63,7 +68,7 @@ def load_config(args: argparse.Namespace) -> TrainConfig:
     try:
         config = TrainConfig.from_yaml(
             path, out=args.out, steps=args.steps, time_budget_s=args.time_budget_s, stop_at=args.stop_at,
-            device=args.device,
+            stretch_s=args.stretch_s, device=args.device,
             data_root=args.data_root, amp=args.amp, threads=args.threads, seed=args.seed,
             init_weights=args.init_weights, progress=False if args.no_progress else None)
     except (ValueError, TypeError, AttributeError, yaml.YAMLError) as err:  # syntax, unknown keys, wrong types
@@ -81,10 +86,15 @@ def load_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_torch_weights("depth-sr train (it writes safetensors weights)")  # before hours of training, not after
+    from depth_sr_ros.train.checkpoint import ResumeError
     from depth_sr_ros.train.loop import train
 
     config = load_config(args)
-    summary = train(config, resume=args.resume)
+    try:
+        summary = train(config, resume=args.resume)
+    except ResumeError as err:
+        raise UsageError(f"--resume: {err}") from None
     summary.pop("history", None)
     print(json.dumps(summary, indent=2))
     return 0
