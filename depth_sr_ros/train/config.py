@@ -8,6 +8,7 @@ file, following `extends`. Sources refuse frames of a recognised set's held-out 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from depth_sr_ros.train.datasets import (
     read_bag,
 )
 from depth_sr_ros.train.dequantize import Dequantizer
+from depth_sr_ros.train.frame_cache import cached_frames
 
 DATA_ROOT_ENV = "DEPTH_SR_DATA"
 DEFAULT_DATA_ROOT = "../shared/data"
@@ -62,9 +64,10 @@ class SourceConfig:
     terms: str = ""
     depth_bins_per_m: float | None = None
 
-    def frames(self, data_root: str = DEFAULT_DATA_ROOT, limit: int = 0) -> list[Frame]:
-        """The source's frames (the first `limit`, 0 = all); raises ValueError when one is in a known
-        set's held-out split."""
+    def frames(self, data_root: str = DEFAULT_DATA_ROOT, limit: int = 0, cache: bool = False) -> list[Frame]:
+        """The source's frames (the first `limit`, 0 = all), decoded and dequantised, or read from
+        the frame cache when `cache` (train/frame_cache.py); raises ValueError when one is in a
+        known set's held-out split."""
         root = resolve_root(self.root, data_root)
         if self.rgb_topic or self.depth_topic:
             if not (self.rgb_topic and self.depth_topic):
@@ -72,11 +75,18 @@ class SourceConfig:
             return read_bag(BagConfig(root, self.rgb_topic, self.depth_topic))
         config, names = self.folder_frames(data_root)
         dataset = FolderDataset(replace(config, scenes=tuple(names[:limit] if limit else names)))
-        if not self.depth_bins_per_m:
-            return list(dataset)
-        dequantize = Dequantizer(self.depth_bins_per_m)
-        return [replace(frame, depth=dequantize(frame.depth))
-                for frame in tqdm(dataset, desc=f"dequantise {Path(root).name}", mininterval=5.0, leave=False)]
+        dequantize = Dequantizer(self.depth_bins_per_m) if self.depth_bins_per_m else None
+
+        def prepare(frame: Frame) -> Frame:
+            return replace(frame, depth=dequantize(frame.depth)) if dequantize else frame
+
+        def progress(items):
+            return tqdm(items, desc=f"read {Path(root).name}", mininterval=5.0, leave=False)
+
+        if cache:
+            recipe = {"dequantize": dataclasses.asdict(dequantize) if dequantize else None}
+            return cached_frames(dataset, recipe, prepare, progress)
+        return [prepare(dataset[i]) for i in progress(range(len(dataset)))]
 
     def folder_frames(self, data_root: str) -> tuple[FolderConfig, list[str]]:
         """A folder source's description and the names of the frames it trains on; raises
@@ -160,6 +170,7 @@ class TrainConfig:
     amp: str = "off"
     channels_last: bool = False  # NHWC tensors for the network (faster convolutions on some CPUs)
     prefetch: bool = False  # make the next batch on a background thread (uses a second core)
+    frame_cache: bool = True  # keep decoded training frames in $XDG_CACHE_HOME/depth_sr_ros/train_frames
     init_weights: str | None = None
     zero_init: list[str] = field(default_factory=list)  # parameter-name prefixes to zero at start
     data_root: str = ""  # "" = $DEPTH_SR_DATA, else ../shared/data

@@ -200,6 +200,10 @@ class FolderDataset(Sequence[Frame]):
     def __len__(self) -> int:
         return len(self.names)
 
+    def rgb_file(self, name: str) -> Path:
+        """The colour image of frame `name`."""
+        return self._rgb_files[name]
+
     def depth_files(self) -> dict[str, Path]:
         """Frame name -> its ground-truth depth PNG."""
         return {name: Path(self.config.root) / "depth" / f"{name}.png" for name in self.names}

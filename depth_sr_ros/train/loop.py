@@ -85,7 +85,7 @@ def load_frames(config: TrainConfig) -> tuple[list[TrainFrame], list[dict[str, f
     mixes: list[dict[str, float]] = []
     groups: list[tuple[list[Frame], float, dict[str, float]]] = []
     for source in config.train:
-        groups.append((source.frames(config.resolved_data_root), source.weight,
+        groups.append((source.frames(config.resolved_data_root, cache=config.frame_cache), source.weight,
                        source.degradations or config.degradations))
     if config.synthetic_scenes:
         from depth_sr_ros.train.synthetic import SyntheticConfig, make_scene
