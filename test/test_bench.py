@@ -12,6 +12,8 @@ import pytest
 from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
 from depth_sr_ros.models import zoo
 from depth_sr_ros.tools import bench
+from depth_sr_ros.tools.bench_frames import sample_frames
+from depth_sr_ros.tools.bench_record import OVERHEAD_STAGES, STAGES
 
 HEIGHT, WIDTH, SCALE = 120, 160, 4
 
@@ -47,14 +49,14 @@ def test_one_record_per_backbone_and_backend(tiny_run):
 def test_record_fields(tiny_run):
     payload, _ = tiny_run
     for record in payload["records"]:
-        assert set(record["stages_ms"]) == set(bench.STAGES)
+        assert set(record["stages_ms"]) == set(STAGES)
         assert all(v >= 0 for v in record["stages_ms"].values())
         assert record["network_ms"] == record["stages_ms"]["network"]
         assert (record["height"], record["width"], record["scale"]) == (HEIGHT, WIDTH, SCALE)
         assert 0 < record["overhead_ms"] < record["total_ms"]
         assert record["overhead_p90_ms"] >= record["overhead_ms"]
         assert record["copy_baseline_ms"] > 0 and record["bicubic_baseline_ms"] > 0
-        assert set(record["stage_copy_baseline_ms"]) == set(bench.OVERHEAD_STAGES)
+        assert set(record["stage_copy_baseline_ms"]) == set(OVERHEAD_STAGES)
         assert record["fps"] == pytest.approx(1e3 / record["total_ms"], rel=1e-3)
         assert record["memory"]["rss_peak_mb"] > 0 and record["memory"]["frame_alloc_peak_mb"] > 0
         assert "cores" in record["machine"]
@@ -86,7 +88,7 @@ def test_machine_and_markdown(tiny_run):
 
 @pytest.mark.parametrize("scale", [2, 8, 3])
 def test_sample_frames_are_real_messages(scale):
-    frames = bench.sample_frames(480, 640, scale)
+    frames = sample_frames(480, 640, scale)
     assert len(frames) >= 3
     frame = frames[0]
     rgb, depth = rgb_from_image(frame.rgb), depth_from_image(frame.depth)

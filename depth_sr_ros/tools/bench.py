@@ -35,25 +35,18 @@ versions) is written with the results: the load average tells whether others wer
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
-import math
 import os
-import platform
-import resource
 import sys
 import tempfile
-import time
-import tracemalloc
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-from tqdm import tqdm
-
+from depth_sr_ros.tools.bench_frames import node_builder, sample_frames
+from depth_sr_ros.tools.bench_machine import machine_info, machine_label
+from depth_sr_ros.tools.bench_record import CLASSIC_BACKEND, BenchSettings, bench_record
+from depth_sr_ros.tools.bench_report import markdown, summary
 from depth_sr_ros.tools.soak import add_soak_arguments, run_soak
 from depth_sr_ros.tools.usage import (
     UsageError,
@@ -67,46 +60,8 @@ from depth_sr_ros.tools.usage import (
 
 LOG = logging.getLogger(__name__)
 
-STAGES = ("decode", "preprocess", "network", "postprocess", "pointcloud", "encode", "msg_build")
-OVERHEAD_STAGES = tuple(s for s in STAGES if s != "network")
-CLASSIC_BACKEND = "numpy"
 POINT_CHOICES = ("none", "xyz", "xyzrgb")
 DEFAULT_POINTS = "xyzrgb"  # the node's point_cloud_rgb default
-
-
-@dataclass
-class BenchSettings:
-    """What to measure. Empty `backbones`/`backends` mean every one that can run here."""
-
-    backbones: list[str] = field(default_factory=list)
-    backends: list[str] = field(default_factory=list)
-    height: int = 480
-    width: int = 640
-    scales: list[int] = field(default_factory=lambda: [4])
-    frames: int = 30
-    warmup: int = 5
-    repeats: int = 1
-    precision: str = "fp32"
-    device: str = "cpu"
-    points: str = "xyzrgb"  # "none", "xyz" or "xyzrgb" (the node's default)
-    point_stride: int = 1
-    untrained: bool = False
-    engine_cache_dir: str | None = None
-    progress: bool = True
-
-
-@dataclass
-class SampleFrame:
-    """One synchronised quadruple of rosbags messages."""
-
-    rgb: Any
-    rgb_info: Any
-    depth: Any
-    depth_info: Any
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.rgb.data.nbytes + self.depth.data.nbytes)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,299 +86,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", type=Path, default=None, help="write BENCHMARKS.md-style tables here")
     add_no_progress(parser)
     add_soak_arguments(parser)
-
-
-# ---------------------------------------------------------------- sample messages
-
-
-def sample_frames(height: int, width: int, scale: int, typestore: str = "humble") -> list[SampleFrame]:
-    """The sample frames as rosbags messages: `width`x`height` rgb8, depth 16UC1 at 1/`scale`."""
-    from depth_sr_ros.core.camera_info import scaled_camera_info_fields
-    from depth_sr_ros.core.image_msg import ImageFields
-    from depth_sr_ros.core.msg_build import rosbags_builder
-    from depth_sr_ros.replay.bag_io import load_typestore
-    from depth_sr_ros.replay.sample_bag import (
-        FRAMES,
-        FRAMES_WITHOUT_DEPTH,
-        SAMPLE_DIR,
-        decimate_depth,
-        read_sample_depth_mm,
-        read_sample_rgb,
-        rgb_camera_info,
-    )
-
-    store = load_typestore(typestore)
-    build = rosbags_builder(store)
-    header = store.types["std_msgs/msg/Header"](
-        stamp=store.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="camera_color_optical_frame"
-    )
-    native_info = build.camera_info(header, rgb_camera_info(SAMPLE_DIR / "intrinsics.json"))
-    rgb_info = build.camera_info(header, scaled_camera_info_fields(native_info, width, height))
-    rows_lr, cols_lr = math.ceil(height / scale), math.ceil(width / scale)
-    depth_info = build.camera_info(header, scaled_camera_info_fields(native_info, cols_lr, rows_lr))
-
-    frames = []
-    for name in FRAMES:
-        if name in FRAMES_WITHOUT_DEPTH:
-            continue
-        rgb = read_sample_rgb(SAMPLE_DIR, name)
-        depth_mm = read_sample_depth_mm(SAMPLE_DIR, name)
-        if rgb.shape[:2] != (height, width):
-            rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-            depth_mm = cv2.resize(depth_mm, (width, height), interpolation=cv2.INTER_NEAREST)
-        if scale % 2 == 0 and height % scale == 0 and width % scale == 0:
-            depth_lr = decimate_depth(depth_mm, scale)
-        else:
-            depth_lr = cv2.resize(depth_mm, (cols_lr, rows_lr), interpolation=cv2.INTER_NEAREST)
-        depth_lr = np.ascontiguousarray(depth_lr.astype("<u2"))
-        rgb_fields = ImageFields(height, width, "rgb8", 0, width * 3, np.ascontiguousarray(rgb).reshape(-1))
-        depth_fields = ImageFields(rows_lr, cols_lr, "16UC1", 0, cols_lr * 2, depth_lr.view(np.uint8).reshape(-1))
-        frames.append(
-            SampleFrame(build.image(header, rgb_fields), rgb_info, build.image(header, depth_fields), depth_info)
-        )
-    return frames
-
-
-# ---------------------------------------------------------------- machine and baselines
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, cores, load, library versions, GPU: what a benchmark row must name."""
-    import onnxruntime
-    import torch
-
-    from depth_sr_ros.backends import BackendConfig, cpu_threads
-
-    cpu, detail = platform.processor() or platform.machine(), {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = (part.strip() for part in line.partition(":"))
-            if key in ("model name", "cpu family", "model", "cpu MHz", "flags") and key not in detail:
-                detail[key] = value
-        cpu = detail.get("model name", cpu)
-    except OSError:
-        pass
-    simd = [flag for flag in ("avx2", "fma", "avx512f", "avx512_vnni", "neon") if flag in detail.get("flags", "").split()]
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cpu_detail": (
-            f"family {detail.get('cpu family', '?')} model {detail.get('model', '?')}, "
-            f"{float(detail.get('cpu MHz', 'nan')):.0f} MHz, {'/'.join(simd) or 'no AVX2'}"
-        ),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "load_average_1min": round(os.getloadavg()[0], 2),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
-        "backend_cpu_threads": cpu_threads(BackendConfig(device="cpu")),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    try:
-        import tensorrt
-
-        info["tensorrt"] = tensorrt.__version__
-    except ImportError:
-        info["tensorrt"] = None
-    return info
-
-
-def machine_label(info: dict[str, Any]) -> str:
-    gpu = f", {info['gpu']}" if info.get("gpu") else ", no GPU"
-    return f"{info['cpu']} ({info['usable_cores']} cores){gpu}"
-
-
-def copy_ms(nbytes: int, repeats: int = 15) -> float:
-    """Median time of one numpy copy of `nbytes` bytes (fresh source and destination buffers)."""
-    if nbytes <= 0:
-        return 0.0
-    src = np.ones(nbytes, dtype=np.uint8)
-    dst = np.empty_like(src)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        np.copyto(dst, src)
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
-
-
-def stage_bytes(frame: SampleFrame, out: Any) -> dict[str, int]:
-    """Bytes each overhead stage reads plus writes, from the frame's actual arrays; "frame" is the
-    input messages' bytes plus the output messages' (depth image and cloud)."""
-    rows, cols = out.depth.shape
-    hr_f32 = rows * cols * 4
-    rgb_u8 = int(frame.rgb.data.nbytes)
-    depth_in = int(frame.depth.data.nbytes)
-    lr_f32 = int(frame.depth.height * frame.depth.width * 4)
-    cloud = int(out.points.data.nbytes) if out.points is not None else 0
-    image = int(out.image.data.nbytes)
-    coloured = out.points is not None and any(f.name == "rgb" for f in out.points.fields)
-    return {
-        "decode": rgb_u8 + depth_in + rgb_u8 + lr_f32,
-        "preprocess": rgb_u8 + lr_f32 + rgb_u8 * 4 + 2 * lr_f32,
-        "postprocess": hr_f32 + hr_f32,
-        "pointcloud": hr_f32 + (rgb_u8 if coloured else 0) + cloud,
-        "encode": hr_f32 + image,
-        "msg_build": 2 * (image + cloud),
-        "frame": frame.nbytes + image + cloud,
-    }
-
-
-# ---------------------------------------------------------------- one record
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
-def build_processor(backbone: str, backend: str, scale: int, settings: BenchSettings, weights: Path | None):
-    """The node's objects for one record: FrameProcessor(DepthSR(SRConfig)) and OutputConfig."""
-    from depth_sr_ros.core.frame_processor import FrameProcessor, OutputConfig
-    from depth_sr_ros.core.pipeline import DepthSR, SRConfig
-
-    config = SRConfig(
-        scale=scale,
-        backbone=backbone,
-        weights=str(weights) if weights else None,
-        inference_backend=backend if backend != CLASSIC_BACKEND else "auto",
-        precision=settings.precision,
-        device=settings.device,
-    )
-    if settings.engine_cache_dir:
-        config = dataclasses.replace(config, engine_cache_dir=settings.engine_cache_dir)
-    output = OutputConfig(output_encoding="32FC1", point_cloud_rgb=settings.points == "xyzrgb",
-                          point_stride=settings.point_stride)
-    return FrameProcessor(DepthSR(config), output)
-
-
-def time_frames(processor, frames: list[SampleFrame], builder, warmup: int, count: int, label: str,
-                want_points: bool = True, progress: bool = True):
-    """Per-stage times (ms) of `count` frames after `warmup`, per-frame totals, the last FrameOutput."""
-    times: dict[str, list[float]] = {stage: [] for stage in STAGES}
-    totals: list[float] = []
-    out = None
-    for i in tqdm(range(warmup + count), desc=label, leave=False, disable=None if progress else True):
-        frame = frames[i % len(frames)]
-        start = time.perf_counter()
-        out = processor.process(frame.rgb, frame.rgb_info, frame.depth, frame.depth_info, want_points=want_points)
-        mark = time.perf_counter()
-        header = frame.rgb.header
-        builder.image(header, out.image)
-        builder.camera_info(header, out.camera_info)
-        if out.points is not None:
-            builder.point_cloud(header, out.points)
-        end = time.perf_counter()
-        if i < warmup:
-            continue
-        stage_ms = {stage: float(out.timings_ms.get(stage, 0.0)) for stage in STAGES}
-        stage_ms["msg_build"] = (end - mark) * 1e3
-        for stage in STAGES:
-            times[stage].append(stage_ms[stage])
-        totals.append((end - start) * 1e3)
-    return times, totals, out
-
-
-def shipped_or_given_weights(processor, backbone: str, scale: int, weights: Path | None) -> str | None:
-    """The weights file a network record ran with (given, or the shipped one DepthSR found)."""
-    from depth_sr_ros.models import zoo
-
-    if not hasattr(processor.pipeline.upsampler, "backend"):
-        return None
-    found = weights or processor.pipeline.weights or zoo.find_weights(backbone, scale)
-    return str(found) if found else None
-
-
-def frame_alloc_peak_mb(processor, frame: SampleFrame, builder, want_points: bool = True) -> float:
-    """Peak of Python/numpy allocations during one frame (tracemalloc), MiB."""
-    tracemalloc.start()
-    try:
-        out = processor.process(frame.rgb, frame.rgb_info, frame.depth, frame.depth_info, want_points=want_points)
-        builder.image(frame.rgb.header, out.image)
-        if out.points is not None:
-            builder.point_cloud(frame.rgb.header, out.points)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak / 2**20
-
-
-def bench_record(
-    backbone: str, backend: str, scale: int, frames: list[SampleFrame], builder, settings: BenchSettings,
-    weights: Path | None, bicubic_ms: float | None, label: str,
-) -> dict[str, Any]:
-    """Time one (backbone, backend, resolution, scale) and summarise it as one JSON record."""
-    import torch
-
-    processor = build_processor(backbone, backend, scale, settings, weights)
-    cuda = settings.device.startswith("cuda") and torch.cuda.is_available()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    run_medians: list[dict[str, float]] = []
-    pooled: dict[str, list[float]] = {key: [] for key in (*STAGES, "overhead", "total")}
-    copies: list[dict[str, float]] = []
-    for index in range(settings.repeats):
-        warmup = settings.warmup if index == 0 else 0
-        times, totals, out = time_frames(processor, frames, builder, warmup, settings.frames, label,
-                                         settings.points != "none", settings.progress)
-        times["overhead"] = [sum(times[s][i] for s in OVERHEAD_STAGES) for i in range(len(totals))]
-        times["total"] = totals
-        run_medians.append({key: _percentile(values, 50) for key, values in times.items()})
-        for key, values in times.items():
-            pooled[key] += values
-        sizes = stage_bytes(frames[0], out)
-        copies.append({key: copy_ms(nbytes) for key, nbytes in sizes.items()})
-
-    def median(key: str, runs: list[dict[str, float]] = run_medians) -> float:
-        return float(np.median([run[key] for run in runs]))
-
-    upsampler = processor.pipeline.upsampler
-    detail = upsampler.backend.describe() if hasattr(upsampler, "backend") else CLASSIC_BACKEND
-    network_ms, overhead_ms, total_ms = median("network"), median("overhead"), median("total")
-    frame_copy = median("frame", copies)
-    return {
-        "backbone": backbone,
-        "backend": backend,
-        "backend_detail": detail,
-        "weights": shipped_or_given_weights(processor, backbone, scale, weights),
-        "untrained": bool(weights is not None),
-        "height": settings.height,
-        "width": settings.width,
-        "scale": scale,
-        "precision": settings.precision,
-        "device": settings.device,
-        "frames": settings.frames,
-        "warmup": settings.warmup,
-        "runs": settings.repeats,
-        "stages_ms": {s: round(median(s), 4) for s in STAGES},
-        "stages_p90_ms": {s: round(_percentile(pooled[s], 90), 4) for s in STAGES},
-        "network_ms": round(network_ms, 4),
-        "network_p90_ms": round(_percentile(pooled["network"], 90), 4),
-        "bicubic_baseline_ms": round(bicubic_ms, 4) if bicubic_ms is not None else None,
-        "network_vs_bicubic": round(network_ms / bicubic_ms, 2) if bicubic_ms else None,
-        "overhead_ms": round(overhead_ms, 4),
-        "overhead_p90_ms": round(_percentile(pooled["overhead"], 90), 4),
-        "copy_baseline_ms": round(frame_copy, 4),
-        "overhead_vs_copy": round(overhead_ms / frame_copy, 1) if frame_copy else None,
-        "stage_copy_baseline_ms": {s: round(median(s, copies), 4) for s in OVERHEAD_STAGES},
-        "bytes": sizes,
-        "run_medians_ms": {k: [round(run[k], 3) for run in run_medians] for k in ("network", "overhead", "total")},
-        "total_ms": round(total_ms, 4),
-        "total_p90_ms": round(_percentile(pooled["total"], 90), 4),
-        "fps": round(1e3 / total_ms, 2) if total_ms else None,
-        "memory": {
-            "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "frame_alloc_peak_mb": round(frame_alloc_peak_mb(processor, frames[0], builder,
-                                                             settings.points != "none"), 2),
-            "cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
-        },
-    }
-
-
-# ---------------------------------------------------------------- what to run
 
 
 def default_backends(device: str) -> list[str]:
@@ -473,17 +135,6 @@ def plan_backbones(settings: BenchSettings, scale: int, scratch: Path) -> tuple[
     return plan, skipped
 
 
-def node_builder(typestore: str = "humble"):
-    """The node's MessageBuilder adapters (rclpy) over the rosbags message classes."""
-    from depth_sr_ros.core.msg_build import MESSAGE_KEYS, MessageBuilder
-    from depth_sr_ros.replay.bag_io import load_typestore
-    from depth_sr_ros.ros.rclpy_messages import float_list, uint8_array
-
-    store = load_typestore(typestore)
-    types = {key: store.types[f"sensor_msgs/msg/{key}"] for key in MESSAGE_KEYS}
-    return MessageBuilder(types, data_adapter=uint8_array, float_array_adapter=float_list)
-
-
 def run_bench(settings: BenchSettings) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
     """Every record for `settings`, the skipped combinations and the machine description."""
     from depth_sr_ros.core.backbones import get_backbone
@@ -522,57 +173,6 @@ def run_bench(settings: BenchSettings) -> tuple[list[dict[str, Any]], list[str],
     for record in records:
         record["machine"] = label
     return records, skipped, machine
-
-
-# ---------------------------------------------------------------- reports
-
-
-def markdown(records: list[dict[str, Any]], machine: dict[str, Any], command: str, skipped: list[str]) -> str:
-    """Two tables (totals, then overhead stages against their copy baselines) naming the machine."""
-    lines = [
-        f"Machine: {machine_label(machine)} [{machine['cpu_detail']}]; {machine['backend_cpu_threads']} inference thread(s); torch {machine['torch']}, "
-        f"onnxruntime {machine['onnxruntime']}, numpy {machine['numpy']}, OpenCV {machine['opencv']}"
-        + (f", TensorRT {machine['tensorrt']}" if machine.get("tensorrt") else "")
-        + f". Load average {machine['load_average_1min']} before, {machine['load_average_1min_after']} after.",
-        "",
-        f"Command: `{command}`",
-        "",
-        (
-            "| backbone | backend (runs on) | output | scale | network ms (p90) | bicubic ms | overhead ms (p90) "
-            "| copy baseline ms | overhead / copy | FPS | peak RSS MB |"
-        ),
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in records:
-        lines.append(
-            f"| {r['backbone']}{' (untrained)' if r['untrained'] else ''} | {r['backend']} ({r['backend_detail']}) "
-            f"| {r['width']}x{r['height']} | x{r['scale']} | {r['network_ms']:.2f} ({r['network_p90_ms']:.2f}) "
-            f"| {r['bicubic_baseline_ms']:.2f} | {r['overhead_ms']:.2f} ({r['overhead_p90_ms']:.2f}) "
-            f"| {r['copy_baseline_ms']:.3f} | {r['overhead_vs_copy']:.1f} | {r['fps']:.1f} "
-            f"| {r['memory']['rss_peak_mb']:.0f} |"
-        )
-    lines += [
-        "",
-        "Overhead stages, median ms (numpy copy of the stage's bytes read + written, ms):",
-        "",
-        "| backbone | backend | scale | " + " | ".join(OVERHEAD_STAGES) + " |",
-        "|---|---|---|" + "---|" * len(OVERHEAD_STAGES),
-    ]
-    for r in records:
-        cells = [f"{r['stages_ms'][s]:.2f} ({r['stage_copy_baseline_ms'][s]:.3f})" for s in OVERHEAD_STAGES]
-        lines.append(f"| {r['backbone']} | {r['backend']} | x{r['scale']} | " + " | ".join(cells) + " |")
-    if skipped:
-        lines += ["", "Not measured: " + "; ".join(skipped) + "."]
-    return "\n".join(lines) + "\n"
-
-
-def summary(records: list[dict[str, Any]]) -> str:
-    rows = [
-        f"{r['backbone']:>16} {r['backend']:>12} x{r['scale']:<2} network {r['network_ms']:8.2f} ms  "
-        f"overhead {r['overhead_ms']:6.2f} ms ({r['overhead_vs_copy']:.0f}x copy)  {r['fps']:6.1f} FPS"
-        for r in records
-    ]
-    return "\n".join(rows)
 
 
 def check_args(args: argparse.Namespace) -> None:

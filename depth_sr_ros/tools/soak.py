@@ -63,7 +63,7 @@ def rss_mb() -> float:
 def write_soak_bag(path: Path, frames: int, height: int, width: int, scale: int) -> int:
     """A bag of `frames` RGB-D frames tiled from the bench sample frames with fresh stamps; its bytes."""
     from depth_sr_ros.replay.bag_io import BagWriter, load_typestore
-    from depth_sr_ros.tools.bench import sample_frames
+    from depth_sr_ros.tools.bench_frames import sample_frames
 
     store = load_typestore("humble")
     samples = sample_frames(height, width, scale)
@@ -169,7 +169,7 @@ def run_soak(args: argparse.Namespace) -> int:
 
     from depth_sr_ros.core.pipeline import SRConfig
     from depth_sr_ros.replay.runner import ReplayConfig, ReplayRunner
-    from depth_sr_ros.tools.bench import machine_info, machine_label
+    from depth_sr_ros.tools.bench_machine import machine_info, machine_label
 
     scale = args.scale[0]
     backbone = args.backbones[0] if args.backbones else "auto"
