@@ -1,9 +1,11 @@
-"""The node module passes ruff and mypy on a machine without ROS (issue 3's acceptance).
+"""Static checks: the node module passes ruff and mypy on a machine without ROS (issue 3's
+acceptance) and the package has no import circle.
 
-Its ROS imports are lazy or guarded, and setup.cfg marks the ROS packages as optional for mypy,
-so both checkers run here exactly as on a developer laptop.
+The node's ROS imports are lazy or guarded, and setup.cfg marks the ROS packages as optional for
+mypy, so both checkers run here exactly as on a developer laptop.
 """
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -25,3 +27,78 @@ NODE_MODULE = "depth_sr_ros/ros"
 def test_node_module_passes_static_checks_without_ros(command):
     result = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+PACKAGE = "depth_sr_ros"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted((ROOT / PACKAGE).rglob("*.py"))}
+
+
+def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package's modules that `name` imports anywhere in its body: at the top, or lazily in a
+    function (a lazy import still makes a circle: each module needs the other to work)."""
+    found = set()
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the package, one level up per extra dot
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:  # `from pkg import module` imports the module, else pkg itself
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+    return {module for module in found if module in modules and module != name}
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph[module]):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return circles
+
+
+def test_import_circles_are_found():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert import_circles(graph) == [["a", "b", "c"]]
+    assert import_circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circle_in_the_package():
+    modules = package_modules()
+    graph = {name: imported_modules(name, path, modules) for name, path in modules.items()}
+    assert graph["depth_sr_ros.models.weights"] >= {"depth_sr_ros.models.card", "depth_sr_ros.models.zoo"}
+    assert import_circles(graph) == []
+
