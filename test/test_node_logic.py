@@ -33,8 +33,8 @@ from depth_sr_ros.replay.sample_bag import (
     rgb_camera_info,
     tum_depth_to_millimetres,
 )
+from depth_sr_ros.ros import parameter_table, topics
 from depth_sr_ros.ros import parameters as table
-from depth_sr_ros.ros import topics
 from depth_sr_ros.ros.frame_handler import (
     INTERNAL_ERROR,
     FrameHandler,
@@ -163,7 +163,8 @@ def test_bad_values_are_rejected_with_a_reason(name, value, fragment):
     assert reason is not None and fragment in reason and name in reason
 
 
-def test_good_values_pass_and_ints_are_accepted_for_floats():
+def test_good_values_pass_and_ints_are_accepted_for_floats(monkeypatch):
+    monkeypatch.setattr(parameter_table, "cuda_device_count", lambda: 2)
     assert table.PARAMETER_BY_NAME["device"].check("cuda:1") is None
     assert table.PARAMETER_BY_NAME["scale"].check(16) is None
     params = table.NodeParams.from_values({"slop": 0, "backbone": "gta_dinov2"})
@@ -259,7 +260,7 @@ def test_failed_rebuild_keeps_the_old_pipeline():
         built.append(params.backbone)
         return f"pipeline:{params.backbone}"
 
-    slot = PipelineSlot(build_pipeline, lambda pipeline, params: (pipeline, params.output_encoding))
+    slot = PipelineSlot(build_pipeline, lambda pipeline, params, bounds: (pipeline, params.output_encoding))
     assert slot.build(table.NodeParams.defaults()) is None  # no RGB size known: no warm-up
     before = slot.processor
     with pytest.raises(FileNotFoundError):

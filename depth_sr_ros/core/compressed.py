@@ -154,7 +154,7 @@ def _jpeg_header(data: memoryview, what: str) -> tuple[int, int]:
 
 def _encoded_size(payload: np.ndarray, what: str) -> tuple[int, int, tuple[int, int] | None]:
     """The size a PNG or JPEG file claims in its header (and a PNG's type); anything else is refused."""
-    data = memoryview(payload)
+    data = payload.data  # a memoryview of the contiguous bytes, no copy
     if bytes(data[:8]) == PNG_SIGNATURE:
         return _png_header(data, what)
     if bytes(data[:2]) == JPEG_SOI:

@@ -7,7 +7,9 @@ stamp, else the latest earlier one, the policy `depth-sr replay` uses
 camera has shown that its CameraInfos carry the image stamps, a lookup waits up to
 `INFO_WAIT_S` for the one with the pair's stamp before it falls back to the latest earlier one.
 A pair whose RGB CameraInfo never arrived is skipped as `missing_camera_info`, counted and
-logged like any bad frame.
+logged like any bad frame. An image (or cloud) stamped 0 never reaches the synchroniser: it is
+skipped as `zero_stamp` (`zero_stamp_error`), as `depth-sr replay` does (an unset clock says
+nothing about which frame it is).
 
 Messages are read by field name, so rclpy messages (node) and rosbags messages (tests) both work.
 """
@@ -26,6 +28,7 @@ from depth_sr_ros.core.sync import match_camera_info
 from depth_sr_ros.ros.health import HealthMonitor
 
 INTERNAL_ERROR = "internal_error"  # an unexpected exception while processing one pair
+ZERO_STAMP = "zero_stamp"  # replay's reason for the same message
 INFO_WAIT_S = 0.05  # how long a lookup waits for the CameraInfo with the image's own stamp
 
 
@@ -37,6 +40,14 @@ def stamp_ns(header: Any) -> int:
 def stamp_seconds(header: Any) -> float:
     """A message header's stamp in seconds."""
     return stamp_ns(header) * 1e-9
+
+
+def zero_stamp_error(topic: str, header: Any) -> FrameError | None:
+    """FrameError("zero_stamp") for an input image or cloud stamped 0, else None."""
+    if stamp_ns(header) != 0:
+        return None
+    return FrameError(ZERO_STAMP, f"a {topic} message stamped 0 (the publisher's clock is not set); "
+                      "it cannot be paired by stamp")
 
 
 class InfoCache:

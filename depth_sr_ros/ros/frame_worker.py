@@ -3,7 +3,8 @@
     worker = FrameWorker(slot, handler, publish, now_s, logger)   # at activation
     worker.start()                      # the worker thread
     worker.offer(pair)                  # synchroniser callback: only the newest pair is kept
-    worker.request_warm_up((640, 480))  # RGB CameraInfo callback
+    worker.camera_info("rgb", info)     # CameraInfo callbacks: checked, kept, warm-up asked for
+    worker.refuse(error)                # an input refused before pairing (zero_stamp): counted, logged
     worker.stop()                       # deactivation: waits for the frame in flight, joins
 
 Bounded latency: `offer` keeps one pair; a pair offered while another is still waiting makes
@@ -15,7 +16,12 @@ threads that share the GIL with the executor's own loop. Frames processed on a t
 own leave the executor free for /clock, TF, the inputs and the services, and they do not depend
 on how the executor schedules a long callback.
 
-Bad pairs are counted by the handler and logged at most once per reason every
+CameraInfo is checked when it arrives, against the pixel limit (`core/limits.py`,
+`max_image_pixels`): one claiming more is skipped as `oversize` and never kept or warmed up for,
+so the frame it came with uses the latest earlier CameraInfo. An RGB CameraInfo asks for a
+warm-up at its size only while that is the RGB stream's established size or none is yet.
+
+Bad pairs and refused messages are counted and logged at most once per reason every
 `skip_log_period_s` seconds (`health.SkipLog`), with how many were held back.
 """
 
@@ -27,6 +33,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.limits import OVERSIZE
 from depth_sr_ros.ros.frame_handler import Extrinsic, FrameHandler, FrameInputs, PairResult
 from depth_sr_ros.ros.health import STALE_PAIR, SkipLog
 from depth_sr_ros.ros.pipeline_slot import PipelineSlot, Size
@@ -87,6 +95,29 @@ class FrameWorker:
         if stale:
             self.handler.health.count_skip(STALE_PAIR)
 
+    def camera_info(self, stream: str, msg: Any) -> None:
+        """A CameraInfo of `stream` ("rgb" or "depth") arrived: keep it for matching unless it is
+        oversize (counted, logged); an RGB one asks for a warm-up at its size (module docstring)."""
+        cache = self.handler.rgb_infos if stream == "rgb" else self.handler.depth_infos
+        if cache is None:
+            return
+        bounds = self.slot.bounds
+        try:
+            size: Size | None = bounds.camera_info_size(msg, f"CameraInfo on {cache.topic}")
+        except FrameError as error:
+            if error.reason == OVERSIZE:
+                self.refuse(error)
+                return
+            size = None  # broken otherwise: kept, and the frame it goes with is skipped with the reason
+        cache.put(msg)
+        if stream == "rgb" and size is not None and bounds.established("rgb") in (None, size):
+            self.request_warm_up(size)
+
+    def refuse(self, error: FrameError) -> None:
+        """An input message refused on its own (not a pair): counted by reason, logged throttled."""
+        self.handler.health.count_skip(error.reason)
+        self._log_skip(PairResult(skip=error), "message")
+
     def request_warm_up(self, size: Size) -> None:
         """Have the pipeline warmed up for this RGB size (no-op when it already is or is asked)."""
         with self._changed:
@@ -135,7 +166,7 @@ class FrameWorker:
         publish_ms = self._publish(out.image, out.camera_info, out.points)
         self.handler.health.count_published(out.stamp_s, self._now_s(), out.processing_ms, out.build_ms, publish_ms)
 
-    def _log_skip(self, result: PairResult) -> None:
+    def _log_skip(self, result: PairResult, what: str = "frame") -> None:
         skip = result.skip
         reason = skip.reason if skip is not None else "unknown"
         held = self._skip_log.admit(reason, time.monotonic())
@@ -144,9 +175,9 @@ class FrameWorker:
         more = f" ({held} more since the last such line)" if held else ""
         if result.exception is not None:
             trace = "".join(traceback.format_exception(result.exception))
-            self.logger.error(f"frame skipped ({reason}){more}: {skip}\n{trace}")
+            self.logger.error(f"{what} skipped ({reason}){more}: {skip}\n{trace}")
         else:
-            self.logger.warning(f"frame skipped ({reason}){more}: {skip}")
+            self.logger.warning(f"{what} skipped ({reason}){more}: {skip}")
 
 
 def _no_extrinsic(rgb: Any, source: Any) -> Any:

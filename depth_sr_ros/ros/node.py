@@ -88,8 +88,9 @@ class DepthSRNode(_LifecycleNode):
         self._health = HealthMonitor(
             p.health_period, window_start=time.monotonic(), paired_topics=topics.synchronised_topics(p.input_mode)
         )
+        self._slot.bounds.reset()  # a new activation: the streams' sizes are fixed anew by their first good frames
         try:
-            self._inputs = Inputs(self, p, self._on_pair, self._health.count_input, self._on_rgb_info)
+            self._inputs = Inputs(self, p, self._on_pair, self._health.count_input, self._on_info, self._refuse)
         except Exception as error:  # noqa: BLE001 - e.g. message_filters or tf2_ros missing: say why
             self.get_logger().error(f"activate failed: {type(error).__name__}: {error}")
             return TransitionCallbackReturn.FAILURE
@@ -178,9 +179,13 @@ class DepthSRNode(_LifecycleNode):
         if (worker := self._worker) is not None:
             worker.offer(pair)
 
-    def _on_rgb_info(self, info: Any) -> None:
+    def _on_info(self, stream: str, info: Any) -> None:
         if (worker := self._worker) is not None:
-            worker.request_warm_up((int(info.width), int(info.height)))
+            worker.camera_info(stream, info)
+
+    def _refuse(self, error: Any) -> None:
+        if (worker := self._worker) is not None:
+            worker.refuse(error)
 
     # -------------------------------------------------------------------------------- health
 

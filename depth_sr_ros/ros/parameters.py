@@ -1,9 +1,10 @@
-"""The node's parameter table, without ROS: one source for the node, its launch file and replay.
+"""The node's parameters without ROS: their values, the rules between them, runtime changes.
 
-`PARAMETERS` is the one table of node parameters (name, type, default, description, allowed
-values or range, and when a change takes effect). The node's `ParameterDescriptor`s, the
-launch file's argument choices, `config/sr.yaml` and the `depth-sr replay` flags are all made
-from it, so a value the node refuses is refused offline too.
+`PARAMETERS` (rows in `parameter_table.py`, importable from here) is the one table of node
+parameters (name, type, default, description, allowed values or range, and when a change takes
+effect). The node's `ParameterDescriptor`s, the launch file's argument choices, `config/sr.yaml`
+and the `depth-sr replay` flags are all made from it, so a value the node refuses is refused
+offline too.
 
 Runtime changes (`plan_change`) follow one policy, by the parameter's `apply` class:
 - `APPLY_REBUILD` (scale, backbone, weights, inference_backend, precision, device,
@@ -13,320 +14,49 @@ Runtime changes (`plan_change`) follow one policy, by the parameter's `apply` cl
   build error) the change is rejected with the build error as its reason and the old pipeline
   keeps running.
 - `APPLY_LIVE` (output_encoding, publish_points, point_cloud_rgb, point_stride, assume_registered,
-  tf_timeout):
-  applied from the next frame on.
+  tf_timeout, max_image_pixels): applied from the next frame on.
 - `APPLY_ON_ACTIVATE` (queue_size, slop, exact_sync, input_mode, rgb_transport,
   depth_transport, health_period): read when the node activates, because they shape the
   subscriptions and timers. While the node is active a change is refused with a reason that
   says to deactivate, set, and activate again.
 
 A value is checked whether or not the running backbone uses it (`device`, `inference_backend`
-and `weights` under a classic backbone): a parameter is never stored invalid.
+and `weights` under a classic backbone): a parameter is never stored invalid, and one that
+cannot take effect here (a CUDA device this machine does not have) is refused with the reason.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from depth_sr_ros.ros.topics import DEPTH_TRANSPORTS, INPUT_MODES, RGB_TRANSPORTS
-
-# ---------------------------------------------------------------------------------------------
-# Parameter table
-
-APPLY_REBUILD = "rebuild"
-APPLY_LIVE = "live"
-APPLY_ON_ACTIVATE = "on_activate"
-
-SCALES = (2, 4, 8, 16)
-CLASSIC_BACKBONES = ("bicubic", "guided_filter", "joint_bilateral", "normalized_conv")
-NETWORK_BACKBONES = ("lite", "lite_unet", "nafnet_adain", "gta_dinov2")
-BACKBONE_CHOICES = ("auto", *CLASSIC_BACKBONES, *NETWORK_BACKBONES)
-INFERENCE_BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
-PRECISIONS = ("fp32", "fp16")
-OUTPUT_ENCODINGS = ("32FC1", "16UC1")
-MAX_IMAGE_SIDE = 16384  # pixels, for input_width / input_height
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-WEIGHTS_SUFFIX = ".safetensors"
-
-
-def _weights_file(value: str) -> str | None:
-    """None when `value` is empty (the shipped weights) or an existing .safetensors file."""
-    if not value:
-        return None
-    if not value.endswith(WEIGHTS_SUFFIX):
-        return f"weights={value!r} must be a {WEIGHTS_SUFFIX} file (or empty for the shipped weights)"
-    if not Path(value).expanduser().is_file():
-        return f"weights={value!r}: no such file"
-    return None
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One node parameter. `choices` or `value_range` (inclusive) constrain the value."""
-
-    name: str
-    type: type
-    default: Any
-    description: str
-    apply: str
-    choices: tuple[Any, ...] | None = None
-    value_range: tuple[float, float] | None = None
-    pattern: re.Pattern[str] | None = None
-    pattern_text: str = ""
-    validator: Callable[[Any], str | None] | None = None  # a check beyond type/choices/range/pattern
-
-    def constraints_text(self) -> str:
-        """The human-readable constraint, for `ParameterDescriptor.additional_constraints`."""
-        if self.choices is not None:
-            return "one of: " + ", ".join(str(c) for c in self.choices)
-        if self.value_range is not None:
-            return f"from {self.value_range[0]} to {self.value_range[1]} (inclusive)"
-        return self.pattern_text
-
-    def check(self, value: Any) -> str | None:
-        """None when `value` is allowed, else the reason it is not."""
-        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if type(value) is not self.type:
-            return f"{self.name} must be {self.type.__name__}; got {type(value).__name__} {value!r}"
-        if self.choices is not None and value not in self.choices:
-            return f"{self.name}={value!r} is not allowed; {self.constraints_text()}"
-        if self.value_range is not None:
-            lo, hi = self.value_range
-            number = float(cast(float, value))
-            if not math.isfinite(number):
-                return f"{self.name}={value!r} must be finite"
-            if not lo <= number <= hi:
-                return f"{self.name}={value!r} is out of range; {self.constraints_text()}"
-        if self.pattern is not None and not self.pattern.match(str(value)):
-            return f"{self.name}={value!r} is not allowed; {self.pattern_text}"
-        if self.validator is not None:
-            return self.validator(value)
-        return None
-
-
-PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec(
-        "scale",
-        int,
-        4,
-        "Upsampling factor: depth is super-resolved to the RGB resolution from a "
-        "model input grid of RGB size / scale (input depth of another size is resampled to it).",
-        APPLY_REBUILD,
-        choices=SCALES,
-    ),
-    ParamSpec(
-        "backbone",
-        str,
-        "auto",
-        "Super-resolution backbone by registry name; 'auto' = the best shipped backbone for the scale.",
-        APPLY_REBUILD,
-        choices=BACKBONE_CHOICES,
-    ),
-    ParamSpec(
-        "weights",
-        str,
-        "",
-        "Weights file (.safetensors) for a network backbone; empty = the "
-        "shipped weights for backbone and scale.",
-        APPLY_REBUILD,
-        pattern_text="empty, or an existing .safetensors file",
-        validator=_weights_file,
-    ),
-    ParamSpec(
-        "inference_backend",
-        str,
-        "auto",
-        "Inference backend for network backbones; 'auto' = TensorRT, else ONNX Runtime, else PyTorch.",
-        APPLY_REBUILD,
-        choices=INFERENCE_BACKENDS,
-    ),
-    ParamSpec(
-        "precision",
-        str,
-        "fp32",
-        "Network precision (fp16 only where the backend supports it).",
-        APPLY_REBUILD,
-        choices=PRECISIONS,
-    ),
-    ParamSpec(
-        "device",
-        str,
-        "auto",
-        "Compute device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
-        APPLY_REBUILD,
-        pattern=_DEVICE,
-        pattern_text="auto, cpu, cuda or cuda:N",
-    ),
-    ParamSpec(
-        "engine_cache_dir",
-        str,
-        "",
-        "Directory for cached TensorRT engines; empty = the backend's default cache directory.",
-        APPLY_REBUILD,
-    ),
-    ParamSpec(
-        "min_depth",
-        float,
-        0.1,
-        "Nearest valid depth in metres; input depth below it is treated as invalid.",
-        APPLY_REBUILD,
-        value_range=(0.0, 1000.0),
-    ),
-    ParamSpec(
-        "max_depth",
-        float,
-        20.0,
-        "Farthest valid depth in metres; input depth beyond it is treated as invalid.",
-        APPLY_REBUILD,
-        value_range=(0.01, 1000.0),
-    ),
-    ParamSpec(
-        "input_width",
-        int,
-        0,
-        "RGB image width in pixels that configure builds and warms up the network for; 0 = at the "
-        "first RGB CameraInfo (then the first frame waits for the build).",
-        APPLY_REBUILD,
-        value_range=(0, MAX_IMAGE_SIDE),
-    ),
-    ParamSpec(
-        "input_height",
-        int,
-        0,
-        "RGB image height in pixels that configure builds and warms up the network for; 0 = at the "
-        "first RGB CameraInfo.",
-        APPLY_REBUILD,
-        value_range=(0, MAX_IMAGE_SIDE),
-    ),
-    ParamSpec(
-        "output_encoding",
-        str,
-        "32FC1",
-        "Encoding of depth_sr/image: 32FC1 metres (NaN = "
-        "invalid) or 16UC1 millimetres (0 = invalid), REP 118.",
-        APPLY_LIVE,
-        choices=OUTPUT_ENCODINGS,
-    ),
-    ParamSpec(
-        "publish_points",
-        bool,
-        True,
-        "Publish depth_sr/points (built only while it has subscribers).",
-        APPLY_LIVE,
-    ),
-    ParamSpec("point_cloud_rgb", bool, True, "Colour the point cloud (XYZRGB) instead of XYZ.", APPLY_LIVE),
-    ParamSpec(
-        "point_stride",
-        int,
-        1,
-        "Keep every Nth pixel in each direction in the point cloud.",
-        APPLY_LIVE,
-        value_range=(1, 16),
-    ),
-    ParamSpec(
-        "queue_size",
-        int,
-        10,
-        "Synchroniser queue size per input (message_filters).",
-        APPLY_ON_ACTIVATE,
-        value_range=(1, 1000),
-    ),
-    ParamSpec(
-        "slop",
-        float,
-        0.02,
-        "Largest stamp difference in seconds for an approximate-time pair.",
-        APPLY_ON_ACTIVATE,
-        value_range=(0.0, 10.0),
-    ),
-    ParamSpec(
-        "exact_sync",
-        bool,
-        False,
-        "Pair only identical stamps (TimeSynchronizer) instead of ApproximateTimeSynchronizer.",
-        APPLY_ON_ACTIVATE,
-    ),
-    ParamSpec(
-        "input_mode",
-        str,
-        "depth",
-        "'depth': depth/image + depth/camera_info registered to the RGB camera; 'unaligned_depth': "
-        "the same topics from a depth camera with its own frame, registered with TF; 'lidar': "
-        "lidar/points (PointCloud2) projected into the RGB camera with TF.",
-        APPLY_ON_ACTIVATE,
-        choices=INPUT_MODES,
-    ),
-    ParamSpec(
-        "assume_registered",
-        bool,
-        False,
-        "input_mode 'depth' only: accept depth whose header frame_id differs from the RGB image's as "
-        "already registered to the RGB camera (some drivers register depth but keep the depth "
-        "camera's frame name). False refuses such frames as 'unregistered_depth'; depth from "
-        "another camera needs input_mode 'unaligned_depth'.",
-        APPLY_LIVE,
-    ),
-    ParamSpec(
-        "rgb_transport",
-        str,
-        "raw",
-        "image_transport of the colour input: 'raw' (sensor_msgs/Image on rgb/image) or 'compressed' "
-        "(sensor_msgs/CompressedImage, jpeg or png, on <rgb/image resolved>/compressed).",
-        APPLY_ON_ACTIVATE,
-        choices=RGB_TRANSPORTS,
-    ),
-    ParamSpec(
-        "depth_transport",
-        str,
-        "raw",
-        "image_transport of the depth input: 'raw' (sensor_msgs/Image on depth/image) or "
-        "'compressedDepth' (sensor_msgs/CompressedImage on <depth/image resolved>/compressedDepth).",
-        APPLY_ON_ACTIVATE,
-        choices=DEPTH_TRANSPORTS,
-    ),
-    ParamSpec(
-        "tf_timeout",
-        float,
-        0.05,
-        "Seconds to wait for the depth-source-to-camera transform at the depth's stamp "
-        "(unaligned_depth and lidar modes).",
-        APPLY_LIVE,
-        value_range=(0.0, 10.0),
-    ),
-    ParamSpec(
-        "health_period",
-        float,
-        5.0,
-        "Seconds between health summaries in the log.",
-        APPLY_ON_ACTIVATE,
-        value_range=(0.5, 3600.0),
-    ),
+from depth_sr_ros.ros.parameter_table import (
+    APPLY_LIVE,
+    APPLY_ON_ACTIVATE,
+    APPLY_REBUILD,
+    BACKBONE_CHOICES,
+    CLASSIC_BACKBONES,
+    LAUNCH_PARAMETERS,
+    NETWORK_BACKBONES,
+    PARAMETER_BY_NAME,
+    PARAMETERS,
+    SCALES,
+    ParamSpec,
 )
 
-PARAMETER_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
+__all__ = [  # the table's names, so that `parameters` stays the one module to import
+    "APPLY_LIVE", "APPLY_ON_ACTIVATE", "APPLY_REBUILD", "BACKBONE_CHOICES", "CLASSIC_BACKBONES",
+    "LAUNCH_PARAMETERS", "NETWORK_BACKBONES", "PARAMETERS", "PARAMETER_BY_NAME", "SCALES", "ChangePlan",
+    "NodeParams", "ParamSpec", "ParameterRejected", "launch_overrides", "output_config", "parameters_yaml",
+    "parse_launch_value", "plan_change", "render_parameters_yaml", "resolve_device", "sr_config", "validated",
+    "want_points",
+]
 
-# parameters that are also launch arguments (their values arrive as strings)
-LAUNCH_PARAMETERS = (
-    "scale",
-    "backbone",
-    "weights",
-    "inference_backend",
-    "precision",
-    "device",
-    "output_encoding",
-    "publish_points",
-    "point_cloud_rgb",
-    "input_mode",
-    "rgb_transport",
-    "depth_transport",
-)
+
+# APPLY_LIVE parameters the FrameProcessor holds: a change gives the node a new one (`set_output`)
+OUTPUT_PARAMETERS = ("output_encoding", "point_cloud_rgb", "point_stride", "assume_registered", "max_image_pixels")
 
 
 class ParameterRejected(ValueError):
@@ -348,6 +78,7 @@ class NodeParams:
     max_depth: float
     input_width: int
     input_height: int
+    max_image_pixels: int
     output_encoding: str
     publish_points: bool
     point_cloud_rgb: bool
@@ -399,6 +130,11 @@ def validated(params: NodeParams) -> NodeParams:
         raise ParameterRejected(
             f"input_width ({params.input_width}) and input_height ({params.input_height}) are set "
             "together, or both 0 (warm up at the first RGB CameraInfo)"
+        )
+    if params.input_width * params.input_height > params.max_image_pixels:
+        raise ParameterRejected(
+            f"input_width x input_height ({params.input_width}x{params.input_height}) is more than "
+            f"max_image_pixels ({params.max_image_pixels})"
         )
     return params
 
@@ -498,7 +234,7 @@ def plan_change(
     output = (
         configured
         and not rebuild
-        and any(n in ("output_encoding", "point_cloud_rgb", "point_stride", "assume_registered") for n in changed)
+        and any(n in OUTPUT_PARAMETERS for n in changed)
     )
     return ChangePlan(params, rebuild_pipeline=rebuild, rebuild_output=output)
 

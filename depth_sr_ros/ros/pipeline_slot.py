@@ -1,5 +1,9 @@
 """The node's live pipeline, without ROS: built and warmed up before it is swapped in.
 
+The slot also holds the node's `InputBounds` (`core/limits.py`): the pixel limit
+(`max_image_pixels`) and the sizes of the input streams since their first good frame, shared by
+every FrameProcessor it builds and by the CameraInfo intake, so a rebuild keeps them.
+
 `PipelineSlot.build(params)` builds a complete pipeline (model, weights, inference backend) and,
 when the RGB size is known (`input_width`/`input_height`, or the size the slot last ran at),
 warms it up there: the ONNX Runtime session or TensorRT engine is built and run once, so the
@@ -19,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from depth_sr_ros.core.limits import InputBounds
 from depth_sr_ros.ros.parameters import NodeParams, output_config, sr_config
 
 Size = tuple[int, int]  # (width, height) of the RGB image in pixels
@@ -33,10 +38,11 @@ class PipelineSlot:
     def __init__(
         self,
         build_pipeline: Callable[[NodeParams], Any] | None = None,
-        build_processor: Callable[[Any, NodeParams], Any] | None = None,
+        build_processor: Callable[[Any, NodeParams, InputBounds], Any] | None = None,
     ) -> None:
         self._build_pipeline = build_pipeline or _build_pipeline
         self._build_processor = build_processor or _build_processor
+        self.bounds = InputBounds()
         self.pipeline: Any = None
         self.processor: Any = None
         self.warm_size: Size | None = None  # the RGB size the live pipeline is built for
@@ -48,11 +54,12 @@ class PipelineSlot:
         the build raises (missing weights, no CUDA, engine build error); the slot is unchanged then.
         """
         pipeline = self._build_pipeline(params)
-        processor = self._build_processor(pipeline, params)
+        processor = self._build_processor(pipeline, params, self.bounds)
         size = (params.input_width, params.input_height) if params.input_width else self.warm_size
         seconds = None if size is None else warm_up(pipeline, size)
         replacing = self.pipeline is not None
         self.pipeline, self.processor, self.warm_size = pipeline, processor, size
+        self.bounds.max_pixels = params.max_image_pixels
         if replacing:  # the old pipeline is unreferenced now: hand its cached GPU memory back
             release_gpu_memory()
         return seconds
@@ -68,7 +75,8 @@ class PipelineSlot:
     def set_output(self, params: NodeParams) -> None:
         if self.pipeline is None:
             raise RuntimeError("no pipeline: configure the node first")
-        self.processor = self._build_processor(self.pipeline, params)
+        self.processor = self._build_processor(self.pipeline, params, self.bounds)
+        self.bounds.max_pixels = params.max_image_pixels
 
     def release(self) -> None:
         self.pipeline = self.processor = self.warm_size = None
@@ -118,10 +126,10 @@ def _build_pipeline(params: NodeParams) -> Any:
     return DepthSR(sr_config(params))
 
 
-def _build_processor(pipeline: Any, params: NodeParams) -> Any:
+def _build_processor(pipeline: Any, params: NodeParams, bounds: InputBounds) -> Any:
     from depth_sr_ros.core.frame_processor import FrameProcessor
 
-    return FrameProcessor(pipeline, output_config(params))
+    return FrameProcessor(pipeline, output_config(params), bounds)
 
 
 def release_gpu_memory() -> None:

@@ -12,9 +12,11 @@ Both can be overridden the ROS 2 way, per topic, with read-only parameters given
 in the name is the resolved one (namespace and remaps applied).
 
 Inputs: message_filters subscribers for the RGB image and the depth source (image_transport
-topics `<base>/compressed`, `<base>/compressedDepth` for the compressed transports), paired by
-ApproximateTimeSynchronizer (or TimeSynchronizer with exact_sync); plain subscriptions feed the
-CameraInfo caches; a TF buffer and listener in the TF modes. sensor_msgs, message_filters and
+topics `<base>/compressed`, `<base>/compressedDepth` for the compressed transports), each through
+a `StampGate` (messages stamped 0 are refused there, `zero_stamp`), paired by
+ApproximateTimeSynchronizer (or TimeSynchronizer with exact_sync); plain subscriptions hand
+CameraInfo to `on_info(stream, msg)` (the frame worker checks and keeps it); a TF buffer and
+listener in the TF modes. sensor_msgs, message_filters and
 tf2_ros are imported when a method needs them, so the module imports without ROS.
 """
 
@@ -26,8 +28,9 @@ from typing import Any
 
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.ros import topics
-from depth_sr_ros.ros.frame_handler import FrameInputs, InfoCache, extrinsic_from_transform
-from depth_sr_ros.ros.parameters import NodeParams, ParamSpec
+from depth_sr_ros.ros.frame_handler import FrameInputs, InfoCache, extrinsic_from_transform, zero_stamp_error
+from depth_sr_ros.ros.parameter_table import ParamSpec
+from depth_sr_ros.ros.parameters import NodeParams
 
 OUTPUT_DEPTH = 2  # frames a reliable output keeps for a slow reader
 DIAGNOSTIC_TASK = "depth super-resolution"
@@ -116,10 +119,31 @@ class Outputs:
             self._node.destroy_lifecycle_publisher(publisher)
 
 
+def stamp_gate(source: Any, topic: str, refuse: Callable[[FrameError], None]) -> Any:
+    """A message_filters filter after `source` that passes on every message not stamped 0 and
+    hands `refuse` a `zero_stamp` FrameError for the others."""
+    from message_filters import SimpleFilter
+
+    gate = SimpleFilter()
+
+    def add(msg: Any) -> None:
+        error = zero_stamp_error(topic, msg.header)
+        if error is None:
+            gate.signalMessage(msg)
+        else:
+            refuse(error)
+
+    source.registerCallback(add)
+    return gate
+
+
 class Inputs:
     """The subscriptions of one activation: synchronised pair, CameraInfo caches, TF.
 
-    `on_pair(FrameInputs)` is called from the synchroniser; `count(topic)` for every message.
+    `on_pair(FrameInputs)` is called from the synchroniser; `count(topic)` for every message;
+    `on_info(stream, msg)` for every CameraInfo ("rgb" or "depth"), which decides whether the
+    caches `rgb_infos`/`depth_infos` keep it; `refuse(FrameError)` for an image refused before
+    pairing.
     """
 
     def __init__(
@@ -128,7 +152,8 @@ class Inputs:
         params: NodeParams,
         on_pair: Callable[[FrameInputs], None],
         count: Callable[[str], None],
-        on_rgb_info: Callable[[Any], None],
+        on_info: Callable[[str, Any], None],
+        refuse: Callable[[FrameError], None],
     ) -> None:
         from message_filters import ApproximateTimeSynchronizer, Subscriber, TimeSynchronizer
         from sensor_msgs.msg import CameraInfo
@@ -145,13 +170,11 @@ class Inputs:
         self._tf_listener: Any = None
         self._jump_handle: Any = None
         # CameraInfo first: of messages that arrive together, the executor takes these first
-        infos = [(topics.RGB_INFO, self.rgb_infos, on_rgb_info)]
-        if self.depth_infos is not None:
-            infos.append((topics.DEPTH_INFO, self.depth_infos, lambda msg: None))
-        for name, cache, also in infos:
+        infos = [(topics.RGB_INFO, "rgb")] + ([(topics.DEPTH_INFO, "depth")] if self.depth_infos is not None else [])
+        for name, stream in infos:
             self.subscriptions.append(
                 node.create_subscription(
-                    CameraInfo, name, _info_callback(cache, _counter(count, name), also), input_qos(),
+                    CameraInfo, name, _info_callback(stream, _counter(count, name), on_info), input_qos(),
                     qos_overriding_options=_overridable(),
                 )
             )
@@ -160,7 +183,7 @@ class Inputs:
             msg_type, topic = self._input_type_and_topic(name)
             subscriber = Subscriber(node, msg_type, topic, qos_profile=input_qos(), qos_overriding_options=_overridable())
             subscriber.registerCallback(_counter(count, name))
-            self.filters.append(subscriber)
+            self.filters.append(stamp_gate(subscriber, topic, refuse))
             self.subscriptions.append(subscriber.sub)
         if params.exact_sync:
             self._sync = TimeSynchronizer(self.filters, params.queue_size)
@@ -235,12 +258,11 @@ def _counter(count: Callable[[str], None], name: str) -> Callable[[Any], None]:
 
 
 def _info_callback(
-    cache: InfoCache, count: Callable[[Any], None], also: Callable[[Any], None]
+    stream: str, count: Callable[[Any], None], on_info: Callable[[str, Any], None]
 ) -> Callable[[Any], None]:
     def callback(msg: Any) -> None:
         count(msg)
-        cache.put(msg)
-        also(msg)
+        on_info(stream, msg)
 
     return callback
 
