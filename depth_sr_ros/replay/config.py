@@ -70,6 +70,7 @@ class ReplayConfig:
     points: str = "none"  # "none", "xyz" or "xyzrgb": the cloud in the output bag
     every: int = 1  # write the outputs of every n-th processed frame to the bag (metrics: all frames)
     max_frames: int = 0  # stop after this many processed frames (0 = the whole bag)
+    max_image_pixels: int = _NODE_DEFAULTS.max_image_pixels  # the pixel limit of every input (core/limits.py)
     progress: bool = True
     lidar_topic: str = ""  # PointCloud2 in place of depth_topic (depth_info_topic unused)
     unaligned_depth: bool = False  # depth in its own frame: registered with `extrinsic` or TF

@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.frame_processor import FrameOutput, FrameProcessor, OutputConfig
+from depth_sr_ros.core.limits import OVERSIZE, InputBounds
 from depth_sr_ros.core.msg_build import rosbags_builder
 from depth_sr_ros.core.pipeline import DepthSR, SRConfig
 from depth_sr_ros.core.sync import Pair, StampSync, seconds_to_ns
@@ -99,12 +100,13 @@ class ReplayRunner(FrameScoring, ReplayFinish):
         with BagReader(config.bag, config.typestore) as reader:  # a bad bag fails before the pipeline loads
             reader.require(*self._inputs())
         self.builder = rosbags_builder(self.typestore)
-        self.processor = FrameProcessor(DepthSR(config.sr), config.output)
+        self.bounds = InputBounds(config.max_image_pixels)  # the pixel limit, the streams' sizes (core/limits.py)
+        self.processor = FrameProcessor(DepthSR(config.sr), config.output, self.bounds)
         self.backbone = self.processor.pipeline.backbone_name
         self.baseline: FrameProcessor | None = None  # scores every frame with ground truth, drawn in previews
         if (config.gt_topic or config.previews) and self.backbone != BASELINE:
             baseline_sr = SRConfig(**{**vars(config.sr), "backbone": BASELINE, "weights": None})
-            self.baseline = FrameProcessor(DepthSR(baseline_sr), OutputConfig())
+            self.baseline = FrameProcessor(DepthSR(baseline_sr), OutputConfig(), self.bounds)
         self.ledger = MessageLedger()
         self.sync = StampSync(config.queue_size, config.slop_s, config.exact_sync)
         self.slop_ns = 0 if config.exact_sync else seconds_to_ns(config.slop_s)
@@ -203,6 +205,8 @@ class ReplayRunner(FrameScoring, ReplayFinish):
             self.ledger.skip(topic, "zero_stamp")
             return
         if topic in self.aux:
+            if topic != self.config.gt_topic and not self._camera_info_fits(topic, record.message):
+                return
             self.aux[topic].add(stamp, record.message)
         else:
             stream = "rgb" if topic == self.config.rgb_topic else "depth"
@@ -210,6 +214,19 @@ class ReplayRunner(FrameScoring, ReplayFinish):
             for pair in self.sync.add(stream, stamp, record.log_time_ns, record.message):
                 self.pending.append((pair, record.log_time_ns))
         self._flush(writer)
+
+    def _camera_info_fits(self, topic: str, message: Any) -> bool:
+        """False (counted, warned) for a CameraInfo claiming more than the pixel limit: it is never
+        kept, so the frame it came with uses the latest earlier one, as in the node."""
+        try:
+            self.bounds.camera_info_size(message, f"CameraInfo on {topic}")
+        except FrameError as err:
+            if err.reason != OVERSIZE:  # broken otherwise: kept, the frame it goes with says why
+                return True
+            self._warn(err.reason, f"skipping a {topic} message: {err}")
+            self.ledger.skip(topic, err.reason)
+            return False
+        return True
 
     def _add_transforms(self, topic: str, message: Any) -> None:
         try:
