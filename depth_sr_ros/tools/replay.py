@@ -88,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        default=REPLAY_OUTPUT.output_encoding)
     add_points_argument(parser)
     add_table_argument(parser, "--point-stride", "point_stride", "keep every n-th row/column in the cloud")
+    add_table_argument(parser, "--max-image-pixels", "max_image_pixels",
+                       "largest image (width x height) an input Image, compressed image header or CameraInfo may "
+                       "claim; larger ones are skipped as oversize before anything is decoded")
     parser.add_argument("--every", type=bounded(int, 1), default=1, metavar="N",
                         help="write the outputs of every N-th processed frame to the bag; metrics cover all frames "
                         "(default 1)")
@@ -145,6 +148,7 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         points=args.points,
         every=args.every,
         max_frames=args.max_frames,
+        max_image_pixels=args.max_image_pixels,
         progress=not args.no_progress,
     )
 
