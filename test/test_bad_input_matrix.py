@@ -183,6 +183,16 @@ FRAME_CASES: dict[str, tuple[Edit, str]] = {
                           "size_mismatch"),
     "info/rgb_roi_full_image": (info_field("rgb_info", roi=lambda m: type(m.roi)(x_offset=0, y_offset=0, height=48,
                                                                                   width=64, do_rectify=False)), "ok"),
+    # sizes claimed beyond the pixel limit, or other than the stream's since its first good frame (issue 23)
+    "bounds/rgb_claims_16000x12000": (lambda r: replace(rgb(r), width=16000, height=12000, step=48000), "oversize"),
+    "bounds/rgb_and_info_claim_16000x12000": (lambda r: (replace(rgb(r), width=16000, height=12000, step=48000),
+                                                         info_field("rgb_info", width=16000, height=12000)(r))[1],
+                                              "oversize"),
+    "bounds/depth_and_info_change_size": (lambda r: (replace(depth(r), width=8, height=6, step=16,
+                                                             data=np.full(48, 1500, "<u2").view(np.uint8)),
+                                                     info_field("depth_info", width=8, height=6)(r))[1],
+                                            "size_changed"),
+    "bounds/limit_below_the_frames": (lambda r: {"max_image_pixels": 64 * 48 - 1}, "all_frames_oversize"),
 }
 
 
@@ -194,6 +204,10 @@ def test_bad_frame_is_a_counted_skip(tmp_path: Path, case: str) -> None:
     report, _ = run(tmp_path, records, **overrides)
     if expected == "ok":
         assert report.pairs_processed == 3 and report.pairs_skipped == {}
+        return
+    if expected == "all_frames_oversize":  # --max-image-pixels below the camera's size: no CameraInfo is kept
+        assert report.pairs_processed == 0 and report.pairs_skipped == {"missing_camera_info": 3}
+        assert report.ledger.skipped[RGB_INFO] == {"oversize": 3}
         return
     assert report.pairs_processed == 2 and report.pairs_skipped == {expected: 1}
     for topic in (RGB, DEPTH):
@@ -229,6 +243,8 @@ MESSAGE_CASES: dict[str, tuple[Edit, int, dict[str, dict[str, int]]]] = {
     "timing/zero_stamp_frame_1": (lambda r: [restamp(find(r, role, 1), 0) for role in ("rgb", "depth", "gt")], 2,
                                   {RGB: {"zero_stamp": 1}, DEPTH: {"zero_stamp": 1}, GT: {"zero_stamp": 1},
                                    **UNUSED_INFOS}),
+    "bounds/rgb_info_claims_16000x12000": (info_field("rgb_info", width=16000, height=12000), 3,  # frame 0's applies
+                                           {RGB_INFO: {"oversize": 1}}),
     "timing/zero_stamp_ground_truth": (lambda r: restamp(find(r, "gt", 1), 0), 3, {GT: {"zero_stamp": 1}}),
     "timing/zero_stamp_camera_info_still_applies": (lambda r: restamp(find(r, "rgb_info", 0), 0), 3, {}),
     "timing/duplicate_rgb_stamp": (duplicate_rgb_stamp, 2, {RGB: {"duplicate_stamp": 1},

@@ -46,8 +46,8 @@ def check_pixels(width: int, height: int, what: str, max_pixels: int = DEFAULT_M
     if width * height > max_pixels:
         raise FrameError(
             OVERSIZE,
-            f"{what} claims {width}x{height} = {width * height / 1e6:.1f} megapixels, above the limit of "
-            f"{max_pixels / 1e6:.1f} (node parameter max_image_pixels, replay --max-image-pixels)",
+            f"{what} claims {width}x{height} = {width * height:,} pixels, above the limit of {max_pixels:,} "
+            "(node parameter max_image_pixels, replay --max-image-pixels)",
         )
     return width, height
 
