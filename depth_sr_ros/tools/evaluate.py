@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from depth_sr_ros.core.backbones import get_backbone
 from depth_sr_ros.core.metrics import mean_metrics
 from depth_sr_ros.eval import splits
 from depth_sr_ros.eval.protocol import Method, gdsr_frame, make_input, metric_frame, network_method
+from depth_sr_ros.eval.registration import calibrated, describe, register_input
 from depth_sr_ros.optional import has_torch
 from depth_sr_ros.tools.usage import (
     UsageError,
@@ -44,7 +46,7 @@ from depth_sr_ros.tools.usage import (
     output_dir,
     output_file,
 )
-from depth_sr_ros.train.datasets import FolderDataset, describe_folder, parse_scenes
+from depth_sr_ros.train.datasets import FolderDataset, Frame, describe_folder, parse_scenes
 
 if TYPE_CHECKING:
     from depth_sr_ros.train.degradations import Degradation
@@ -69,6 +71,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--misregistration", type=bounded(float, 0.0, 50.0), metavar="PX",
                         help="fix the sensor's misregistration at PX high-resolution pixels (with --degrade "
                         "real_tof, phone_tof or misregistration; default: their 0-3 px mix)")
+    parser.add_argument("--baseline", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                        help="with --degrade parallax: the depth sensor's position from the colour camera in "
+                        "metres (x right, y down, z forward; default 0.03 0.01 0)")
+    parser.add_argument("--rotation", type=float, nargs=3, metavar=("RX", "RY", "RZ"),
+                        help="with --degrade parallax: the depth sensor's rotation vector in degrees (default 0 0 0)")
+    parser.add_argument("--registration", choices=("none", "auto"), default="none",
+                        help="auto: estimate the depth sensor's residual extrinsic from colour and input depth (no "
+                        "ground truth) and register every input with it (eval/registration.py)")
     parser.add_argument("--split", choices=("heldout", "train", "all"),
                         help="frames of a recognised set to score (default: heldout for a recognised set "
                         "without --scenes, else all)")
@@ -91,7 +101,7 @@ def check_args(args: argparse.Namespace) -> Degradation | None:
     except ValueError:
         raise UsageError(f"--scenes {args.scenes!r}: expected frame names or ranges, e.g. 15-20 or 1000,1002") from None
     try:
-        FolderDataset(describe_folder(data, scenes))
+        folder = FolderDataset(describe_folder(data, scenes))
     except FileNotFoundError as err:
         raise UsageError(f"--data {data}: {err} (a dataset folder holds rgb/ and depth/ with matching names)") from None
     except ValueError as err:  # a bad dataset.json
@@ -110,12 +120,21 @@ def check_args(args: argparse.Namespace) -> Degradation | None:
         raise UsageError("--update-card needs --weights: the card to update is the one beside that file")
     if args.misregistration is not None and not args.degrade:
         raise UsageError("--misregistration needs --degrade (real_tof, phone_tof or misregistration)")
+    if (args.baseline or args.rotation) and args.degrade != "parallax":
+        raise UsageError("--baseline and --rotation need --degrade parallax")
+    if max(map(abs, args.baseline or [0.0])) > 0.5 or max(map(abs, args.rotation or [0.0])) > 10.0:
+        raise UsageError("--baseline is metres (at most 0.5 each) and --rotation degrees (at most 10 each)")
     if not args.degrade:
         return None
     if not has_torch():
         raise UsageError(f"--degrade {args.degrade}: the sensor models run on PyTorch, which is not installed")
     from depth_sr_ros.train.degradations import get_degradation
 
+    if args.degrade == "parallax":
+        from depth_sr_ros.train.parallax import DEFAULT_BASELINE_M, parallax_degradation
+
+        return parallax_degradation(args.baseline or DEFAULT_BASELINE_M, args.rotation or (0.0, 0.0, 0.0),
+                                    folder.intrinsics)
     try:
         return get_degradation(args.degrade, args.misregistration)
     except (KeyError, ValueError) as err:
@@ -184,9 +203,22 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     frames: list[dict[str, Any]] = []
     seconds = {name: 0.0 for name in names}
     holes = 0
-    bar = tqdm(dataset, desc=f"evaluate x{args.scale} {args.protocol}", disable=getattr(args, "no_progress", False))
-    for index, frame in enumerate(bar):
-        inp = make_input(frame, args.scale, degradation, np.random.default_rng([args.seed, index]))
+    def frame_input(index: int, frame: Any) -> Any:
+        return make_input(frame, args.scale, degradation, np.random.default_rng([args.seed, index]))
+
+    registration = None
+    if args.registration == "auto":
+        registration = calibrated(lambda i: frame_input(i, dataset[i]), len(dataset), dataset.intrinsics)
+    unreadable: dict[str, str] = {}  # frame name -> why its files could not be read
+    bar = tqdm(range(len(dataset)), desc=f"evaluate x{args.scale} {args.protocol}",
+               disable=getattr(args, "no_progress", False))
+    for index in bar:  # the seed stays the frame's index, so a skipped frame changes no other frame's input
+        frame = read_frame(dataset, index, unreadable)
+        if frame is None:
+            continue
+        inp = frame_input(index, frame)
+        if registration is not None:
+            inp = register_input(registration, inp, dataset.intrinsics)
         holes += inp.gt_holes
         record: dict[str, Any] = {"name": frame.name, "split": selection["split_of"].get(frame.name, ""),
                                   "source": inp.source, "methods": {}}
@@ -221,6 +253,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         summary[name] = stats
     source = frames[0]["source"] if frames else "bicubic"
     degrade = degradation_label(args.degrade, args.misregistration) or ("depth_lr" if source == "depth_lr" else "bicubic")
+    degrade += "+registration" if registration is not None else ""
     return {
         "protocol": args.protocol,
         "scale": args.scale,
@@ -232,6 +265,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "degrade": degrade,
         "degradation": str(degradation) if degradation is not None else "",
         "seed": args.seed,
+        "registration": describe(registration.last) if registration is not None else "none",
         "backbone": backbone,
         "weights": weights,
         "units": _units(args.protocol, dataset.config.gdsr_style),
@@ -239,7 +273,25 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "methods": summary,
         "published": _published(selection, args.protocol, degrade, args.scale),
         "frames": frames,
+        "unreadable_frames": unreadable,
     }
+
+
+def read_frame(dataset: FolderDataset, index: int, unreadable: dict[str, str]) -> Frame | None:
+    """Frame `index`, or None when its files cannot be read (a damaged or truncated image, depth
+    and colour of different sizes): a counted skip, entered in `unreadable` with the reason and
+    logged, so that one bad file costs its frame and not the run. UsageError when no frame reads."""
+    try:
+        return dataset[index]
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        name = dataset.names[index]
+        unreadable[name] = " ".join(str(err).split()) or type(err).__name__
+        LOG.warning("skipping frame %s of %s (an image of it in rgb/, depth/ or depth_lr/): %s", name,
+                    dataset.config.root, unreadable[name])
+        if len(unreadable) == len(dataset):
+            raise UsageError(f"--data {dataset.config.root}: no frame could be read (frame {name}: "
+                             f"{unreadable[name]}); check the folder's images") from None
+        return None
 
 
 def _published(selection: dict[str, Any], protocol: str, degrade: str, scale: int) -> list[dict[str, Any]]:
@@ -291,6 +343,12 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"\n{result['protocol']} x{result['scale']} on {result['data']}: {result['set']}, {split} "
           f"({len(result['frames'])} frames{'; ' + result['split_rule'] if result['split_rule'] else ''})")
     print(f"input: {result['degrade']}, units: {result['units']}")
+    if result["unreadable_frames"]:
+        skipped = result["unreadable_frames"]
+        print(f"skipped {len(skipped)} unreadable frame(s), not scored: "
+              + "; ".join(f"{name} ({reason})" for name, reason in sorted(skipped.items())))
+    if result["registration"] != "none":
+        print(f"registration: {result['registration']}")
     header = (f"{'method':<32}" + "".join(f"{c:>11}" for c in columns)
               + f"{'vs bicubic':>12}{'vs guided':>11}{'ms/frame':>10}")
     print(header)
@@ -377,6 +435,10 @@ def default_json(result: dict[str, Any]) -> Path:
 def run(args: argparse.Namespace) -> int:
     result = evaluate(args)
     if args.update_card:
+        if result["unreadable_frames"]:
+            raise UsageError(f"--update-card: {len(result['unreadable_frames'])} frame(s) of {args.data} could not be "
+                             "read; a card's figure needs every frame of its split (card kept; without --update-card the "
+                             "readable frames are scored)")
         if not result["weights"] or get_backbone(result["backbone"]).kind != "network":
             raise UsageError("--update-card needs a network --backbone and its --weights file")
         update_card(result["weights"], result, command_line(args))

@@ -480,6 +480,8 @@ DEGRADATIONS: dict[str, Callable[[], Degradation]] = {
     "lidar_rings": lambda: Degradation("lidar_rings", (
         Downsample("nearest"), GaussianNoise(sigma_m=0.01), ScanRings(rings=16),
     )),
+    # A sensor 3 cm right of and 1 cm below the camera, labelled as registered (train/parallax.py).
+    "parallax": lambda: __import__("depth_sr_ros.train.parallax", fromlist=["_"]).parallax_degradation(),
 }
 
 

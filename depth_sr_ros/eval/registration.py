@@ -1,0 +1,79 @@
+"""Self-registration of evaluation inputs: `depth-sr evaluate --registration auto`.
+
+The low-resolution inputs of a run are taken to come from one rig (one sensor beside one colour
+camera, as `--degrade parallax` simulates): the residual extrinsic is estimated over the first
+`window` frames' inputs, from colour and input depth only (no ground truth), and every input is
+then registered with it when it is significant (`core/registration_window.py`).
+
+Intrinsics: the folder's `intrinsics.json` (the colour camera) or, without one, the same assumed
+pinhole the parallax degradation uses (`core.reprojection.assumed_intrinsics`), for the cropped
+image each input covers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from depth_sr_ros.core.camera_info import Intrinsics
+from depth_sr_ros.core.registration_estimate import PARAM_NAMES, RegistrationEstimate
+from depth_sr_ros.core.registration_window import SelfRegistration, SelfRegistrationConfig
+from depth_sr_ros.core.reprojection import assumed_intrinsics
+from depth_sr_ros.eval.protocol import FrameInput
+
+LOG = logging.getLogger(__name__)
+
+
+def input_intrinsics(intrinsics: Intrinsics | None, inp: FrameInput) -> Intrinsics:
+    """The colour intrinsics of the (bottom/right-cropped) image of `inp`."""
+    height, width = inp.gt.shape
+    if intrinsics is None:
+        return assumed_intrinsics(width, height)
+    return dataclasses.replace(intrinsics, width=width, height=height)
+
+
+def calibrate_inputs(inputs: Iterable[FrameInput], intrinsics: Intrinsics | None,
+                     config: SelfRegistrationConfig | None = None) -> SelfRegistration:
+    """Estimate over up to `config.window` inputs (colour and low-resolution depth only)."""
+    registration = SelfRegistration(config or SelfRegistrationConfig())
+    for inp in inputs:
+        registration.add(inp.rgb, inp.lr, input_intrinsics(intrinsics, inp))
+    result = registration.update()
+    LOG.info("self-registration: %s", describe(result))
+    return registration
+
+
+def register_input(registration: SelfRegistration, inp: FrameInput, intrinsics: Intrinsics | None) -> FrameInput:
+    """`inp` with its low-resolution depth registered by the current estimate (unchanged when the
+    estimate is not significant)."""
+    lr = registration.apply(inp.lr, input_intrinsics(intrinsics, inp))
+    if lr is inp.lr:
+        return inp
+    return dataclasses.replace(inp, lr=lr.astype(np.float32), valid_lr=np.isfinite(lr))
+
+
+def describe(result: RegistrationEstimate) -> str:
+    """One line: the estimate, its uncertainty, whether it is applied."""
+    parts = []
+    for j, name in enumerate(PARAM_NAMES):
+        if name not in result.solved:
+            continue
+        unit, factor = ("mm", 1000.0) if j < 3 else ("deg", float(np.degrees(1.0)))
+        parts.append(f"{name} {result.params[j] * factor:+.2f} +- {result.std[j] * factor:.2f} {unit}")
+    verdict = "applied" if result.significant else "not applied (identity within its uncertainty)"
+    if result.status != "ok":
+        verdict = f"{result.status}: {'; '.join(result.notes[-1:])}"
+    return (f"{', '.join(parts) or 'identity'} over {result.frames_used} frames "
+            f"({result.frames_rejected} rejected), contours moved {result.shift_px:.2f} px; {verdict}")
+
+
+def calibrated(make: Callable[[int], FrameInput], count: int, intrinsics: Intrinsics | None,
+               config: SelfRegistrationConfig | None = None) -> SelfRegistration:
+    """`calibrate_inputs` over the inputs `make(0)`, ... of the first min(count, window) frames,
+    spread evenly over the `count` frames."""
+    config = config or SelfRegistrationConfig()
+    picks = np.unique(np.linspace(0, count - 1, min(count, config.window)).round().astype(int))
+    return calibrate_inputs((make(int(i)) for i in picks), intrinsics, config)
