@@ -73,7 +73,10 @@ def command_parser(command: str) -> tuple[argparse.ArgumentParser, ModuleType]:
 
 
 def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+    """The message on one line; a table after it (lines from the first one indented by two spaces,
+    e.g. a recording's topics) follows as it is, one row a line."""
+    head, _, table = str(error).partition("\n  ")
+    return (" ".join(head.split()) or type(error).__name__) + (f"\n  {table}" if table else "")
 
 
 def run_command(argv: list[str]) -> int:

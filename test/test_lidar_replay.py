@@ -14,7 +14,7 @@ import pytest
 
 from depth_sr_ros.core.camera_info import CameraInfoFields, Intrinsics, intrinsics_from_camera_info
 from depth_sr_ros.core.errors import FrameError
-from depth_sr_ros.core.frame_processor import FrameProcessor
+from depth_sr_ros.core.frame_processor import FrameProcessor, OutputConfig
 from depth_sr_ros.core.image_msg import ImageFields, depth_from_image
 from depth_sr_ros.core.metrics import depth_metrics
 from depth_sr_ros.core.msg_build import rosbags_builder
@@ -500,7 +500,11 @@ def test_replay_registers_an_unaligned_depth_camera_through_tf(tmp_path) -> None
     assert registered.pairs_processed == 2 and registered.ledger.balanced()
     assert registered.ledger.processed["/tf_static"] == 1
     assert registered.metrics["normalized_conv"]["mae"] < 0.05
+    # Without --unaligned-depth the ToF CameraInfo (another field of view) decides the same by default.
     plain = _replay(tmp_path / "bag", tmp_path / "plain", **settings)
-    assert plain.pairs_skipped == {"unregistered_depth": 2}
+    assert plain.pairs_processed == 2 and plain.metrics == registered.metrics
+    refused = _replay(tmp_path / "bag", tmp_path / "refused", **settings,
+                      output=OutputConfig(assume_registered=True))  # --assume-registered: the CameraInfo disagrees
+    assert refused.pairs_skipped == {"unregistered_depth": 2}
     with pytest.raises(ValueError):
         _replay(tmp_path / "bag", tmp_path / "both", unaligned_depth=True, **{**settings, "lidar_topic": "/tof"})

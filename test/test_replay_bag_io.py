@@ -193,3 +193,50 @@ def test_storage_failure_mid_bag_counts_what_was_not_read_as_unreadable(tmp_path
     assert sum(ledger.unreadable.values()) > 0  # read on after the damage, counted what was skipped over
     assert sum(ledger.read.values()) + sum(ledger.unreadable.values()) == sum(bag.counts.values())
     assert all(ledger.held[topic] == count for topic, count in bag.counts.items())
+
+
+def test_missing_topic_error_lists_the_topics_one_a_line(tmp_path: Path) -> None:
+    bag = sb.build_sample_bag(tmp_path / "bag")
+    with BagReader(bag.path) as reader, pytest.raises(BagError) as info:
+        reader.require({"depth": "/no/such/depth"})
+    rows = str(info.value).splitlines()[1:]
+    assert len(rows) == len(bag.counts)
+    for topic, count in bag.counts.items():
+        assert any(row.split()[0] == topic and row.split()[-1] == str(count) for row in rows)
+
+
+def _replay_sample(bag: Path, out: Path):
+    return run_replay(ReplayConfig(bag=bag, out_dir=out, rgb_topic=sb.RGB_TOPIC, rgb_info_topic=sb.RGB_INFO_TOPIC,
+                                   depth_topic=sb.DEPTH_TOPIC, depth_info_topic=sb.DEPTH_INFO_TOPIC,
+                                   gt_topic=sb.GT_TOPIC, previews=False, progress=False))
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_metadata_that_overstates_a_count_is_a_notice_not_unreadable_messages(tmp_path: Path, storage: str,
+                                                                              caplog) -> None:
+    bag = sb.build_sample_bag(tmp_path / "bag", storage=storage)
+    metadata = bag.path / "metadata.yaml"
+    text = metadata.read_text()
+    count_at = text.rindex("message_count: 4", 0, text.index(f"name: {sb.RGB_TOPIC}\n"))  # the entry's count
+    metadata.write_text(text[:count_at] + "message_count: 40" + text[count_at + len("message_count: 4"):])
+    with BagReader(bag.path) as reader:
+        assert reader.topics()[sb.RGB_TOPIC][1] == 40  # what the metadata claims
+        assert reader.count_disagreements() == {sb.RGB_TOPIC: (40, 4)}
+    report = _replay_sample(bag.path, tmp_path / "out")
+    assert sum(report.ledger.unreadable.values()) == 0 and not report.storage_errors
+    assert report.ledger.held[sb.RGB_TOPIC] == 4 and report.ledger.complete()
+    assert report.notices == {"metadata_count_mismatch": 1}
+    assert len([r for r in caplog.records if "metadata disagrees" in r.getMessage()]) == 1
+    assert '"metadata_count_mismatch": 1' in (tmp_path / "out" / "metrics.json").read_text()
+
+
+def test_ros1_bag_topics_are_typed_the_ros2_way_and_counted_from_its_index(tmp_path: Path) -> None:
+    from recordings import ros1_bag
+
+    recording = ros1_bag(tmp_path / "camera.bag")
+    with BagReader(recording.path) as reader:
+        topics = reader.topics()
+        assert topics[sb.RGB_INFO_TOPIC] == ("sensor_msgs/msg/CameraInfo", 3)
+        assert reader.stored_counts() == {topic: count for topic, (_, count) in topics.items()}
+        info = next(r.message for r in reader.records([sb.RGB_INFO_TOPIC]))
+    assert info.K[0] == pytest.approx(517.3) and intrinsics_from_camera_info(info).fx == pytest.approx(517.3)

@@ -1,4 +1,5 @@
-"""rosbag2 reading and writing with `rosbags` (no ROS needed): sqlite3 and MCAP, Humble and Jazzy.
+"""Recordings read and rosbag2 written with `rosbags` (no ROS needed): rosbag2 (sqlite3 and MCAP,
+Humble and Jazzy) and ROS 1 `.bag` files (RealSense SDK and Viewer recordings among them).
 
 Reading goes through `rosbags.highlevel.AnyReader`, which uses the message definitions a bag
 embeds (MCAP, Jazzy sqlite3) and falls back to the typestore given here (Humble sqlite3 bags
@@ -9,7 +10,15 @@ Damaged storage (an MCAP chunk with a bad checksum, an unreadable sqlite3 page) 
 the reading: the error is kept in `BagReader.storage_errors` and reading starts again at the
 next point after the damage where it can (the next MCAP chunk; the next sqlite3 row, whose
 stamps are read without their data). What could not be read is the difference between the
-message counts the bag declares per topic (`topics()`) and the records yielded.
+message counts the storage holds per topic (`stored_counts()`) and the records yielded.
+
+A rosbag2's metadata.yaml declares its own per-topic counts (`topics()`); where they disagree
+with what the storage files hold (an edited or stale metadata.yaml), the storage is right and
+the difference is a notice, not messages that could not be read (`count_disagreements()`).
+ROS 1 bags have no separate metadata: their counts come from the bag's own index.
+
+ROS 1 messages keep their ROS 1 field names (`CameraInfo.K`); readers go through
+`core.fields`. Message types are named the ROS 2 way (`sensor_msgs/msg/Image`) for both.
 """
 
 from __future__ import annotations
@@ -59,7 +68,9 @@ class BagRecord:
 
 
 class BagReader:
-    """Context manager over one rosbag2 bag (a directory, or a single .mcap/.db3 file)."""
+    """Context manager over one recording: a rosbag2 bag (a directory, or a single .mcap/.db3
+    file) or a ROS 1 `.bag` file. `typestore` gives the definitions of rosbag2 bags that embed
+    none; ROS 1 bags always carry theirs."""
 
     def __init__(self, path: str | Path, typestore: str = "humble") -> None:
         self.path = Path(path)
@@ -94,9 +105,40 @@ class BagReader:
         """topic -> (message type, message count)."""
         return {name: (info.msgtype or "?", info.msgcount) for name, info in self.reader.topics.items()}
 
+    def stored_counts(self) -> dict[str, int] | None:
+        """topic -> messages the storage itself holds (MCAP summary statistics, sqlite3 rows, a ROS 1
+        bag's index); None when a storage cannot say (an MCAP file without a summary, a damaged
+        sqlite3 database), in which case the declared counts are all there is."""
+        counts: dict[str, int] = {}
+        for bag in getattr(self.reader, "readers", ()):
+            opened = getattr(bag, "storage", None)
+            if opened is None:  # a ROS 1 bag: its connection index is the storage's own count
+                for connection in getattr(bag, "connections", ()):
+                    counts[connection.topic] = counts.get(connection.topic, 0) + int(connection.msgcount)
+                continue
+            for storage in getattr(opened, "storages", None) or [opened]:
+                found = _storage_counts(storage)
+                if found is None:
+                    return None
+                for topic, n in found.items():
+                    counts[topic] = counts.get(topic, 0) + n
+        return counts
+
+    def count_disagreements(self) -> dict[str, tuple[int, int]]:
+        """topic -> (declared in metadata.yaml, held by the storage) where the two differ."""
+        stored = self.stored_counts()
+        if stored is None:
+            return {}
+        return {topic: (declared, stored.get(topic, 0)) for topic, (_, declared) in self.topics().items()
+                if declared != stored.get(topic, 0)}
+
     def describe_topics(self) -> str:
-        return "\n".join(f"  {name} [{msgtype}] {count} messages"
-                         for name, (msgtype, count) in sorted(self.topics().items())) or "  (no topics)"
+        """The recording's topics as a table, one topic a line: name, type, message count."""
+        topics = sorted(self.topics().items())
+        if not topics:
+            return "  (no topics)"
+        width = max(len(name) for name, _ in topics)
+        return "\n".join(f"  {name:<{width}}  {msgtype:<34}{count:>8}" for name, (msgtype, count) in topics)
 
     def require(self, topics: Mapping[str, str], msgtypes: Mapping[str, tuple[str, ...]] | None = None) -> None:
         """Raise `BagError` naming every role whose topic is absent (or not of one of its types)."""
@@ -108,8 +150,8 @@ class BagReader:
             elif msgtypes and role in msgtypes and present[topic][0] not in msgtypes[role]:
                 problems.append(f"{role} topic {topic!r} is {present[topic][0]}, expected {' or '.join(msgtypes[role])}")
         if problems:
-            listing = "; ".join(line.strip() for line in self.describe_topics().splitlines())
-            raise BagError(f"{self.path}: " + "; ".join(problems) + f". Topics in the bag: {listing}")
+            raise BagError(f"{self.path}: " + "; ".join(problems) + ". Topics in the bag (give the flag of "
+                           f"each missing topic):\n{self.describe_topics()}")
 
     def records(self, topics: Iterable[str]) -> Iterator[BagRecord]:
         """Records of `topics` in log-time order; undecodable ones carry `message=None`.
@@ -167,6 +209,25 @@ class BagReader:
                         LOG.warning("bag %s: cannot read the message stamps to resume after damage: %s",
                                     self.path, err)
         return sorted(points)
+
+
+def _storage_counts(storage: Any) -> dict[str, int] | None:
+    """Per-topic message counts of one rosbag2 storage file, or None when it cannot say."""
+    statistics = getattr(storage, "statistics", None)
+    channels = getattr(storage, "channels", None)
+    if statistics is not None and channels is not None:  # MCAP: the summary section's statistics
+        per_channel = statistics.channel_message_counts
+        return {channel.topic: int(per_channel.get(cid, 0)) for cid, channel in channels.items()}
+    dbconn = getattr(storage, "dbconn", None)
+    if dbconn is not None:  # sqlite3: count the rows
+        try:
+            rows = dbconn.execute("SELECT topics.name, COUNT(messages.id) FROM topics LEFT JOIN messages "
+                                  "ON messages.topic_id = topics.id GROUP BY topics.name").fetchall()
+        except Exception as err:  # noqa: BLE001 - a damaged database raises sqlite3.DatabaseError and others
+            LOG.debug("cannot count the rows of %s: %s", getattr(storage, "path", "?"), err)
+            return None
+        return {str(name): int(n) for name, n in rows}
+    return None
 
 
 def transport_topic(present: Mapping[str, object], topic: str, transports: tuple[str, ...]) -> str:

@@ -39,12 +39,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.fields import time_ns
 from depth_sr_ros.core.frame_processor import FrameOutput, FrameProcessor, OutputConfig
 from depth_sr_ros.core.limits import OVERSIZE, InputBounds
 from depth_sr_ros.core.msg_build import rosbags_builder
@@ -69,8 +71,10 @@ from depth_sr_ros.replay.config import (
 from depth_sr_ros.replay.finish import ReplayFinish
 from depth_sr_ros.replay.frame_log import FrameLog, spool_path
 from depth_sr_ros.replay.ledger import AuxStream, MessageLedger
+from depth_sr_ros.replay.metadata_counts import held_counts, settle_counts
 from depth_sr_ros.replay.out_dir import OutputDir
 from depth_sr_ros.replay.previews import PreviewPlan
+from depth_sr_ros.replay.registration import prepare
 from depth_sr_ros.replay.report import ErrorHistogram
 from depth_sr_ros.replay.scoring import FrameScoring
 from depth_sr_ros.replay.summary import ReplayReport
@@ -82,7 +86,7 @@ WARNINGS_PER_REASON = 3  # log the first few skips of each reason; the summary c
 
 
 def stamp_ns(message: Any) -> int:
-    return int(message.header.stamp.sec) * 10**9 + int(message.header.stamp.nanosec)
+    return time_ns(message.header.stamp)  # ROS 1 and ROS 2 stamps alike
 
 
 class ReplayRunner(FrameScoring, ReplayFinish):
@@ -97,8 +101,15 @@ class ReplayRunner(FrameScoring, ReplayFinish):
         self.typestore = load_typestore(config.typestore)
         self.depth_topic = config.lidar_topic or config.depth_topic
         self.depth_info_topic = "" if config.lidar_topic else config.depth_info_topic
+        self.realsense = None  # the RealSense SDK view of the recording, when it is one (realsense_bag.py)
         with BagReader(config.bag, config.typestore) as reader:  # a bad bag fails before the pipeline loads
             reader.require(*self._inputs())
+            if not config.lidar_topic:  # depth from another camera is registered by default (registration.py)
+                registration, self.realsense = prepare(reader, config)
+                LOG.info("%s", registration.describe())
+                fixed = None if registration.from_tf else registration.extrinsic  # TF: looked up per pair
+                self.config = config = replace(config, unaligned_depth=registration.unaligned,
+                                               extrinsic=fixed or config.extrinsic)
         self.builder = rosbags_builder(self.typestore)
         self.bounds = InputBounds(config.max_image_pixels)  # the pixel limit, the streams' sizes (core/limits.py)
         self.processor = FrameProcessor(DepthSR(config.sr), config.output, self.bounds)
@@ -152,8 +163,7 @@ class ReplayRunner(FrameScoring, ReplayFinish):
             if (cfg.lidar_topic or cfg.unaligned_depth) and cfg.extrinsic is None:
                 topics.update({topic: topic for topic in TF_TOPICS if topic in reader.topics()})
             in_bag = reader.topics()
-            for topic in set(topics.values()):
-                self.ledger.held[topic] = in_bag[topic][1]
+            self.ledger.held.update(held_counts(reader, set(topics.values()), self.notices))
             with tqdm(total=in_bag[cfg.rgb_topic][1], desc="replay", unit="rgb", disable=not cfg.progress) as bar:
                 for record in reader.records(topics.values()):
                     self._on_record(record, writer)
@@ -162,12 +172,7 @@ class ReplayRunner(FrameScoring, ReplayFinish):
                         break
             self._flush(writer, everything=True)
             self.storage_errors = list(reader.storage_errors)
-        for topic, held in self.ledger.held.items():  # the rest of the bag, when max_frames stopped the reading
-            (self.ledger.not_read if self.stopped else self.ledger.unreadable)[topic] = max(0, held - self.ledger.read[topic])
-            if self.ledger.read[topic] > held:
-                LOG.warning("%s: read %d messages but the bag's metadata counts %d", topic,
-                            self.ledger.read[topic], held)
-                self.ledger.held[topic] = self.ledger.read[topic]
+        settle_counts(self.ledger, self.stopped, bool(self.storage_errors), self.notices)
         for item in self.sync.finish():
             topic = cfg.rgb_topic if item.stream == "rgb" else self.depth_topic
             self.ledger.skip(topic, "max_frames" if self.stopped else item.reason)
@@ -194,6 +199,8 @@ class ReplayRunner(FrameScoring, ReplayFinish):
             self._warn("corrupt_record", f"skipping {topic} record at {record.log_time_ns}: {record.error}")
             self.ledger.skip(topic, "corrupt_record")
             return
+        if self.realsense is not None:
+            record = replace(record, message=self.realsense.adapt(topic, record.message))
         if topic in TF_TOPICS:
             self._add_transforms(topic, record.message)
             self._flush(writer)

@@ -13,6 +13,7 @@ from depth_sr_ros.replay.writer import format_sizes
 NOTICES = {  # warnings about data that was processed anyway, counted per pair
     "scale_ratio_mismatch": "the RGB/depth width ratio is not the scale",
     "stamp_gap_over_half_period": "the pair's stamps differ by more than half the RGB frame period",
+    "metadata_count_mismatch": "topics whose metadata message count differs from what the bag holds (per topic)",
 }
 
 

@@ -1,6 +1,8 @@
-"""`depth-sr replay BAG --out DIR`: run a rosbag2 bag through the node's pipeline and score it.
+"""`depth-sr replay BAG --out DIR`: run a recording (rosbag2, ROS 1 .bag, RealSense Viewer file)
+through the node's pipeline and score it.
 
-Topic defaults are the bundled sample bag's; pass your camera's topics for your own bags. An
+Topics left out are found in the recording (`replay/discovery.py`: one obvious colour/depth set,
+else exit 2 with the candidates); a topic flag overrides what would be found. An
 empty string (`--depth-info-topic ''`) turns an optional input off. With `--gt-topic`, every
 frame is also scored against ground truth, beside the `bicubic` baseline on the same frames.
 With `--lidar-topic`, a LiDAR PointCloud2 replaces the depth image (docs/lidar.md); with
@@ -25,7 +27,7 @@ from typing import Any
 from depth_sr_ros.core.frame_processor import OutputConfig
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.core.transforms import EXTRINSIC_HELP, parse_extrinsic
-from depth_sr_ros.replay import sample_bag
+from depth_sr_ros.replay import discovery, sample_bag
 from depth_sr_ros.replay.bag_io import TYPESTORES
 from depth_sr_ros.replay.config import PREVIEW_EVERY, REPLAY_OUTPUT, WORST_PREVIEWS, ReplayConfig
 from depth_sr_ros.replay.runner import run_replay
@@ -56,12 +58,19 @@ def extrinsic_flag(text: str) -> Any:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, help="rosbag2 directory (sqlite3 or MCAP), or a single .mcap/.db3 file")
     parser.add_argument("--out", type=Path, required=True, help="output directory (created)")
-    parser.add_argument("--rgb-topic", default=sample_bag.RGB_TOPIC, help="sensor_msgs/Image colour topic")
-    parser.add_argument("--rgb-info-topic", default=sample_bag.RGB_INFO_TOPIC, help="colour CameraInfo topic")
-    parser.add_argument("--depth-topic", default=sample_bag.DEPTH_TOPIC,
-                        help="low-resolution depth Image topic (16UC1/mono16 mm or 32FC1 m), registered to the RGB")
-    parser.add_argument("--depth-info-topic", default=sample_bag.DEPTH_INFO_TOPIC,
-                        help="depth CameraInfo topic ('' = none; the RGB intrinsics define the output)")
+    parser.add_argument("--rgb-topic", default=None,
+                        help="colour Image or CompressedImage topic; " + discovery.help_text())
+    parser.add_argument("--rgb-info-topic", default=None,
+                        help="colour CameraInfo topic (default: the camera_info beside the colour topic, "
+                        f"{sample_bag.RGB_INFO_TOPIC} in the sample bag)")
+    parser.add_argument("--depth-topic", default=None,
+                        help="depth Image topic (16UC1/mono16 mm or 32FC1 m), registered to the colour camera or "
+                        "not (see --unaligned-depth); default: found with --rgb-topic "
+                        f"({sample_bag.DEPTH_TOPIC} in the sample bag)")
+    parser.add_argument("--depth-info-topic", default=None,
+                        help="depth CameraInfo topic ('' = none; the RGB intrinsics define the output; default: the "
+                        f"camera_info beside the depth topic, {sample_bag.DEPTH_INFO_TOPIC} in the sample bag). "
+                        "It tells registered depth from another camera's")
     parser.add_argument("--lidar-topic", default="",
                         help="LiDAR PointCloud2 topic in place of --depth-topic ('' = depth image input); "
                         "pair it with the camera with --slop of at least half the camera period")
@@ -115,6 +124,15 @@ def add_points_argument(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ReplayConfig:
     """The replay configuration; raises UsageError for flags that cannot work together."""
+    for flag, topic in (("--rgb-topic", args.rgb_topic), ("--depth-topic", args.depth_topic)):
+        if topic == "":
+            raise UsageError(f"{flag} '' names no topic; leave the flag out to find it in the recording")
+    lidar = bool(args.lidar_topic)
+    choice = discovery.discover_in_bag(args.bag, args.typestore, {
+        "rgb": args.rgb_topic, "rgb_info": args.rgb_info_topic,
+        "depth": "" if lidar else args.depth_topic, "depth_info": "" if lidar else args.depth_info_topic})
+    args.rgb_topic, args.rgb_info_topic = choice.rgb, choice.rgb_info
+    args.depth_topic, args.depth_info_topic = choice.depth, choice.depth_info
     if not args.rgb_info_topic:
         raise UsageError("--rgb-info-topic is required: the outputs take their intrinsics from the RGB CameraInfo")
     if not args.exact_sync and args.slop <= 0:
