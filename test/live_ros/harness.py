@@ -116,10 +116,25 @@ def stamps(messages: list[Any]) -> list[int]:
     return [header_ns(m.header) for m in messages]
 
 
-def cloud_field(cloud: Any, name: str) -> np.ndarray:
-    """One float32 field of every point of a PointCloud2, in point order."""
-    field = next(f for f in cloud.fields if f.name == name)
-    assert field.datatype == 7, f"{name} is not FLOAT32"  # sensor_msgs/PointField.FLOAT32
-    rows = np.frombuffer(bytes(cloud.data), dtype=np.uint8).reshape(-1, cloud.point_step)
-    order = ">" if cloud.is_bigendian else "<"
-    return rows[:, field.offset : field.offset + 4].copy().view(f"{order}f4").reshape(-1)
+def check_cloud(cloud: Any, depth: np.ndarray, info: Any, rgb: np.ndarray) -> None:
+    """Read a published XYZRGB PointCloud2 back as RViz-side tools do (sensor_msgs_py's
+    `read_points`, the referee) and check it against the depth image and CameraInfo published with
+    it and the colour image sent: z is the depth, x = (u - cx) z / fx and y = (v - cy) z / fy with
+    the CameraInfo's K (depth_image_proc's point_cloud_xyz), rgb the packed colour of each pixel."""
+    from sensor_msgs_py import point_cloud2
+
+    height, width = depth.shape
+    points = point_cloud2.read_points(cloud, field_names=("x", "y", "z", "rgb"), skip_nans=False)
+    assert len(points) == height * width
+    fx, cx, fy, cy = info.k[0], info.k[2], info.k[4], info.k[5]
+    column, row = np.meshgrid(np.arange(width), np.arange(height))
+    z = points["z"].reshape(height, width)
+    np.testing.assert_array_equal(z, depth)
+    valid = np.isfinite(depth)
+    np.testing.assert_allclose(points["x"].reshape(height, width)[valid], ((column - cx) * depth / fx)[valid],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(points["y"].reshape(height, width)[valid], ((row - cy) * depth / fy)[valid],
+                               rtol=1e-5, atol=1e-6)
+    packed = np.ascontiguousarray(points["rgb"]).astype(np.float32).view(np.uint32).reshape(height, width)
+    colour = np.stack([(packed >> 16) & 0xFF, (packed >> 8) & 0xFF, packed & 0xFF], axis=-1)
+    np.testing.assert_array_equal(colour, rgb)
