@@ -139,14 +139,18 @@ def _unaligned(reason: str, evidence: Evidence, extrinsic_flag: Extrinsic | None
         "frame -> colour optical frame), or --assume-registered if it is registered after all")
 
 
+FIRST_LOOK_RECORDS = 300  # records read at most to find each stream's first message (10 s of 4 topics at 30 Hz)
+
+
 def first_messages(reader: BagReader, topics: list[str]) -> dict[str, Any]:
-    """The first decodable message of each of `topics` (fewer when a topic has none); reading
-    stops as soon as every topic has given one."""
+    """The first decodable message of each of `topics`; reading stops as soon as every topic has
+    given one, or after FIRST_LOOK_RECORDS records (a topic silent that long is left out)."""
+    wanted = {t for t in topics if t}
     found: dict[str, Any] = {}
-    for record in reader.records([t for t in topics if t]):
+    for count, record in enumerate(reader.records(wanted), start=1):
         if record.message is not None:
             found.setdefault(record.topic, record.message)
-        if len(found) == len({t for t in topics if t}):
+        if len(found) == len(wanted) or count >= FIRST_LOOK_RECORDS:
             break
     return found
 
