@@ -32,7 +32,6 @@ from depth_sr_ros.core.errors import FrameError
 DEFAULT_MAX_PIXELS = 25_000_000
 OVERSIZE = "oversize"
 SIZE_CHANGED = "size_changed"
-STREAMS = ("rgb", "depth")
 
 Size = tuple[int, int]  # (width, height) in pixels
 
