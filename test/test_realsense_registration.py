@@ -137,3 +137,18 @@ def test_replay_help_names_the_default_topics() -> None:
     for topic in ("/camera/color/image_raw", "/camera/color/camera_info", "/camera/depth/image_raw",
                   "/device_0/sensor_1/Color_0/image/data"):
         assert topic in text
+
+
+def test_the_sdks_rosbag2_string_extrinsics_read_like_its_transforms() -> None:
+    """The SDK's rosbag2 files store rs2_extrinsics as text, the rotation column-major."""
+    pin_to_colour = Extrinsic.from_translation_quaternion((0.045, 0.002, -0.001), _yaw(-2.0))
+    rotation = ",".join(f"{v:.9f}" for v in pin_to_colour.rotation.reshape(-1, order="F"))
+    translation = ",".join(f"{v:.9f}" for v in pin_to_colour.translation)
+    streams = RealSenseStreams(depth_topic=DEPTH, rgb_topic=COLOUR)
+    streams.add("/device_0/sensor_0/Depth_0/tf/0", SimpleNamespace(data="rotation=1,0,0,0,1,0,0,0,1;translation=0,0,0"))
+    streams.add("/device_0/sensor_1/Color_0/tf/0", SimpleNamespace(data=f"rotation={rotation};translation={translation}"))
+    got = streams.depth_to_colour()
+    np.testing.assert_allclose(got.rotation, pin_to_colour.rotation, atol=1e-8)
+    np.testing.assert_allclose(got.translation, pin_to_colour.translation, atol=1e-8)
+    streams.add("/device_0/sensor_1/Color_0/tf/1", SimpleNamespace(data="category=notification"))  # ignored
+    assert set(streams.extrinsics["/device_0/sensor_1/Color_0"]) == {0}

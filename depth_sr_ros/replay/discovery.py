@@ -107,9 +107,8 @@ def _words(segments: list[str]) -> set[str]:
 def camera_info_for(image_topic: str, present: Mapping[str, tuple[str, int]]) -> str:
     """The CameraInfo topic beside an image topic, or "" when the recording has none."""
     if realsense_bag.stream_prefix(image_topic):
-        topic = realsense_bag.info_topic(image_topic)
-    else:
-        topic = split_transport(image_topic)[0].rpartition("/")[0] + "/camera_info"
+        return next(iter(realsense_bag.info_topics(image_topic, present, INFO_TYPE)), "")
+    topic = split_transport(image_topic)[0].rpartition("/")[0] + "/camera_info"
     return topic if present.get(topic, ("", 0))[0] == INFO_TYPE else ""
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -74,8 +74,16 @@ def stream_kind(topic: str) -> str:
 
 
 def info_topic(image_topic: str) -> str:
-    """The CameraInfo topic of a stream's image topic."""
+    """The CameraInfo topic of a stream's image topic (the SDK's ROS 1 files)."""
     return stream_prefix(image_topic) + INFO_SUFFIX
+
+
+def info_topics(image_topic: str, present: Mapping[str, tuple[str, int]], info_type: str) -> list[str]:
+    """The CameraInfo topics under the stream of `image_topic`, `info/camera_info` first (the SDK's
+    rosbag2 files keep theirs elsewhere in the stream's namespace)."""
+    prefix = stream_prefix(image_topic) + "/"
+    found = sorted(t for t, (msgtype, _) in present.items() if t.startswith(prefix) and msgtype == info_type)
+    return sorted(found, key=lambda t: t != info_topic(image_topic))
 
 
 def depth_units_topic(depth_image_topic: str) -> str:
@@ -94,9 +102,20 @@ def extrinsic_topics(image_topic: str, present: Iterable[str]) -> list[str]:
 
 
 def transform_to_extrinsic(msg: Any) -> Extrinsic:
-    """A geometry_msgs/Transform as an Extrinsic (`p_child = R p_parent + t` as librealsense stores it)."""
-    t, q = msg.translation, msg.rotation
-    return Extrinsic.from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+    """A stream extrinsic record as an Extrinsic (`p_stream = R p_pin + t`, module docstring): a
+    geometry_msgs/Transform (the SDK's ROS 1 files), or the std_msgs/String
+    `rotation=r0,...,r8;translation=t0,t1,t2` of its rosbag2 files (rs2_extrinsics as they are:
+    the rotation column-major). ValueError for anything else."""
+    if hasattr(msg, "translation") and hasattr(msg, "rotation"):
+        t, q = msg.translation, msg.rotation
+        return Extrinsic.from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+    parts = dict(part.split("=", 1) for part in str(getattr(msg, "data", "")).split(";") if "=" in part)
+    try:
+        rotation = np.array([float(v) for v in parts["rotation"].split(",")]).reshape(3, 3, order="F")
+        translation = [float(v) for v in parts["translation"].split(",")]
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"not a stream extrinsic: {str(getattr(msg, 'data', msg))[:80]!r}") from err
+    return Extrinsic(rotation, np.asarray(translation))
 
 
 @dataclass
@@ -122,7 +141,10 @@ class RealSenseStreams:
     def add(self, topic: str, message: Any) -> None:
         """Take one message of a `metadata_topics` topic."""
         if topic.endswith(DEPTH_UNITS_OPTION):
-            units = float(message.data)
+            try:
+                units = float(message.data)  # std_msgs/Float32 (ROS 1 files) or a String holding the number
+            except (TypeError, ValueError):
+                units = float("nan")
             if not (np.isfinite(units) and units > 0):
                 LOG.warning("%s holds %r: not a depth unit; %.4g m assumed", topic, units, DEFAULT_DEPTH_UNITS)
                 return
@@ -133,7 +155,10 @@ class RealSenseStreams:
             self.depth_units = units
             return
         group = int(topic.rsplit("/", 1)[1])
-        self.extrinsics.setdefault(stream_prefix(topic), {})[group] = transform_to_extrinsic(message)
+        try:
+            self.extrinsics.setdefault(stream_prefix(topic), {})[group] = transform_to_extrinsic(message)
+        except ValueError as err:  # also a rotation that is not orthonormal
+            LOG.warning("%s: %s; the stream extrinsic is not used", topic, err)
 
     def depth_to_colour(self) -> Extrinsic | None:
         """depth optical -> colour optical (`E_colour @ E_depth^-1`, module docstring), from the
@@ -149,7 +174,8 @@ class RealSenseStreams:
         """The message as the pipeline reads it: CameraInfo completed (R = I and P = [K | 0] where
         the SDK left them zero, the distortion named as ROS does), depth in other units than
         millimetres re-expressed as 32FC1 metres. Anything else is returned as it is."""
-        if topic == info_topic(self.depth_topic) or topic == info_topic(self.rgb_topic):
+        if topic.startswith((stream_prefix(self.depth_topic) + "/", stream_prefix(self.rgb_topic) + "/")) and \
+                hasattr(message, "distortion_model"):  # a CameraInfo of either stream
             return self._camera_info(topic, message)
         if topic == self.depth_topic and self.depth_units not in (None, DEFAULT_DEPTH_UNITS):
             return self._depth_in_metres(message)
