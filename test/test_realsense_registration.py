@@ -152,3 +152,15 @@ def test_the_sdks_rosbag2_string_extrinsics_read_like_its_transforms() -> None:
     np.testing.assert_allclose(got.translation, pin_to_colour.translation, atol=1e-8)
     streams.add("/device_0/sensor_1/Color_0/tf/1", SimpleNamespace(data="category=notification"))  # ignored
     assert set(streams.extrinsics["/device_0/sensor_1/Color_0"]) == {0}
+
+
+def test_full_resolution_only_for_auto_and_depth_near_the_colour_resolution() -> None:
+    from depth_sr_ros.core.pipeline import SRConfig
+    from depth_sr_ros.replay.full_resolution import refine_at_full_resolution
+
+    sr = SRConfig(scale=4)
+    full, note = refine_at_full_resolution(sr, 1.0, auto=True)
+    assert full.scale == 1 and "1 in 16 of its samples" in note
+    assert refine_at_full_resolution(sr, 1.6, auto=False) == (sr, "")  # a backbone was named
+    assert refine_at_full_resolution(sr, 4.0, auto=True) == (sr, "")  # a quarter of the colour resolution
+    assert refine_at_full_resolution(sr, None, auto=True) == (sr, "")  # nothing tells

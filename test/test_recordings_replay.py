@@ -5,6 +5,7 @@ The recordings are built from the real TUM frames (`recordings.py`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -133,3 +134,28 @@ def test_two_cameras_exit_2_with_the_candidates_one_a_line(tmp_path: Path, capsy
     assert len(rows) == 2 and all(line.count("/image_raw") == 1 for line in rows)
     assert replay(recording.path, tmp_path / "chosen", "--rgb-topic", "/camera/rear/color/image_raw/compressed",
                   "--depth-topic", "/camera/rear/depth/image_rect_raw") == 0
+
+
+def test_depth_at_the_colour_resolution_is_refined_at_full_resolution_not_decimated(
+        tmp_path: Path, caplog) -> None:
+    """With the default backbone (auto), 640x480 depth beside 640x480 colour is registered and
+    refined at scale 1; the x4 grid of the same replay with a backbone named keeps 1 in 7 samples."""
+    recording = rc.realsense_bag(tmp_path / "viewer.bag")
+    with caplog.at_level(logging.INFO):
+        assert main(["replay", str(recording.path), "--out", str(tmp_path / "full"), "--no-previews",
+                     "--no-progress"]) == 0
+    assert "registered and refined at full resolution (scale 1" in caplog.text
+    metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert (metrics["scale"], metrics["backbone"]) == (1, "guided_filter")
+    full = error_to_truth(tmp_path / "full", recording)
+    assert replay(recording.path, tmp_path / "grid", "--scale", "4") == 0  # guided_filter named: the x4 grid
+    assert full < 0.8 * error_to_truth(tmp_path / "grid", recording)  # measured 4.2 cm against 6.5 cm
+
+
+def test_depth_well_below_the_colour_resolution_keeps_the_shipped_scale(tmp_path: Path, caplog) -> None:
+    recording = rc.ros1_bag(tmp_path / "camera.bag")  # 160x120 depth, 640x480 colour
+    with caplog.at_level(logging.INFO):
+        assert main(["replay", str(recording.path), "--out", str(tmp_path / "out"), "--no-previews",
+                     "--no-progress"]) == 0  # the default backbone, auto
+    assert "full resolution" not in caplog.text
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["scale"] == 4

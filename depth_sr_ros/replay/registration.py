@@ -24,7 +24,7 @@ optical frame, `p_colour = R @ p_depth + t` (metres): tf2's
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from depth_sr_ros.core.camera_info import intrinsics_from_camera_info, registration_mismatch
@@ -70,6 +70,7 @@ class Registration:
     reason: str
     source: str = ""
     from_tf: bool = False
+    depth_sampling: float | None = None  # colour pixels per depth pixel across (fx_colour / fx_depth); None: unknown
 
     def describe(self) -> str:
         if not self.unaligned:
@@ -194,4 +195,17 @@ def prepare(reader: BagReader, config: ReplayConfig) -> tuple[Registration, Real
     mode = "unaligned" if config.unaligned_depth else "registered" if config.output.assume_registered else "auto"
     decision = decide(mode, evidence, config.extrinsic, realsense.depth_to_colour() if realsense else None,
                       stream_source, tf, tuple(t for t in ("/tf_static", "/tf") if t in present))
-    return decision, realsense
+    sampling = depth_sampling(evidence, firsts.get(config.rgb_topic), firsts.get(config.depth_topic))
+    return replace(decision, depth_sampling=sampling), realsense
+
+
+def depth_sampling(evidence: Evidence, rgb_msg: Any, depth_msg: Any) -> float | None:
+    """Colour pixels per depth pixel across: `fx_colour / fx_depth` from the CameraInfos, else the
+    ratio of the image widths (raw images; a compressed one has no width before decoding)."""
+    try:
+        if evidence.rgb_info is not None and evidence.depth_info is not None:
+            return intrinsics_from_camera_info(evidence.rgb_info).fx / intrinsics_from_camera_info(evidence.depth_info).fx
+    except FrameError:
+        return None
+    rgb_width, depth_width = (int(getattr(m, "width", 0) or 0) for m in (rgb_msg, depth_msg))
+    return rgb_width / depth_width if rgb_width > 0 and depth_width > 0 else None

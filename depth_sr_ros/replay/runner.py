@@ -70,6 +70,7 @@ from depth_sr_ros.replay.config import (
 )
 from depth_sr_ros.replay.finish import ReplayFinish
 from depth_sr_ros.replay.frame_log import FrameLog, spool_path
+from depth_sr_ros.replay.full_resolution import refine_at_full_resolution
 from depth_sr_ros.replay.ledger import AuxStream, MessageLedger
 from depth_sr_ros.replay.metadata_counts import held_counts, settle_counts
 from depth_sr_ros.replay.out_dir import OutputDir
@@ -102,14 +103,19 @@ class ReplayRunner(FrameScoring, ReplayFinish):
         self.depth_topic = config.lidar_topic or config.depth_topic
         self.depth_info_topic = "" if config.lidar_topic else config.depth_info_topic
         self.realsense = None  # the RealSense SDK view of the recording, when it is one (realsense_bag.py)
+        self.full_resolution = ""  # what was done with depth near the colour resolution (full_resolution.py)
         with BagReader(config.bag, config.typestore) as reader:  # a bad bag fails before the pipeline loads
             reader.require(*self._inputs())
             if not config.lidar_topic:  # depth from another camera is registered by default (registration.py)
                 registration, self.realsense = prepare(reader, config)
                 LOG.info("%s", registration.describe())
                 fixed = None if registration.from_tf else registration.extrinsic  # TF: looked up per pair
+                sr, self.full_resolution = refine_at_full_resolution(config.sr, registration.depth_sampling,
+                                                                     auto=config.sr.backbone == "auto")
+                if self.full_resolution:
+                    LOG.info("%s", self.full_resolution)
                 self.config = config = replace(config, unaligned_depth=registration.unaligned,
-                                               extrinsic=fixed or config.extrinsic)
+                                               extrinsic=fixed or config.extrinsic, sr=sr)
         self.builder = rosbags_builder(self.typestore)
         self.bounds = InputBounds(config.max_image_pixels)  # the pixel limit, the streams' sizes (core/limits.py)
         self.processor = FrameProcessor(DepthSR(config.sr), config.output, self.bounds)

@@ -33,6 +33,7 @@ class FrameScoring:
     histogram: ErrorHistogram
     previews: PreviewPlan
     notices: Counter[str]
+    full_resolution: str  # the log line when depth near the colour resolution is processed at scale 1
     _run: Callable[..., FrameOutput]
     _warn: Callable[[str, str], None]
 
@@ -99,6 +100,8 @@ class FrameScoring:
                     self.baseline, pair, rgb_info, depth_info, want_points=False).depth
             depth_in = None if self.config.lidar_topic else depth_from_image(pair.depth.payload)
             title = f"frame {row['frame']}   {pair.rgb.stamp_ns / 1e9:.3f} s   {self.backbone} x{self.config.sr.scale}"
+            if self.full_resolution:  # depth near the colour resolution (full_resolution.py)
+                title += "   registered and refined at full resolution, not decimated"
             return PreviewFrame(rgb_from_image(pair.rgb.payload), methods, depth_in, gt_depth, rmse, title)
 
         self.previews.offer(index, entry, rmse.get(self.backbone), make)
