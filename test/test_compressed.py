@@ -285,3 +285,11 @@ def test_compressed_depth_of_8_bit_png_is_refused_before_decoding(monkeypatch):
         depth_from_image(message)
     assert err.value.reason == "corrupt_compressed"
 
+
+
+def test_a_16_bit_colour_png_is_unsupported_before_decoding(monkeypatch):
+    message = compressed_msg("rgb8; png compressed bgr8", png(np.zeros((2, 2, 3), np.uint16)))
+    never_decode(monkeypatch)
+    with pytest.raises(FrameError, match="16-bit colour") as err:
+        rgb_from_image(message)
+    assert err.value.reason == "unsupported_encoding"

@@ -213,6 +213,9 @@ def _fields(pixels: np.ndarray, encoding: str) -> ImageFields:
 def _decompress_image(msg: Any, encoded: EncodedImage) -> ImageFields:
     """compressed_image_transport: a JPEG/PNG, colour in BGR (or the encoding's) order."""
     fmt = encoded.fmt
+    if encoded.png_type is not None and encoded.png_type[0] == 16 and encoded.png_type[1] != PNG_GREY:
+        raise FrameError("unsupported_encoding", f"CompressedImage ({msg.format!r}) is a 16-bit colour PNG; "
+                         "expected 8-bit colour (refused before decoding)")
     image = _imdecode(encoded, f"CompressedImage ({msg.format!r})")
     channels = 1 if image.ndim == 2 else image.shape[2]
     if channels == 1:
