@@ -27,6 +27,13 @@ def replay(bag: Path, out: Path, *flags: str) -> int:
     return main(["replay", str(bag), "--out", str(out), *BACKBONE, *flags])
 
 
+def logged_replay(caplog, bag: Path, out: Path, *flags: str) -> str:
+    """Replay (exit 0 asserted) and return what it logged at INFO and above."""
+    with caplog.at_level(logging.INFO):
+        assert replay(bag, out, *flags) == 0
+    return caplog.text
+
+
 def error_to_truth(out: Path, recording: rc.Recording) -> float:
     """RMSE (m) of the output depth against the TUM depth in the colour camera, over pixels both have."""
     with BagReader(out / "sr_bag") as reader:
@@ -61,11 +68,10 @@ def registered_baseline(tmp_path_factory) -> float:
 
 def test_ros1_bag_replays_as_it_is(tmp_path: Path, caplog, registered_baseline: float) -> None:
     recording = rc.ros1_bag(tmp_path / "camera.bag")
-    with caplog.at_level(logging.INFO):
-        assert replay(recording.path, tmp_path / "out") == 0
+    log = logged_replay(caplog, recording.path, tmp_path / "out")
     assert "topics: colour /camera/color/image_raw (info /camera/color/camera_info), depth /camera/depth/image_raw" \
-        in caplog.text
-    assert "its CameraInfo is the colour camera's" in caplog.text
+        in log
+    assert "its CameraInfo is the colour camera's" in log
     assert error_to_truth(tmp_path / "out", recording) == pytest.approx(registered_baseline)
     assert registered_baseline < 0.06
 
@@ -74,33 +80,30 @@ def test_ros1_bag_replays_as_it_is(tmp_path: Path, caplog, registered_baseline: 
 def test_realsense_viewer_file_is_registered_with_its_stream_extrinsics(
         tmp_path: Path, caplog, registered_baseline: float, depth_size: tuple[int, int], units: float) -> None:
     recording = rc.realsense_bag(tmp_path / "viewer.bag", depth_size, units)
-    with caplog.at_level(logging.INFO):
-        assert replay(recording.path, tmp_path / "aware") == 0
-    assert "depth /device_0/sensor_0/Depth_0/image/data" in caplog.text
-    assert "with the extrinsic from the recording's stream extrinsics" in caplog.text
-    assert "t = (0.0500, 0.0040, -0.0020) m" in caplog.text  # depth -> colour, as recorded
-    assert f"depth units from the recording: {units:g} m" in caplog.text
+    log = logged_replay(caplog, recording.path, tmp_path / "aware")
+    assert "depth /device_0/sensor_0/Depth_0/image/data" in log
+    assert "with the extrinsic from the recording's stream extrinsics" in log
+    assert "t = (0.0500, 0.0040, -0.0020) m" in log  # depth -> colour, as recorded
+    assert f"depth units from the recording: {units:g} m" in log
     check_registration(recording, tmp_path, registered_baseline)
 
 
 def test_driver_rosbag2_depth_is_registered_through_tf_static(tmp_path: Path, caplog,
                                                              registered_baseline: float) -> None:
     recording = rc.driver_bag(tmp_path / "driver", aligned=False)
-    with caplog.at_level(logging.INFO):
-        assert replay(recording.path, tmp_path / "aware") == 0
-    assert "colour /camera/camera/color/image_raw/compressed" in caplog.text
+    log = logged_replay(caplog, recording.path, tmp_path / "aware")
+    assert "colour /camera/camera/color/image_raw/compressed" in log
     assert ("with the extrinsic from /tf_static ('camera_color_optical_frame' <- 'camera_depth_optical_frame'): "
-            "depth optical -> colour optical t = (0.0500, 0.0040, -0.0020) m") in caplog.text
+            "depth optical -> colour optical t = (0.0500, 0.0040, -0.0020) m") in log
     check_registration(recording, tmp_path, registered_baseline)
 
 
 def test_driver_rosbag2_with_aligned_depth_replays_the_aligned_topic(tmp_path: Path, caplog,
                                                                      registered_baseline: float) -> None:
     recording = rc.driver_bag(tmp_path / "driver", aligned=True)
-    with caplog.at_level(logging.INFO):
-        assert replay(recording.path, tmp_path / "out") == 0
-    assert "depth /camera/camera/aligned_depth_to_color/image_raw" in caplog.text
-    assert "processed as registered" in caplog.text
+    log = logged_replay(caplog, recording.path, tmp_path / "out")
+    assert "depth /camera/camera/aligned_depth_to_color/image_raw" in log
+    assert "processed as registered" in log
     assert error_to_truth(tmp_path / "out", recording) < 1.2 * registered_baseline  # JPEG colour guides it
 
 
