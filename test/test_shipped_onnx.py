@@ -7,8 +7,10 @@ The torch-free checks run in every install; parity and regeneration need the tor
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from depth_sr_ros.models import zoo
 from depth_sr_ros.models.ship import PARITY_LR_SIZE, ship_onnx
 from depth_sr_ros.models.shipped_onnx import onnx_path, verified_onnx
 from depth_sr_ros.models.weights import card_path, read_card, sha256_file
-from depth_sr_ros.optional import MissingExtra
+from depth_sr_ros.optional import TORCH_INSTALL, MissingExtra
 
 SHIPPED = sorted(path for path in zoo.REPO_MODELS.glob("*.safetensors") if not read_card(path).foundation)
 LITE_SCALES = (4, 8, 16)
@@ -163,3 +165,44 @@ def test_new_weights_clear_the_onnx_digest(tmp_path):
     save_weights(model, weights, read_card(weights))
     assert read_card(weights).onnx_sha256 == ""
     assert verified_onnx(weights) is None  # the old ONNX file is never run with the new weights
+
+
+HIDDEN_CLI = """
+import sys
+
+class Hide:  # every import finder answers "not installed" for the hidden packages, as on a machine without them
+    def __init__(self, finder):
+        self.finder = finder
+
+    def find_spec(self, name, path=None, target=None):
+        return None if name.split(".")[0] in {hidden!r} else self.finder.find_spec(name, path, target)
+
+    def __getattr__(self, attribute):
+        return getattr(self.finder, attribute)
+
+sys.meta_path[:] = [Hide(finder) for finder in sys.meta_path]
+from depth_sr_ros.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def depth_sr_without(hidden: set[str], *argv: str) -> subprocess.CompletedProcess:
+    """`depth-sr ARGV` in a fresh interpreter where the `hidden` packages cannot be imported."""
+    return subprocess.run([sys.executable, "-c", HIDDEN_CLI.format(hidden=hidden), *argv], capture_output=True,
+                          text=True, timeout=600, check=False, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_a_system_torch_without_the_extra_runs_the_demo_and_names_the_extra_for_training(tmp_path):
+    """The robot install of issue 20: torch installed first, the package without extras (no safetensors)."""
+    pytest.importorskip("torch", reason="a system torch without safetensors: needs torch installed")
+    demo = depth_sr_without({"safetensors"}, "demo", "--out", str(tmp_path / "demo"), "--no-progress")
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "onnxruntime runs lite_x4.onnx" in demo.stderr and "Traceback" not in demo.stderr
+    assert json.loads((tmp_path / "demo" / "metrics.json").read_text())["pairs_processed"] == 3
+    train = depth_sr_without({"safetensors"}, "train", "--config", "config/train/ci_smoke.yaml",
+                             "--out", str(tmp_path / "train"))
+    assert train.returncode == 2 and "Traceback" not in train.stderr
+    assert train.stderr.strip().splitlines()[-1] == (
+        "depth-sr train: error: depth-sr train (it writes safetensors weights) needs safetensors, which is not "
+        f"installed: {TORCH_INSTALL}")
+    assert not (tmp_path / "train").exists()  # stopped before anything was written
