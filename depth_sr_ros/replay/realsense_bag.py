@@ -12,6 +12,10 @@ topic family per stream, `/device_<d>/sensor_<s>/<Stream>_<i>/`:
 
 Image headers carry the frame timestamp and no frame id worth comparing (every stream has the
 same one, or none), so TF and frame ids cannot tell the streams apart: the stream extrinsics can.
+Recent SDKs also record rosbag2 files in the same topic layout, with the stream extrinsics as
+std_msgs/String text (`rotation=r0,...,r8;translation=t0,t1,t2`, the rs2_extrinsics rotation
+column-major) beside a /tf_static, and full CameraInfos; both forms are read
+(`transform_to_extrinsic`, `info_topics`).
 
 Extrinsic direction (checked against librealsense's `device::get_extrinsics` and `convert(const
 rs2_extrinsics&, geometry_msgs::Transform&)`): `tf/<g>` of stream S holds
