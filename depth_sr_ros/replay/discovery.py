@@ -14,7 +14,9 @@ Each candidate is ranked, best first: depth already registered to the colour cam
 (`aligned_depth_to_color`, `depth_to_rgb`, `depth_registered`, ...) before raw depth; the colour
 word in the namespace (`rgb/image_rect_color`) before only in the image name (`left/...`);
 rectified before an unrectified namespace (`rgb_raw/`); with a CameraInfo beside it before
-without; the raw topic before its image_transport variants. The set is obvious when each role's
+without; the raw topic before its image_transport variants; among one camera's images the
+rectified colour one (`image_rect_color` before `image_color` before a Bayer `image_raw`) and raw
+16UC1 depth (`image_raw` before `image`). The set is obvious when each role's
 best candidate ranks strictly above the next one; otherwise `TopicDiscoveryError` (a UsageError,
 exit 2) lists the candidates, one a line, with the flags that choose.
 
@@ -141,7 +143,16 @@ def _rank(topic: str, role: str, info: str) -> tuple[int, ...]:
     else:
         first = 0 if COLOUR_WORDS & _words(namespace) or realsense_bag.stream_kind(topic) else 1
     unrectified = int("raw" in _words(namespace))
-    return (first, unrectified, 0 if info else 1, transport_rank)
+    return (first, unrectified, 0 if info else 1, transport_rank, _name_rank(segments[-1] if segments else "", role))
+
+
+def _name_rank(name: str, role: str) -> int:
+    """Among one camera's images (openni's `image_raw`, `image_color`, `image_rect_color`): colour
+    rectified and in colour first, Bayer `image_raw` last; depth in its raw 16UC1 form first."""
+    words = set(name.split("_"))
+    if role == "colour":
+        return 0 if "rect" in words and words & COLOUR_WORDS else 1 if words & COLOUR_WORDS else 2
+    return 0 if "raw" in words else 1
 
 
 def candidates(present: Mapping[str, tuple[str, int]]) -> list[Candidate]:
