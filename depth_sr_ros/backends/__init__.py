@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 
 from depth_sr_ros.core.registry import Registry
-from depth_sr_ros.optional import has_torch
+from depth_sr_ros.optional import has_torch, has_torch_weights
 
 LOG = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class Availability:
             cuda=cuda,
             tensorrt=importlib.util.find_spec("tensorrt") is not None,
             ort_providers=providers,
-            torch=has_torch(),
+            torch=has_torch_weights(),
         )
 
     @property
