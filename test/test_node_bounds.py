@@ -137,7 +137,3 @@ def test_a_device_that_is_not_there_is_refused_with_the_reason(monkeypatch, coun
     assert table.PARAMETER_BY_NAME["device"].check("cpu") is None
     assert table.PARAMETER_BY_NAME["device"].check("auto") is None
 
-
-def test_this_machines_device_count_is_what_torch_says():
-    torch = pytest.importorskip("torch")
-    assert parameter_table.cuda_device_count() == torch.cuda.device_count()
