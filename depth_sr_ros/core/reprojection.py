@@ -115,23 +115,25 @@ def register_residual(
     return reproject_depth(depth, intrinsics, residual, intrinsics, depth.shape, supersample).depth
 
 
-def fill_disocclusions(depth: np.ndarray, max_iterations: int = 64) -> np.ndarray:
-    """Fill the holes of a reprojected depth image from their farthest valid neighbour, as a phone
-    depth pipeline does after warping (a disoccluded region shows the background that was behind
-    the occluder). Repeated 3x3 passes until no hole has a valid neighbour or `max_iterations`;
-    returns a new float32 array (holes with no valid pixel within reach stay NaN)."""
-    out = np.array(depth, dtype=np.float32)
-    for _ in range(max_iterations):
-        holes = ~np.isfinite(out)
-        if not holes.any():
-            break
-        padded = np.pad(np.where(holes, -np.inf, out), 1, mode="constant", constant_values=-np.inf)
-        h, w = out.shape
-        neighbours = np.max(
-            [padded[1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0
-        )
-        reached = holes & np.isfinite(neighbours)
-        if not reached.any():
-            break
-        out[reached] = neighbours[reached]
-    return out
+def _fill_rows(depth: np.ndarray) -> np.ndarray:
+    """Each run of holes in a row takes the farther of the valid depths at its two ends (the one
+    end where the run touches the image border)."""
+    h, w = depth.shape
+    valid = np.isfinite(depth)
+    cols = np.broadcast_to(np.arange(w), (h, w))
+    left = np.maximum.accumulate(np.where(valid, cols, -1), axis=1)
+    right = np.minimum.accumulate(np.where(valid, cols, w)[:, ::-1], axis=1)[:, ::-1]
+    rows = np.arange(h)[:, None]
+    from_left = np.where(left >= 0, depth[rows, np.clip(left, 0, w - 1)], -np.inf)
+    from_right = np.where(right < w, depth[rows, np.clip(right, 0, w - 1)], -np.inf)
+    farther = np.maximum(from_left, from_right)
+    return np.where(valid | ~np.isfinite(farther), depth, farther).astype(np.float32)
+
+
+def fill_disocclusions(depth: np.ndarray) -> np.ndarray:
+    """Fill the holes of a reprojected depth image with the background, as a phone depth pipeline
+    does after warping (a disoccluded region shows what was behind the occluder): each run of holes
+    along a row takes the farther of the depths at its ends, then what is left (whole empty rows)
+    the same along columns. Returns a new float32 array; an image with no valid pixel stays NaN."""
+    out = _fill_rows(np.asarray(depth, dtype=np.float32))
+    return _fill_rows(out.T.copy()).T.copy()

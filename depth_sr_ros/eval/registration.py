@@ -1,9 +1,11 @@
-"""Self-registration of evaluation inputs: `depth-sr evaluate --registration auto`.
+"""Self-registration of evaluation inputs: `depth-sr evaluate --registration auto` (or `tf`).
 
 The low-resolution inputs of a run are taken to come from one rig (one sensor beside one colour
 camera, as `--degrade parallax` simulates): the residual extrinsic is estimated over the first
 `window` frames' inputs, from colour and input depth only (no ground truth), and every input is
-then registered with it when it is significant (`core/registration_window.py`).
+then registered with it when it is significant (`core/registration_window.py`). `tf` registers
+with the pose as given instead (with `--degrade parallax`, the simulated sensor's true pose: the
+best any estimate can do, disocclusions and all).
 
 Intrinsics: the folder's `intrinsics.json` (the colour camera) or, without one, the same assumed
 pinhole the parallax degradation uses (`core.reprojection.assumed_intrinsics`), for the cropped
@@ -19,9 +21,10 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from depth_sr_ros.core.camera_info import Intrinsics
+from depth_sr_ros.core.projection import Extrinsic
 from depth_sr_ros.core.registration_estimate import PARAM_NAMES, RegistrationEstimate
 from depth_sr_ros.core.registration_window import SelfRegistration, SelfRegistrationConfig
-from depth_sr_ros.core.reprojection import assumed_intrinsics
+from depth_sr_ros.core.reprojection import assumed_intrinsics, extrinsic_params
 from depth_sr_ros.eval.protocol import FrameInput
 
 LOG = logging.getLogger(__name__)
@@ -35,14 +38,25 @@ def input_intrinsics(intrinsics: Intrinsics | None, inp: FrameInput) -> Intrinsi
     return dataclasses.replace(intrinsics, width=width, height=height)
 
 
-def calibrate_inputs(inputs: Iterable[FrameInput], intrinsics: Intrinsics | None,
+def calibrate_inputs(inputs: Iterable[FrameInput | None], intrinsics: Intrinsics | None,
                      config: SelfRegistrationConfig | None = None) -> SelfRegistration:
-    """Estimate over up to `config.window` inputs (colour and low-resolution depth only)."""
+    """Estimate over up to `config.window` inputs (colour and low-resolution depth only; None =
+    a frame that could not be read, skipped)."""
     registration = SelfRegistration(config or SelfRegistrationConfig())
     for inp in inputs:
+        if inp is None:
+            continue
         registration.add(inp.rgb, inp.lr, input_intrinsics(intrinsics, inp))
     result = registration.update()
     LOG.info("self-registration: %s", describe(result))
+    return registration
+
+
+def given(extrinsic: Extrinsic) -> SelfRegistration:
+    """A registration that applies `extrinsic` as given (`--registration tf`: the known pose)."""
+    registration = SelfRegistration()
+    registration.current = registration.last = RegistrationEstimate(
+        extrinsic_params(extrinsic), np.zeros(6), PARAM_NAMES, "given", significant=True)
     return registration
 
 
@@ -64,13 +78,15 @@ def describe(result: RegistrationEstimate) -> str:
         unit, factor = ("mm", 1000.0) if j < 3 else ("deg", float(np.degrees(1.0)))
         parts.append(f"{name} {result.params[j] * factor:+.2f} +- {result.std[j] * factor:.2f} {unit}")
     verdict = "applied" if result.significant else "not applied (identity within its uncertainty)"
-    if result.status != "ok":
+    if result.status == "given":
+        verdict = "as given"
+    elif result.status != "ok":
         verdict = f"{result.status}: {'; '.join(result.notes[-1:])}"
     return (f"{', '.join(parts) or 'identity'} over {result.frames_used} frames "
             f"({result.frames_rejected} rejected), contours moved {result.shift_px:.2f} px; {verdict}")
 
 
-def calibrated(make: Callable[[int], FrameInput], count: int, intrinsics: Intrinsics | None,
+def calibrated(make: Callable[[int], FrameInput | None], count: int, intrinsics: Intrinsics | None,
                config: SelfRegistrationConfig | None = None) -> SelfRegistration:
     """`calibrate_inputs` over the inputs `make(0)`, ... of the first min(count, window) frames,
     spread evenly over the `count` frames."""

@@ -34,7 +34,7 @@ from depth_sr_ros.core.backbones import get_backbone
 from depth_sr_ros.core.metrics import mean_metrics
 from depth_sr_ros.eval import splits
 from depth_sr_ros.eval.protocol import Method, gdsr_frame, make_input, metric_frame, network_method
-from depth_sr_ros.eval.registration import calibrated, describe, register_input
+from depth_sr_ros.eval.registration import calibrated, describe, given, register_input
 from depth_sr_ros.optional import has_torch
 from depth_sr_ros.tools.usage import (
     UsageError,
@@ -76,9 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "metres (x right, y down, z forward; default 0.03 0.01 0)")
     parser.add_argument("--rotation", type=float, nargs=3, metavar=("RX", "RY", "RZ"),
                         help="with --degrade parallax: the depth sensor's rotation vector in degrees (default 0 0 0)")
-    parser.add_argument("--registration", choices=("none", "auto"), default="none",
+    parser.add_argument("--registration", choices=("none", "tf", "auto"), default="none",
                         help="auto: estimate the depth sensor's residual extrinsic from colour and input depth (no "
-                        "ground truth) and register every input with it (eval/registration.py)")
+                        "ground truth) and register every input with it; tf (with --degrade parallax): register "
+                        "with the simulated sensor's true pose (eval/registration.py)")
     parser.add_argument("--split", choices=("heldout", "train", "all"),
                         help="frames of a recognised set to score (default: heldout for a recognised set "
                         "without --scenes, else all)")
@@ -124,6 +125,8 @@ def check_args(args: argparse.Namespace) -> Degradation | None:
         raise UsageError("--baseline and --rotation need --degrade parallax")
     if max(map(abs, args.baseline or [0.0])) > 0.5 or max(map(abs, args.rotation or [0.0])) > 10.0:
         raise UsageError("--baseline is metres (at most 0.5 each) and --rotation degrees (at most 10 each)")
+    if args.registration == "tf" and args.degrade != "parallax":
+        raise UsageError("--registration tf needs --degrade parallax (the pose it registers with)")
     if not args.degrade:
         return None
     if not has_torch():
@@ -203,12 +206,16 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     frames: list[dict[str, Any]] = []
     seconds = {name: 0.0 for name in names}
     holes = 0
-    def frame_input(index: int, frame: Any) -> Any:
-        return make_input(frame, args.scale, degradation, np.random.default_rng([args.seed, index]))
+    def frame_input(index: int, frame: Frame | None) -> Any:
+        return None if frame is None else make_input(frame, args.scale, degradation,
+                                                      np.random.default_rng([args.seed, index]))
 
     registration = None
-    if args.registration == "auto":
-        registration = calibrated(lambda i: frame_input(i, dataset[i]), len(dataset), dataset.intrinsics)
+    if args.registration == "tf":
+        registration = given(degradation.steps[0].pose())
+    elif args.registration == "auto":
+        registration = calibrated(lambda i: frame_input(i, read_frame(dataset, i, {})), len(dataset),
+                                  dataset.intrinsics)
     unreadable: dict[str, str] = {}  # frame name -> why its files could not be read
     bar = tqdm(range(len(dataset)), desc=f"evaluate x{args.scale} {args.protocol}",
                disable=getattr(args, "no_progress", False))
@@ -253,7 +260,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         summary[name] = stats
     source = frames[0]["source"] if frames else "bicubic"
     degrade = degradation_label(args.degrade, args.misregistration) or ("depth_lr" if source == "depth_lr" else "bicubic")
-    degrade += "+registration" if registration is not None else ""
+    degrade += f"+registration_{args.registration}" if registration is not None else ""
     return {
         "protocol": args.protocol,
         "scale": args.scale,
