@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-onnx": ("export_onnx", "export a backbone to ONNX"),
     "build-engine": ("build_engine", "build a TensorRT engine offline"),
     "bench": ("bench", "time every pipeline stage per backend and backbone"),
+    "calibrate": ("calibrate", "estimate the depth sensor's registration to the colour camera over a bag"),
 }
 EXIT_USAGE = 2
 EXIT_BUG = 1
