@@ -1,0 +1,54 @@
+"""`--degrade parallax` (train/parallax.py): a sensor beside the camera whose depth is labelled registered."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the sensor models run on the optional torch extra: pip install -e '.[torch]'")
+
+from depth_sr_ros.cli import main
+from depth_sr_ros.core.reprojection import register_residual
+from depth_sr_ros.train.degradations import get_degradation
+from depth_sr_ros.train.parallax import Parallax, parallax_degradation
+
+
+def _scene() -> np.ndarray:
+    depth = np.full((96, 128), 3.0, np.float32)
+    depth[30:60, 40:70] = 1.0
+    return depth
+
+
+def test_parallax_moves_near_edges_more_than_far_ones_and_leaves_no_hole() -> None:
+    step = Parallax(baseline_m=(0.05, 0.0, 0.0))
+    seen = step.render(_scene())
+    assert np.isfinite(seen).all()  # disocclusions filled, as a phone pipeline does
+    box = np.nonzero(seen[45] == 1.0)[0]
+    shift = step.camera(96, 128).fx * 0.05 / 1.0
+    assert abs(box.mean() - (54.5 - shift)) < 1.0  # the sensor to the right sees the box further left
+    # Registering with the sensor's pose undoes it, away from the disoccluded band.
+    back = register_residual(seen, step.camera(96, 128), step.pose(), supersample=1)
+    assert np.allclose(back[35:55, 45:65], 1.0)
+
+
+def test_the_preset_and_the_batch_path_agree() -> None:
+    import torch
+
+    from depth_sr_ros.train.degradations import Context
+
+    degradation = get_degradation("parallax")
+    assert degradation == parallax_degradation()
+    gt = torch.from_numpy(np.stack([_scene(), _scene()[:, ::-1].copy()]))[:, None]
+    lr = degradation.apply(gt, Context(4, torch.Generator().manual_seed(0)))
+    assert lr.shape == (2, 1, 24, 32)
+    single = degradation(_scene(), 4, np.random.default_rng(0))
+    assert np.allclose(lr[0, 0].numpy(), single, atol=1e-6)
+
+
+@pytest.mark.parametrize("flags", [["--baseline", "0.03", "0", "0"], ["--registration", "tf"],
+                                   ["--degrade", "parallax", "--baseline", "3", "0", "0"]])
+def test_evaluate_flag_mistakes_are_one_line(flags: list[str], shared_data, capsys) -> None:
+    code = main(["evaluate", "--data", str(shared_data / "nyu_test"), "--scale", "4", *flags])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("--baseline" in err or "--registration" in err)
