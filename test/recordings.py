@@ -139,17 +139,19 @@ def _write_ros1(path: Path, messages: list[tuple[int, str, str, Any]]) -> None:
             writer.write(connections[topic], log_ns, ROS1.serialize_ros1(message, msgtype))
 
 
-def ros1_bag(path: Path) -> Recording:
-    """The sample bag's topics in a ROS 1 bag: registered depth at a quarter of the colour size."""
+def ros1_bag(path: Path, decimation: int = 4) -> Recording:
+    """The sample bag's topics in a ROS 1 bag: registered depth at 1/`decimation` of the colour
+    size (1: the colour size)."""
     build = Ros1Messages()
     colour = colour_info()
-    low = colour.scaled(colour.width // 4, colour.height // 4)
+    low = colour.scaled(colour.width // decimation, colour.height // decimation)
     records, stamps = [], []
     for i, name in enumerate(FRAMES):
         stamp = EPOCH_NS + i * PERIOD_NS
         stamps.append(stamp)
         rgb = sb.read_sample_rgb(sb.SAMPLE_DIR, name)
-        depth = sb.decimate_depth(sb.read_sample_depth_mm(sb.SAMPLE_DIR, name))
+        depth = sb.read_sample_depth_mm(sb.SAMPLE_DIR, name)
+        depth = depth if decimation == 1 else sb.decimate_depth(depth, decimation)
         frame = "/camera_rgb_optical_frame"
         records += [
             (stamp + 1, sb.RGB_TOPIC, "sensor_msgs/msg/Image", build.image(build.header(stamp, frame), rgb, "rgb8")),
