@@ -13,11 +13,11 @@ in the name is the resolved one (namespace and remaps applied).
 
 Inputs: message_filters subscribers for the RGB image and the depth source (image_transport
 topics `<base>/compressed`, `<base>/compressedDepth` for the compressed transports), each through
-a `StampGate` (messages stamped 0 are refused there, `zero_stamp`), paired by
+a `stamp_gate` (messages stamped 0 are refused there as `zero_stamp`), paired by
 ApproximateTimeSynchronizer (or TimeSynchronizer with exact_sync); plain subscriptions hand
 CameraInfo to `on_info(stream, msg)` (the frame worker checks and keeps it); a TF buffer and
-listener in the TF modes. sensor_msgs, message_filters and
-tf2_ros are imported when a method needs them, so the module imports without ROS.
+listener in the TF modes. sensor_msgs, message_filters and tf2_ros are imported when a method
+needs them, so the module imports without ROS.
 """
 
 from __future__ import annotations
