@@ -171,6 +171,6 @@ def test_registered_depth_at_the_colour_resolution_keeps_every_sample(tmp_path: 
         assert main(["replay", str(recording.path), "--out", str(tmp_path / "out"), "--no-previews",
                      "--no-progress"]) == 0
     assert "1.00 colour pixels per depth pixel" in caplog.text and "1 in 16 of its samples" in caplog.text
-    # every sample kept (measured 2.1 cm, the guided filter's smoothing at edges) against the same
-    # depth on the x4 grid (4.3 cm)
+    # every sample kept (measured 2.1 cm, the guided filter's smoothing at edges) against the
+    # quarter-size registered depth on the x4 grid (4.3 cm)
     assert error_to_truth(tmp_path / "out", recording) < 0.6 * registered_baseline
