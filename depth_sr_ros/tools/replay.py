@@ -56,7 +56,8 @@ def extrinsic_flag(text: str) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bag", type=Path, help="rosbag2 directory (sqlite3 or MCAP), or a single .mcap/.db3 file")
+    parser.add_argument("bag", type=Path, help="recording: a rosbag2 directory (sqlite3 or MCAP), a single "
+                        ".mcap/.db3 file, or a ROS 1 .bag file (RealSense Viewer files included)")
     parser.add_argument("--out", type=Path, required=True, help="output directory (created)")
     parser.add_argument("--rgb-topic", default=None,
                         help="colour Image or CompressedImage topic; " + discovery.help_text())
