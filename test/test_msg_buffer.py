@@ -7,6 +7,7 @@ import array
 import numpy as np
 import pytest
 
+from depth_sr_ros.core.image_msg import depth_to_image_fields
 from depth_sr_ros.core.msg_buffer import backing_array, message_bytes, nan_is_the_only_invalid
 from depth_sr_ros.ros.rclpy_messages import uint8_array
 
@@ -64,3 +65,19 @@ def test_nan_is_the_only_invalid(values, expected):
     assert nan_is_the_only_invalid(depth) is expected
     strided = np.repeat(np.tile(depth, (3, 1)), 2, axis=1)[:, ::2]  # every value, not contiguous
     assert nan_is_the_only_invalid(strided) is expected
+
+
+@pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
+def test_depth_image_is_written_into_a_message_buffer(encoding):
+    depth = np.linspace(0.5, 4.0, 12, dtype=np.float32).reshape(3, 4)
+    depth[0, 1], depth[1, 2], depth[2, 3], depth[2, 0] = np.nan, 0.0, np.inf, -1.0
+    fields = depth_to_image_fields(depth, encoding)
+    assert backing_array(fields.data) is not None and fields.data.size == fields.step * fields.height
+    valid = np.isfinite(depth) & (depth > 0)
+    if encoding == "32FC1":
+        expected = np.where(valid, depth, np.float32(np.nan)).astype("<f4")
+    else:
+        expected = np.where(valid, np.rint(np.nan_to_num(depth, posinf=0) * 1000), 0).astype("<u2")
+    assert fields.data.tobytes() == expected.tobytes()
+    clean = depth_to_image_fields(np.where(valid, depth, np.float32(np.nan)), encoding)  # NaN only: copied as is
+    assert clean.data.tobytes() == expected.tobytes()

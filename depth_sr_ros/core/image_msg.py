@@ -39,6 +39,7 @@ from depth_sr_ros.core.image_fields import (
     valid_depth,
 )
 from depth_sr_ros.core.limits import DEFAULT_MAX_PIXELS, Size, check_pixels
+from depth_sr_ros.core.msg_buffer import message_bytes, nan_is_the_only_invalid
 
 # encoding -> (bytes per pixel, channel indices that give R, G, B)
 _COLOUR_LAYOUTS: dict[str, tuple[int, slice]] = {
@@ -142,13 +143,23 @@ def depth_to_image_fields(depth_m: np.ndarray, encoding: str = "32FC1") -> Image
     `32FC1`: metres; NaN, inf and values <= 0 are all written as NaN.
     `16UC1`: millimetres rounded to the nearest integer; invalid pixels, depths that round to
     0 mm and depths beyond 65.535 m (which do not fit in uint16) are written as 0 = invalid.
+
+    The pixels are written once, straight into the message buffer (`core/msg_buffer.py`) that
+    the node's message builder takes without a copy; a 32FC1 depth whose only invalid value is
+    NaN (the pipeline's output) is copied as it is.
     """
     depth = depth_array(depth_m)
     height, width = depth.shape
     if encoding == "32FC1":
-        pixels = np.where(valid_depth(depth), depth, np.float32(np.nan)).astype("<f4", copy=False)
+        data = message_bytes(depth.size * 4)
+        pixels = data.view("<f4").reshape(height, width)
+        pixels[...] = depth
+        if not nan_is_the_only_invalid(depth):
+            pixels[~valid_depth(depth)] = np.nan
     elif encoding == "16UC1":
-        pixels = millimetres_from_metres(depth).astype("<u2", copy=False)
+        data = message_bytes(depth.size * 2)
+        pixels = data.view("<u2").reshape(height, width)
+        pixels[...] = millimetres_from_metres(depth)
     else:
         raise FrameError(
             "unsupported_encoding",
@@ -160,5 +171,5 @@ def depth_to_image_fields(depth_m: np.ndarray, encoding: str = "32FC1") -> Image
         encoding=encoding,
         is_bigendian=0,
         step=width * pixels.itemsize,
-        data=pixels.reshape(-1).view(np.uint8),
+        data=data,
     )
