@@ -131,14 +131,14 @@ def hole_mask(valid: np.ndarray, max_hole_radius: int) -> np.ndarray:
     invalid = valid.astype(np.uint8) ^ 1
     if max_hole_radius <= EROSION_MAX_RADIUS:
         # Outside the image counts as invalid (border 1): no valid pixel lies there.
-        kept = cv2.erode(invalid, _disc(max_hole_radius), borderType=cv2.BORDER_CONSTANT, borderValue=1)
+        kept = cv2.erode(invalid, disc_kernel(max_hole_radius), borderType=cv2.BORDER_CONSTANT, borderValue=1)
         return kept.view(bool)
     distance = cv2.distanceTransform(invalid, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     return distance > max_hole_radius
 
 
 @lru_cache(maxsize=8)
-def _disc(radius: int) -> np.ndarray:
+def disc_kernel(radius: int) -> np.ndarray:
     """uint8 `(2r+1) x (2r+1)` kernel, 1 at the offsets within `radius` (Euclidean) of the centre."""
     offsets = np.arange(-radius, radius + 1)
     return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2).astype(np.uint8)
