@@ -32,6 +32,15 @@ def _worker(published: list, **overrides) -> FrameWorker:
     return FrameWorker(slot, _handler(), publish, lambda: 1e9, _Log(), want_points=lambda: False)
 
 
+def _arrive(worker: FrameWorker, quadruple) -> None:
+    """What the node's callbacks do with one frame: CameraInfo kept, images admitted, the pair offered."""
+    rgb, rgb_info, depth, depth_info = quadruple
+    worker.camera_info("rgb", rgb_info)
+    worker.camera_info("depth", depth_info)
+    assert worker.admit_image("rgb", "rgb/image", rgb) and worker.admit_image("depth", "depth/image", depth)
+    worker.offer(FrameInputs(rgb, depth))
+
+
 def _claiming(info, width: int, height: int):
     hostile = copy.deepcopy(info)
     hostile.width, hostile.height = width, height
@@ -41,11 +50,8 @@ def _claiming(info, width: int, height: int):
 def test_an_oversize_camera_info_is_never_kept_nor_warmed_up_for_and_good_frames_go_on(frames):
     published: list = []
     worker = _worker(published)
-    rgb, rgb_info, depth, depth_info = _quadruple(frames, 10**9)
-    worker.camera_info("rgb", rgb_info)
-    worker.camera_info("depth", depth_info)
-    worker.offer(FrameInputs(rgb, depth))
-    worker.run()  # warms up for 640x480 (the first RGB CameraInfo), then the frame
+    _arrive(worker, _quadruple(frames, 10**9))
+    worker.run()  # warms up for 640x480 (RGB CameraInfo and image agree), then the frame
     assert worker.slot.warm_size == (W, H) and len(published) == 1
 
     rgb, rgb_info, depth, depth_info = _quadruple(frames, 2 * 10**9)
@@ -64,10 +70,7 @@ def test_an_oversize_camera_info_is_never_kept_nor_warmed_up_for_and_good_frames
 def test_a_camera_info_of_another_size_after_the_first_good_frame_asks_no_warm_up(frames):
     published: list = []
     worker = _worker(published)
-    rgb, rgb_info, depth, depth_info = _quadruple(frames, 10**9)
-    for stream, info in (("rgb", rgb_info), ("depth", depth_info)):
-        worker.camera_info(stream, info)
-    worker.offer(FrameInputs(rgb, depth))
+    _arrive(worker, _quadruple(frames, 10**9))
     worker.run()
     assert worker.slot.bounds.established("rgb") == (W, H)
 
@@ -79,13 +82,17 @@ def test_a_camera_info_of_another_size_after_the_first_good_frame_asks_no_warm_u
     assert worker.handler.health.skips == {"size_mismatch": 1}  # as replay counts the same frame
 
 
-def test_a_camera_info_before_any_good_frame_is_warmed_up_for_within_the_limit(frames):
-    worker = _worker([], max_image_pixels=W * H)
-    rgb_info = _quadruple(frames, 10**9)[1]
-    worker.camera_info("rgb", _claiming(rgb_info, W + 2, H))
+def test_the_warm_up_needs_the_rgb_camera_info_and_image_to_agree(frames):
+    worker = _worker([], max_image_pixels=2 * W * H)
+    rgb, rgb_info, _, _ = _quadruple(frames, 10**9)
+    worker.camera_info("rgb", _claiming(rgb_info, W + 2, H))  # one hostile CameraInfo alone: nothing
+    worker.camera_info("rgb", _claiming(rgb_info, 2 * W + 1, H))  # beyond the limit: refused
     worker.run()
     assert worker.slot.warm_size is None and worker.handler.health.skips == {"oversize": 1}
-    worker.camera_info("rgb", rgb_info)
+    assert worker.admit_image("rgb", "rgb/image", rgb)  # 640x480, but the CameraInfo said 642x480
+    worker.run()
+    assert worker.slot.warm_size is None
+    worker.camera_info("rgb", rgb_info)  # now both claim 640x480
     worker.run()
     assert worker.slot.warm_size == (W, H)
 
@@ -97,8 +104,8 @@ def test_a_zero_stamped_input_is_a_zero_stamp_skip_as_in_replay(frames):
     error = zero_stamp_error("/cam/rgb/image", rgb.header)
     assert error is not None and error.reason == "zero_stamp" and "/cam/rgb/image" in str(error)
     worker = _worker([])
-    worker.refuse(error)
-    worker.refuse(error)
+    assert not worker.admit_image("rgb", "/cam/rgb/image", rgb)
+    assert not worker.admit_image("depth", "/cam/rgb/image", rgb)
     assert worker.handler.health.skips == {"zero_stamp": 2}
     assert len([text for level, text in worker.logger.lines if "zero_stamp" in text]) == 1  # throttled
 

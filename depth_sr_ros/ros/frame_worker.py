@@ -4,7 +4,7 @@
     worker.start()                      # the worker thread
     worker.offer(pair)                  # synchroniser callback: only the newest pair is kept
     worker.camera_info("rgb", info)     # CameraInfo callbacks: checked, kept, warm-up asked for
-    worker.refuse(error)                # an input refused before pairing (zero_stamp): counted, logged
+    worker.admit_image("rgb", topic, image)  # image callbacks, before the synchroniser: False = refused
     worker.stop()                       # deactivation: waits for the frame in flight, joins
 
 Bounded latency: `offer` keeps one pair; a pair offered while another is still waiting makes
@@ -18,8 +18,10 @@ on how the executor schedules a long callback.
 
 CameraInfo is checked when it arrives, against the pixel limit (`core/limits.py`,
 `max_image_pixels`): one claiming more is skipped as `oversize` and never kept or warmed up for,
-so the frame it came with uses the latest earlier CameraInfo. An RGB CameraInfo asks for a
-warm-up at its size only while that is the RGB stream's established size or none is yet.
+so the frame it came with uses the latest earlier CameraInfo. An image stamped 0 is refused
+before the synchroniser (`zero_stamp`). The pipeline is warmed up for an RGB size when the RGB
+CameraInfo and the RGB image last received both claim it, and it is the RGB stream's established
+size or none is yet: one hostile message alone never makes the node prepare for its size.
 
 Bad pairs and refused messages are counted and logged at most once per reason every
 `skip_log_period_s` seconds (`health.SkipLog`), with how many were held back.
@@ -34,8 +36,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.image_msg import image_size
 from depth_sr_ros.core.limits import OVERSIZE
-from depth_sr_ros.ros.frame_handler import Extrinsic, FrameHandler, FrameInputs, PairResult
+from depth_sr_ros.ros.frame_handler import Extrinsic, FrameHandler, FrameInputs, PairResult, zero_stamp_error
 from depth_sr_ros.ros.health import STALE_PAIR, SkipLog
 from depth_sr_ros.ros.pipeline_slot import PipelineSlot, Size
 
@@ -78,6 +81,7 @@ class FrameWorker:
         self._skip_log = SkipLog(skip_log_period_s)
         self._pending: FrameInputs | None = None
         self._warm_request: Size | None = None
+        self._rgb_claims: dict[str, Size | None] = {"info": None, "image": None}  # the latest of each
         self._active = True
         self._changed = threading.Condition()
         self._busy = threading.Lock()  # held while a frame or a warm-up runs
@@ -110,7 +114,29 @@ class FrameWorker:
                 return
             size = None  # broken otherwise: kept, and the frame it goes with is skipped with the reason
         cache.put(msg)
-        if stream == "rgb" and size is not None and bounds.established("rgb") in (None, size):
+        if stream == "rgb":
+            self._rgb_claim("info", size)
+
+    def admit_image(self, stream: str, topic: str, msg: Any) -> bool:
+        """An image (or cloud) of `stream` arrived on `topic`: False (counted, logged) when it is
+        stamped 0; an RGB image's claimed size is noted for the warm-up (module docstring)."""
+        error = zero_stamp_error(topic, msg.header)
+        if error is not None:
+            self.refuse(error)
+            return False
+        if stream == "rgb":
+            try:
+                size: Size | None = image_size(msg)
+            except FrameError:  # unreadable: the frame it goes with is skipped with the reason
+                size = None
+            self._rgb_claim("image", size)
+        return True
+
+    def _rgb_claim(self, kind: str, size: Size | None) -> None:
+        self._rgb_claims[kind] = size
+        if size is None or self._rgb_claims["info"] != self._rgb_claims["image"]:
+            return
+        if self.slot.bounds.established("rgb") in (None, size):
             self.request_warm_up(size)
 
     def refuse(self, error: FrameError) -> None:

@@ -90,7 +90,7 @@ class DepthSRNode(_LifecycleNode):
         )
         self._slot.bounds.reset()  # a new activation: the streams' sizes are fixed anew by their first good frames
         try:
-            self._inputs = Inputs(self, p, self._on_pair, self._health.count_input, self._on_info, self._refuse)
+            self._inputs = Inputs(self, p, self._on_pair, self._health.count_input, self._on_info, self._admit_image)
         except Exception as error:  # noqa: BLE001 - e.g. message_filters or tf2_ros missing: say why
             self.get_logger().error(f"activate failed: {type(error).__name__}: {error}")
             return TransitionCallbackReturn.FAILURE
@@ -183,9 +183,9 @@ class DepthSRNode(_LifecycleNode):
         if (worker := self._worker) is not None:
             worker.camera_info(stream, info)
 
-    def _refuse(self, error: Any) -> None:
-        if (worker := self._worker) is not None:
-            worker.refuse(error)
+    def _admit_image(self, stream: str, topic: str, msg: Any) -> bool:
+        worker = self._worker
+        return worker is not None and worker.admit_image(stream, topic, msg)
 
     # -------------------------------------------------------------------------------- health
 

@@ -13,7 +13,7 @@ in the name is the resolved one (namespace and remaps applied).
 
 Inputs: message_filters subscribers for the RGB image and the depth source (image_transport
 topics `<base>/compressed`, `<base>/compressedDepth` for the compressed transports), each through
-a `stamp_gate` (messages stamped 0 are refused there as `zero_stamp`), paired by
+an `admission_gate` (`admit_image`: the frame worker refuses messages stamped 0 there), paired by
 ApproximateTimeSynchronizer (or TimeSynchronizer with exact_sync); plain subscriptions hand
 CameraInfo to `on_info(stream, msg)` (the frame worker checks and keeps it); a TF buffer and
 listener in the TF modes. sensor_msgs, message_filters and tf2_ros are imported when a method
@@ -28,7 +28,7 @@ from typing import Any
 
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.ros import topics
-from depth_sr_ros.ros.frame_handler import FrameInputs, InfoCache, extrinsic_from_transform, zero_stamp_error
+from depth_sr_ros.ros.frame_handler import FrameInputs, InfoCache, extrinsic_from_transform
 from depth_sr_ros.ros.parameter_table import ParamSpec
 from depth_sr_ros.ros.parameters import NodeParams
 
@@ -119,19 +119,15 @@ class Outputs:
             self._node.destroy_lifecycle_publisher(publisher)
 
 
-def stamp_gate(source: Any, topic: str, refuse: Callable[[FrameError], None]) -> Any:
-    """A message_filters filter after `source` that passes on every message not stamped 0 and
-    hands `refuse` a `zero_stamp` FrameError for the others."""
+def admission_gate(source: Any, admit: Callable[[Any], bool]) -> Any:
+    """A message_filters filter after `source` that passes on the messages `admit` accepts."""
     from message_filters import SimpleFilter
 
     gate = SimpleFilter()
 
     def add(msg: Any) -> None:
-        error = zero_stamp_error(topic, msg.header)
-        if error is None:
+        if admit(msg):
             gate.signalMessage(msg)
-        else:
-            refuse(error)
 
     source.registerCallback(add)
     return gate
@@ -142,8 +138,8 @@ class Inputs:
 
     `on_pair(FrameInputs)` is called from the synchroniser; `count(topic)` for every message;
     `on_info(stream, msg)` for every CameraInfo ("rgb" or "depth"), which decides whether the
-    caches `rgb_infos`/`depth_infos` keep it; `refuse(FrameError)` for an image refused before
-    pairing.
+    caches `rgb_infos`/`depth_infos` keep it; `admit_image(stream, topic, msg)` for every image
+    (or cloud), which decides whether it goes on to the synchroniser.
     """
 
     def __init__(
@@ -153,7 +149,7 @@ class Inputs:
         on_pair: Callable[[FrameInputs], None],
         count: Callable[[str], None],
         on_info: Callable[[str, Any], None],
-        refuse: Callable[[FrameError], None],
+        admit_image: Callable[[str, str, Any], bool],
     ) -> None:
         from message_filters import ApproximateTimeSynchronizer, Subscriber, TimeSynchronizer
         from sensor_msgs.msg import CameraInfo
@@ -183,7 +179,8 @@ class Inputs:
             msg_type, topic = self._input_type_and_topic(name)
             subscriber = Subscriber(node, msg_type, topic, qos_profile=input_qos(), qos_overriding_options=_overridable())
             subscriber.registerCallback(_counter(count, name))
-            self.filters.append(stamp_gate(subscriber, topic, refuse))
+            stream = "rgb" if name == image_topic else "depth"
+            self.filters.append(admission_gate(subscriber, _admitter(admit_image, stream, topic)))
             self.subscriptions.append(subscriber.sub)
         if params.exact_sync:
             self._sync = TimeSynchronizer(self.filters, params.queue_size)
@@ -255,6 +252,13 @@ def _counter(count: Callable[[str], None], name: str) -> Callable[[Any], None]:
         count(name)
 
     return callback
+
+
+def _admitter(admit_image: Callable[[str, str, Any], bool], stream: str, topic: str) -> Callable[[Any], bool]:
+    def admit(msg: Any) -> bool:
+        return admit_image(stream, topic, msg)
+
+    return admit
 
 
 def _info_callback(
