@@ -74,7 +74,7 @@ class DepthSRNode(_LifecycleNode):
             self._release()
             return TransitionCallbackReturn.FAILURE
         self._params = params
-        warm = "warm-up at the first RGB CameraInfo" if warm_s is None else (
+        warm = "warm-up at the first RGB frame" if warm_s is None else (
             f"warmed up for {params.input_width}x{params.input_height} in {warm_s:.2f} s")
         self.get_logger().info(f"configured in {built_s:.2f} s ({warm}): {self._slot.describe()}; "
                                f"output {params.output_encoding}, input_mode {params.input_mode}")

@@ -197,7 +197,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         int,
         0,
         "RGB image width in pixels that configure builds and warms up the network for; 0 = at the "
-        "first RGB CameraInfo (then the first frame waits for the build).",
+        "first RGB frame (which then waits for the build).",
         APPLY_REBUILD,
         value_range=(0, MAX_IMAGE_SIDE),
     ),
@@ -206,7 +206,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         int,
         0,
         "RGB image height in pixels that configure builds and warms up the network for; 0 = at the "
-        "first RGB CameraInfo.",
+        "first RGB frame.",
         APPLY_REBUILD,
         value_range=(0, MAX_IMAGE_SIDE),
     ),

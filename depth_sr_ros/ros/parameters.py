@@ -129,7 +129,7 @@ def validated(params: NodeParams) -> NodeParams:
     if (params.input_width == 0) != (params.input_height == 0):
         raise ParameterRejected(
             f"input_width ({params.input_width}) and input_height ({params.input_height}) are set "
-            "together, or both 0 (warm up at the first RGB CameraInfo)"
+            "together, or both 0 (warm up at the first RGB frame)"
         )
     if params.input_width * params.input_height > params.max_image_pixels:
         raise ParameterRejected(

@@ -116,7 +116,7 @@ def describe_pipeline(pipeline: Any) -> str:
     threads = cpu_threads(config)
     cpu = f", {threads} thread{'s' if threads > 1 else ''}" if config.device == "cpu" else ""
     if active.shapes is None:  # nothing built yet: the backend it will try first
-        return f"{head} on {active.name} (built at the first RGB CameraInfo){cpu}, {config.device}, {config.precision}"
+        return f"{head} on {active.name} (built at the first RGB frame){cpu}, {config.device}, {config.precision}"
     return f"{head} on {active.describe()}{cpu}, {config.device}, {config.precision}"
 
 

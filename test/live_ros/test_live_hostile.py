@@ -1,5 +1,5 @@
 """Hostile input between good frames, over real DDS (issue 23): one node (the `lite` network on
-ONNX Runtime, warmed up at the first RGB CameraInfo, namespace /hostile).
+ONNX Runtime, warmed up at the first RGB frame, namespace /hostile).
 
 CameraInfo claiming 16000x12000 for the 640x480 stream once made the node prepare its network for
 that size (0.5 GB -> 14.6 GB in 90 s) and publish nothing more. Here such CameraInfo, Images
