@@ -11,8 +11,8 @@ Solved over a window of frames, as one rig:
 2. fine: iteratively reweighted Gauss-Newton. Each contour point searches along its normal for the
    colour edge (sub-pixel peak of `|grad I . n|` within a shrinking reach); the parameters move to
    close those gaps (Tukey weights drop points that found a texture edge or none);
-3. frames whose own translation disagrees with the rest, or whose contours land on colour edges
-   much worse than the rest's (robust z-scores), are dropped and (2) rerun;
+3. frames whose own translation disagrees with the rest (robust z-score), or whose contours are
+   hardly better on colour edges at the estimate than beside it, are dropped and (2) rerun;
 4. the uncertainty is the spread of leave-one-group-out solutions (grouped jackknife over frames).
 
 Translation first: the rotation and `tz` are solved only when the window's geometry constrains them
@@ -43,8 +43,10 @@ class EstimateConfig:
     ty) are constrained when their standard deviations are within this (metres); max_extra_std_m:
     the `solve` ones are kept when theirs, in metres of equivalent displacement at the contours'
     median depth, are within this; min_points, min_frames: fewer contour points per
-    frame / usable frames -> unconstrained; outlier_z: robust z-score beyond which a frame is
-    dropped; min_edge: the least normalised colour gradient that counts as an edge; groups: of the
+    frame / usable frames -> unconstrained; outlier_z: robust z-score of its own translation beyond
+    which a frame is dropped; min_contrast: a frame is dropped when its score at the estimate is
+    less than this times its mean score contrast_offset_m away (`frame_contrast`: its colour does
+    not show its depth; 1.02-1.08 for mismatched NYU frames, 1.25-1.9 for matched ones); min_edge: the least normalised colour gradient that counts as an edge; groups: of the
     jackknife; apply_z, min_shift_px: an estimate is applied when some parameter differs from
     identity by more than apply_z standard deviations and it moves contours by at least
     min_shift_px colour pixels (1 = a quarter of an input pixel at x4: on correctly registered
@@ -58,6 +60,8 @@ class EstimateConfig:
     min_points: int = 40
     min_frames: int = 3
     outlier_z: float = 3.5
+    min_contrast: float = 1.15
+    contrast_offset_m: float = 0.02
     min_edge: float = 0.12
     groups: int = 5
     apply_z: float = 3.0
@@ -128,9 +132,17 @@ def coarse_search(frames: Sequence[FrameFeatures], config: EstimateConfig) -> np
 
 def frame_score(frame: FrameFeatures, params: np.ndarray) -> float:
     """How well `params` puts the frame's contours on colour edges: the weighted mean `|grad I . n|`
-    (about 1 on strong edges; a frame whose colour does not match its depth scores low)."""
+    (about 1 on strong edges)."""
     u, v = _pixels(frame, params)
     return float(np.average(frame.edges.along(u, v, frame.contours.normals), weights=frame.contours.weight))
+
+
+def frame_contrast(frame: FrameFeatures, params: np.ndarray, offset_m: float) -> float:
+    """The frame's score at `params` over its mean score `offset_m` away in +-tx and +-ty: well above
+    1 where its contours are colour edges, about 1 where its colour does not show its depth."""
+    away = [frame_score(frame, params + np.array([dx, dy, 0.0, 0.0, 0.0, 0.0]))
+            for dx, dy in ((offset_m, 0.0), (-offset_m, 0.0), (0.0, offset_m), (0.0, -offset_m))]
+    return frame_score(frame, params) / max(float(np.mean(away)), 1e-9)
 
 
 def _edge_gaps(frame: FrameFeatures, u: np.ndarray, v: np.ndarray, reach: float, min_edge: float) -> np.ndarray:
@@ -292,8 +304,7 @@ def estimate(frames: Sequence[FrameFeatures], config: EstimateConfig = EstimateC
                              "(a flat scene does not constrain the registration)")
     params = refine(usable, coarse_search(usable, config), [0, 1], config)
     inliers = robust_inliers(frame_shifts(usable, params, config), config.outlier_z, config.max_std_m / 2)
-    scores = np.array([frame_score(f, params) for f in usable])
-    inliers &= robust_inliers(np.minimum(scores - np.median(scores), 0.0)[:, None], config.outlier_z, 0.02)
+    inliers &= np.array([frame_contrast(f, params, config.contrast_offset_m) for f in usable]) >= config.min_contrast
     kept = [f for f, ok in zip(usable, inliers) if ok]
     rejected = len(usable) - len(kept)
     if len(kept) < config.min_frames:

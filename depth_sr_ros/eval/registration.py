@@ -77,7 +77,7 @@ def describe(result: RegistrationEstimate) -> str:
             continue
         unit, factor = ("mm", 1000.0) if j < 3 else ("deg", float(np.degrees(1.0)))
         parts.append(f"{name} {result.params[j] * factor:+.2f} +- {result.std[j] * factor:.2f} {unit}")
-    verdict = "applied" if result.significant else "not applied (identity within its uncertainty)"
+    verdict = "applied" if result.significant else "not applied (identity within its uncertainty, or a shift too small)"
     if result.status == "given":
         verdict = "as given"
     elif result.status != "ok":
