@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import require_shared
 
 from depth_sr_ros.core.confidence import ConfidenceConfig, confidence_map, input_confidence, predicted_error
 from depth_sr_ros.core.resample import fill_holes, pil_resize, resample_to_grid
-
-from conftest import require_shared
 
 ONLY_DISAGREEMENT = ConfidenceConfig(range_weight=0.0, noise_m_per_m2=0.0, invalid_rel=0.0)
 

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from depth_sr_ros.core.sparsification import sparsification, summarise
-from depth_sr_ros.core.sparsification_plot import CONFIDENCE_BGR, GAP_BGR, ORACLE_BGR, write_sparsification_png
+from depth_sr_ros.core.sparsification_plot import (
+    CONFIDENCE_BGR,
+    GAP_BGR,
+    ORACLE_BGR,
+    write_sparsification_png,
+)
 
 GT = np.ones((2, 2), np.float32)
 PRED = GT + np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)  # errors 1, 2, 3, 4

@@ -27,6 +27,7 @@ CONFIDENCE_BGR = (180, 90, 20)  # blue
 ORACLE_BGR = (40, 150, 40)  # green
 GAP_BGR = (235, 215, 190)  # light blue: the area that is the AUSE
 GRID_BGR = (225, 225, 225)
+CENTIMETRES = DisplayUnit("cm", 100.0)
 SIZE = (640, 420)  # width, height
 MARGIN = (70, 40, 20, 50)  # left, top, right, bottom
 
@@ -40,7 +41,7 @@ class Curve(Protocol):
 
 
 def sparsification_image(curve: Curve, title: str, ause: float | None = None,
-                         unit: DisplayUnit = DisplayUnit("cm", 100.0)) -> np.ndarray:
+                         unit: DisplayUnit = CENTIMETRES) -> np.ndarray:
     """The plot as a BGR uint8 image: x the fraction removed (0-1), y the RMSE left in `unit`
     from 0 to the largest value; `ause` (metres), when given, is printed in the legend."""
     width, height = SIZE
@@ -97,6 +98,6 @@ def sparsification_image(curve: Curve, title: str, ause: float | None = None,
 
 
 def write_sparsification_png(path: str | Path, curve: Curve, title: str, ause: float | None = None,
-                             unit: DisplayUnit = DisplayUnit("cm", 100.0)) -> Path:
+                             unit: DisplayUnit = CENTIMETRES) -> Path:
     """Write `sparsification_image(curve, title, ause, unit)` as a PNG (parent folders made)."""
     return write_png(path, sparsification_image(curve, title, ause, unit))
