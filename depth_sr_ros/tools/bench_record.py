@@ -88,6 +88,7 @@ def _percentile(values: list[float], q: float) -> float:
 def build_processor(backbone: str, backend: str, scale: int, settings: BenchSettings, weights: Path | None):
     """The node's objects for one record: FrameProcessor(DepthSR(SRConfig)) and OutputConfig."""
     from depth_sr_ros.core.frame_processor import FrameProcessor, OutputConfig
+    from depth_sr_ros.core.limits import DEFAULT_MAX_PIXELS, InputBounds
     from depth_sr_ros.core.pipeline import DepthSR, SRConfig
 
     config = SRConfig(
@@ -102,7 +103,8 @@ def build_processor(backbone: str, backend: str, scale: int, settings: BenchSett
         config = dataclasses.replace(config, engine_cache_dir=settings.engine_cache_dir)
     output = OutputConfig(output_encoding="32FC1", point_cloud_rgb=settings.points == "xyzrgb",
                           point_stride=settings.point_stride)
-    return FrameProcessor(DepthSR(config), output)
+    bounds = InputBounds(max(DEFAULT_MAX_PIXELS, settings.width * settings.height))  # the size asked for
+    return FrameProcessor(DepthSR(config), output, bounds)
 
 
 def time_frames(processor, frames: list[SampleFrame], builder, warmup: int, count: int, label: str,
