@@ -42,6 +42,7 @@ from depth_sr_ros.core.camera_info import (
     scaled_camera_info_fields,
 )
 from depth_sr_ros.core.cloud_read import points_from_cloud
+from depth_sr_ros.core.confidence import input_confidence
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.image_msg import (
     ImageFields,
@@ -73,18 +74,25 @@ class OutputConfig:
     point_stride: keep every n-th row and column in the cloud (1 = every pixel).
     assume_registered: publish depth whose frame_id differs from the RGB's as registered to the
         RGB camera (the node's `assume_registered`); False refuses it as "unregistered_depth".
+    confidence: compute the per-pixel confidence (`core/confidence.py`) into `FrameOutput.confidence`.
+    min_confidence: output pixels whose confidence is below it become invalid (NaN metres, 0 in
+        16UC1, NaN points) before encoding; 0 keeps every pixel. Above 0 the confidence is computed.
     """
 
     output_encoding: str = "32FC1"
     point_cloud_rgb: bool = False
     point_stride: int = 1
     assume_registered: bool = False
+    confidence: bool = False
+    min_confidence: float = 0.0
 
     def __post_init__(self) -> None:
         if self.output_encoding not in OUTPUT_ENCODINGS:
             raise ValueError(f"output_encoding must be one of {OUTPUT_ENCODINGS}, got {self.output_encoding!r}")
         if self.point_stride < 1:
             raise ValueError(f"point_stride must be >= 1, got {self.point_stride}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
 
 
 @dataclass
@@ -92,8 +100,10 @@ class FrameOutput:
     """Field sets to publish (header: the RGB message's), the SR depth and per-stage times.
 
     depth: H x W float32 metres, NaN invalid, RGB optical frame. timings_ms: "decode",
-    "preprocess", "network", "postprocess" (the pipeline's), "encode", "pointcloud" (when
-    points were made) and "total", in milliseconds.
+    "preprocess", "network", "postprocess" (the pipeline's), "confidence" (when computed),
+    "encode", "pointcloud" (when points were made) and "total", in milliseconds.
+    confidence: H x W float32 in [0, 1] beside `depth` (0 where it is invalid) when
+    `OutputConfig.confidence` or `min_confidence` asks for it, else None.
     """
 
     image: ImageFields
@@ -102,6 +112,7 @@ class FrameOutput:
     depth: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
     input_counts: dict[str, int] = field(default_factory=dict)  # projected inputs: points kept/dropped by reason
+    confidence: np.ndarray | None = None
 
 
 class FrameProcessor:
@@ -201,6 +212,7 @@ class FrameProcessor:
                        want_points: bool, start: float, timings: dict[str, float]) -> FrameOutput:
         result = self.pipeline.process(rgb, depth)
         timings.update(result.timings_ms)
+        confidence = self._confidence(result.depth, depth, timings)
 
         mark = time.perf_counter()
         height, width = result.depth.shape
@@ -215,7 +227,20 @@ class FrameProcessor:
             points = point_cloud_fields(result.depth, intrinsics, colour, self.output.point_stride)
             timings["pointcloud"] = _ms_since(mark)
         timings["total"] = _ms_since(start)
-        return FrameOutput(image, camera_info, points, result.depth, timings)
+        return FrameOutput(image, camera_info, points, result.depth, timings, confidence=confidence)
+
+    def _confidence(self, depth_hr: np.ndarray, depth_in: np.ndarray, timings: dict[str, float]) -> np.ndarray | None:
+        """The output's confidence when asked for (None otherwise); pixels below `min_confidence`
+        are set invalid in `depth_hr` (the pipeline's own array) before anything is encoded."""
+        if not (self.output.confidence or self.output.min_confidence > 0):
+            return None
+        mark = time.perf_counter()
+        config = self.pipeline.config
+        confidence = input_confidence(depth_hr, depth_in, self.pipeline.scale, config.min_depth, config.max_depth)
+        if self.output.min_confidence > 0:
+            depth_hr[confidence < self.output.min_confidence] = np.nan
+        timings["confidence"] = _ms_since(mark)
+        return confidence
 
     def _decode(self, rgb_msg: Any, rgb_info_msg: Any, depth_msg: Any,
                 depth_info_msg: Any | None) -> tuple[np.ndarray, np.ndarray, Intrinsics]:
