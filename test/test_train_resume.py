@@ -120,3 +120,14 @@ def test_resume_refuses_another_recipe_and_a_damaged_file(tmp_path):
     (tmp_path / RESUME_FILE).write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
     with pytest.raises(ResumeError, match="unreadable resume state"):
         loop.train(tiny(tmp_path, steps=2), resume=True)
+
+
+def test_a_channels_last_run_resumes_exactly_too(tmp_path, monkeypatch):
+    loop.train(tiny(tmp_path / "straight", channels_last=True, steps=8))
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 5)
+        with pytest.raises(Interrupted):
+            loop.train(tiny(tmp_path / "cut", channels_last=True, steps=8, checkpoint_every_s=1e-9), resume=True)
+    loop.train(tiny(tmp_path / "cut", channels_last=True, steps=8), resume=True)
+    expected, got = weights(tmp_path / "straight"), weights(tmp_path / "cut")
+    assert all(torch.equal(got[k], v) for k, v in expected.items())
