@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build-engine": ("build_engine", "build a TensorRT engine offline"),
     "bench": ("bench", "time every pipeline stage per backend and backbone"),
     "calibrate": ("calibrate", "estimate the depth sensor's registration to the colour camera over a bag"),
+    "confidence": ("confidence_eval", "score the confidence map's sparsification (AUSE) on an RGB-D dataset"),
 }
 EXIT_USAGE = 2
 EXIT_BUG = 1
