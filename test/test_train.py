@@ -117,3 +117,18 @@ def test_zero_init_head_starts_a_network_at_its_bicubic_base(tmp_path, smoke_con
     with pytest.raises(ValueError, match="matches no parameter"):
         build_model(smoke_config(tmp_path, zero_init=["nope"]))
     assert np.isfinite(out.detach().numpy()).all()
+
+
+def test_every_shipped_config_parses_and_the_nyu_recipe_leaves_test_frames_out(shared_data):
+    configs = sorted(p for p in (ROOT / "config" / "train").rglob("*.yaml") if p.name not in ("common.yaml",
+                                                                                               "nearest_inputs.yaml"))
+    assert len(configs) >= 10
+    for path in configs:
+        config = TrainConfig.from_yaml(path, data_root=str(shared_data))
+        for source in config.train:
+            assert (shared_data / source.root).is_dir(), (path, source.root)
+    nyu = TrainConfig.from_yaml(ROOT / "config" / "train" / "nyu" / "lite_unet_x4.yaml")
+    roots = {s.root: s for s in nyu.train}
+    assert "nyu_test" not in roots and roots["nyu_train"].depth_bins_per_m == 25.5
+    assert roots["rgbdd_dev"].split == roots["middlebury"].split == "train"
+    assert nyu.out.startswith("checkpoints/") and nyu.threads == 1 and nyu.amp == "off"
