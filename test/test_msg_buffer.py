@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from depth_sr_ros.core.image_msg import depth_to_image_fields
-from depth_sr_ros.core.msg_buffer import backing_array, message_bytes, nan_is_the_only_invalid
+from depth_sr_ros.core.msg_buffer import POOL_PER_SIZE, backing_array, message_bytes, nan_is_the_only_invalid
 from depth_sr_ros.ros.rclpy_messages import uint8_array
 
 
-def test_message_bytes_are_writable_zeros_stored_in_an_array():
+def test_message_bytes_are_writable_and_stored_in_an_array():
     data = message_bytes(12)
-    assert data.dtype == np.uint8 and data.shape == (12,) and not data.any()
+    assert data.dtype == np.uint8 and data.shape == (12,) and data.flags.writeable
     owner = backing_array(data)
     assert isinstance(owner, array.array) and owner.typecode == "B" and len(owner) == 12
     data.view("<f4")[1] = 1.0  # a float written through a view lands in the array
@@ -22,6 +22,33 @@ def test_message_bytes_are_writable_zeros_stored_in_an_array():
     assert backing_array(message_bytes(0)) is not None
     with pytest.raises(ValueError):
         message_bytes(-1)
+
+
+def test_a_buffer_is_reused_only_once_nothing_holds_it():
+    size = 4099  # a size no other test takes
+    data = message_bytes(size)
+    first = id(backing_array(data))  # the pool keeps the array, so its id stays its own
+    other = message_bytes(size)
+    assert id(backing_array(other)) != first  # `data` still holds it
+    message = backing_array(data)  # what an rclpy message keeps: the array itself
+    view = data[::2]
+    del data
+    assert id(backing_array(message_bytes(size))) != first  # the message and a view hold it
+    del view
+    assert id(backing_array(message_bytes(size))) != first  # the message holds it
+    del message
+    assert id(backing_array(message_bytes(size))) == first  # nothing holds it: reused
+    assert id(backing_array(other)) != first
+
+
+def test_pool_keeps_only_a_few_buffers_per_size():
+    size = 4111
+    taken = [message_bytes(size) for _ in range(POOL_PER_SIZE + 2)]  # all held: fresh arrays
+    owners = {id(backing_array(t)) for t in taken}
+    assert len(owners) == POOL_PER_SIZE + 2
+    del taken
+    again = [backing_array(message_bytes(size)) for _ in range(POOL_PER_SIZE + 1)]
+    assert len({id(a) for a in again}) == POOL_PER_SIZE + 1
 
 
 def test_backing_array_only_for_a_whole_flat_byte_view():
