@@ -2,6 +2,7 @@
 straight through; a stretch pauses a run without touching its schedule; the resume state is one
 safetensors file (no pickles) that refuses another recipe, and records the time spent."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -129,5 +130,43 @@ def test_a_channels_last_run_resumes_exactly_too(tmp_path, monkeypatch):
         with pytest.raises(Interrupted):
             loop.train(tiny(tmp_path / "cut", channels_last=True, steps=8, checkpoint_every_s=1e-9), resume=True)
     loop.train(tiny(tmp_path / "cut", channels_last=True, steps=8), resume=True)
+    expected, got = weights(tmp_path / "straight"), weights(tmp_path / "cut")
+    assert all(torch.equal(got[k], v) for k, v in expected.items())
+
+
+def test_depth_sr_train_killed_mid_run_resumes_to_the_same_weights(tmp_path):
+    """The CLI killed (SIGKILL) while training and checkpointing every step, then `--resume`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    config = tiny(tmp_path, steps=100, checkpoint_every_s=1e-9)
+    raw = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("out", "progress")}
+    raw["synthetic_size"] = list(raw["synthetic_size"])
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def command(out, *extra):
+        return [sys.executable, "-m", "depth_sr_ros.cli", "train", "--config", str(tmp_path / "tiny.yaml"), "--out",
+                str(tmp_path / out), "--no-progress", *extra]
+
+    victim = subprocess.Popen(command("cut"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = tmp_path / "cut" / PROGRESS_FILE
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and victim.poll() is None:
+        if progress.exists() and json.loads(progress.read_text() or "{}").get("step", 0) >= 10:
+            break
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    cut_at = json.loads(progress.read_text())["step"]
+    assert 10 <= cut_at < 100
+    for out, extra in (("cut", ["--resume"]), ("straight", [])):
+        done = subprocess.run(command(out, *extra), env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
     expected, got = weights(tmp_path / "straight"), weights(tmp_path / "cut")
     assert all(torch.equal(got[k], v) for k, v in expected.items())
