@@ -8,20 +8,26 @@ Every sub-command behaves alike:
 - `-v/--verbose` (debug logging) before or after the sub-command; `depth-sr --version`;
 - a user's mistake (a bad flag value, a missing file, a wrong format, an unknown name) prints
   one line that names the flag or file and what to do, and exits 2 (`UsageError`, see
-  `depth_sr_ros.core.errors`; argparse's own errors take the same path);
+  `depth_sr_ros.core.errors`; argparse's own errors take the same path), and so does a path the
+  file system refuses (permission, read-only, name too long: `USER_PATH_ERRORS`);
 - any other exception is a bug: its traceback is printed and the exit status is 1;
+- `--help` shows every flag's default (`HelpFormatter`);
 - log lines are routed around tqdm progress bars (`logging_redirect_tqdm`).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import errno
 import importlib
+import io
 import logging
+import re
 import sys
 import traceback
 from types import ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from depth_sr_ros import __version__
 from depth_sr_ros.core.errors import UsageError
@@ -40,11 +46,44 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "confidence": ("confidence_eval", "score the confidence map's sparsification (AUSE) on an RGB-D dataset"),
 }
 EXIT_USAGE = 2
+# errno of a path the user chose that cannot be written or read (ENOENT is not among them: a
+# missing file of the user's is checked up front, and one of the package's own is a bug)
+USER_PATH_ERRORS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG,
+                              errno.EISDIR, errno.ENOTDIR, errno.ELOOP, errno.EEXIST})
 EXIT_BUG = 1
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` shows every flag's default: "(default: X)" after a help text that does not say its
+    default (or that the flag is required) already; a default of None shows as "none", so a flag
+    whose None means something else says so in its help. Switches (off unless given) get nothing."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and action.option_strings:  # argparse prints nothing for a flag without help
+            action = copy.copy(action)
+            action.help = self._get_help_string(action) or None
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.help == argparse.SUPPRESS or action.nargs == 0 or action.default is argparse.SUPPRESS:
+            return action.help
+        if action.required and not text:
+            return "required"
+        if action.required or re.search(r"default|required", text, re.IGNORECASE):
+            return text
+        if action.default is None:
+            return f"{text} (default: none)".lstrip()
+        return super()._get_help_string(action)
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a parse error raises `UsageError` (one line, exit 2) instead of exiting."""
+    """argparse, but a parse error raises `UsageError` (one line, exit 2) instead of exiting, and
+    `--help` shows the defaults (`HelpFormatter`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
@@ -76,9 +115,11 @@ def command_parser(command: str) -> tuple[argparse.ArgumentParser, ModuleType]:
 
 def _one_line(error: BaseException) -> str:
     """The message on one line; a table after it (lines from the first one indented by two spaces,
-    e.g. a recording's topics) follows as it is, one row a line."""
+    e.g. a recording's topics) follows as it is, one row a line. An undecodable byte of a path (a
+    surrogate in argv) is shown escaped."""
     head, _, table = str(error).partition("\n  ")
-    return (" ".join(head.split()) or type(error).__name__) + (f"\n  {table}" if table else "")
+    text = (" ".join(head.split()) or type(error).__name__) + (f"\n  {table}" if table else "")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def run_command(argv: list[str]) -> int:
@@ -99,6 +140,9 @@ def run_command(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """`depth-sr ARGS`: 0 on success, 2 for a user's mistake (one line), 1 for a bug (traceback)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    for stream in (sys.stdout, sys.stderr):  # a path with undecodable bytes prints escaped, never raises
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     command = next((a for a in argv if not a.startswith("-")), "")
     command = command if command in COMMANDS else ""
     prog = f"depth-sr {command}".strip()
@@ -112,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = str(err) if "pip install" in str(err) else str(missing_torch(prog))
         print(f"{prog}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:  # the file system refused a path the user chose: say which, no traceback
+        if err.errno not in USER_PATH_ERRORS or err.filename is None:
+            raise
+        print(f"{prog}: error: {err.filename}: {err.strerror}; check the path given on the command line",
+              file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -166,3 +166,23 @@ def test_recognised_sets_score_their_held_out_split_with_published_figures(share
     assert result["methods"]["bicubic"]["rmse"] == pytest.approx(7.159, abs=0.01)  # README, Middlebury 15-20
     printed = capsys.readouterr().out
     assert "NAIMA (2026) (published)" in printed and "30 Middlebury scenes" in printed
+
+
+def test_a_corrupt_png_is_a_counted_reported_skip_and_the_other_frames_score_as_before(tmp_path, capsys):
+    data = write_folder(tmp_path / "data")
+    clean = tmp_path / "clean.json"
+    assert main(["evaluate", "--data", str(data), "--scale", "4", "--backbone", "bicubic", "--json", str(clean)]) == 0
+    depth = data / "depth" / "01.png"
+    depth.write_bytes(depth.read_bytes()[:200])  # truncated mid-stream
+    out = tmp_path / "eval.json"
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(data), "--scale", "4", "--backbone", "bicubic", "--json", str(out)]) == 0
+    result, before = json.loads(out.read_text()), json.loads(clean.read_text())
+    assert [f["name"] for f in result["frames"]] == ["00"] and set(result["unreadable_frames"]) == {"01"}
+    assert result["frames"][0]["methods"] == before["frames"][0]["methods"]  # same seed, same input for frame 00
+    printed = capsys.readouterr()
+    assert "skipped 1 unreadable frame(s), not scored: 01" in printed.out and "Traceback" not in printed.err
+    (data / "rgb" / "00.png").write_bytes(b"not a png")  # now no frame reads: one line, exit 2
+    assert main(["evaluate", "--data", str(data), "--scale", "4", "--backbone", "bicubic", "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "--data" in err and "no frame could be read" in err

@@ -178,9 +178,12 @@ def titled(image: np.ndarray, title: str) -> np.ndarray:
 
 
 def write_png(path: str | Path, image_bgr: np.ndarray) -> Path:
-    """Write a BGR uint8 image as PNG, creating parent folders; raises OSError on failure."""
+    """Write a BGR uint8 image as PNG (whatever the name's extension), creating parent folders;
+    raises OSError on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image_bgr):
-        raise OSError(f"could not write {path}")
+    ok, encoded = cv2.imencode(".png", image_bgr)
+    if not ok:
+        raise OSError(f"could not encode {path} as PNG")
+    path.write_bytes(encoded.tobytes())
     return path

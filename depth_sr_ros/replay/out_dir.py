@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from depth_sr_ros.core.errors import UsageError
+from depth_sr_ros.tools.usage import user_path
 
 LOG = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class OutputDir:
     """`path` as the output folder of one `owner`; `flag` names the option that chose it."""
 
     def __init__(self, path: Path, owner: str, flag: str = "--out") -> None:
-        self.path = Path(path).expanduser()
+        self.path = user_path(flag, path)
         self.owner = owner
         self.flag = flag
 
@@ -49,7 +50,7 @@ class OutputDir:
         out = _resolved(self.path)
         others = {entry for owner, entries in self._records().items() if owner != self.owner for entry in entries}
         for given in inputs:
-            source = _resolved(Path(given).expanduser())
+            source = _resolved(user_path("the input", given))
             if _within(out, source):
                 raise UsageError(f"{self.flag} {self.path} lies inside the input {given}: the outputs would be "
                                  f"written into what is being read; give an {self.flag} outside it")

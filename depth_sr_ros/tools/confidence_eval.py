@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sensor model for the input in place of bicubic (real_tof, phone_tof, ...; needs torch)")
     parser.add_argument("--misregistration", type=bounded(float, 0.0, 50.0), metavar="PX",
                         help="fix the --degrade model's misregistration at PX pixels (default: its 0-3 px mix)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the degradation's randomness")
+    parser.add_argument("--seed", type=bounded(int, 0), default=0, help="seed of the degradation's randomness")
     parser.add_argument("--json", help="write the figures, the mean curve and the sweep here")
     parser.add_argument("--png", help="write the mean sparsification curve here")
     parser.add_argument("--sweep", action="store_true", help="also score every combination of the confidence weights")

@@ -84,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames of a recognised set to score (default: heldout for a recognised set "
                         "without --scenes, else all)")
     parser.add_argument("--scenes", help="frames to use, e.g. 15-20 or 1000,1002 (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the degradation's randomness")
+    parser.add_argument("--seed", type=bounded(int, 0), default=0, help="seed of the degradation's randomness")
     parser.add_argument("--json", help="write the results here (default: runs/evaluate/<set>_<split>_x<scale>_"
                         "<protocol>_<input>.json)")
     parser.add_argument("--csv", help="write one row per frame here (default: the --json path with .csv)")
@@ -96,17 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_args(args: argparse.Namespace) -> Degradation | None:
     """Every flag checked before any network loads (UsageError naming the flag); the degradation."""
-    data = existing_dir("--data", args.data, "dataset folder")
-    try:
-        scenes = parse_scenes(args.scenes)
-    except ValueError:
-        raise UsageError(f"--scenes {args.scenes!r}: expected frame names or ranges, e.g. 15-20 or 1000,1002") from None
-    try:
-        folder = FolderDataset(describe_folder(data, scenes))
-    except FileNotFoundError as err:
-        raise UsageError(f"--data {data}: {err} (a dataset folder holds rgb/ and depth/ with matching names)") from None
-    except ValueError as err:  # a bad dataset.json
-        raise UsageError(f"--data {data}: {err}") from None
+    folder = open_folder(args.data, args.scenes)
     if args.backbone is not None:
         check_backbone("--backbone", args.backbone)
     if args.weights is not None:
@@ -161,10 +151,27 @@ def _default_backbone(scale: int) -> tuple[str, str | None]:
     return name, str(path) if path else None
 
 
+def open_folder(data: str, scenes: str | None) -> FolderDataset:
+    """The dataset folder `data` (--data) restricted to `scenes` (--scenes); UsageError naming the
+    flag when it is no dataset folder, its dataset.json is bad, or the scenes are no frame names."""
+    path = existing_dir("--data", data, "dataset folder")
+    try:
+        names = parse_scenes(scenes)
+    except ValueError as err:
+        raise UsageError(f"--scenes {scenes!r}: expected frame names or ranges, e.g. 15-20 or 1000,1002 "
+                         f"({err})") from None
+    try:
+        return FolderDataset(describe_folder(path, names))
+    except FileNotFoundError as err:
+        raise UsageError(f"--data {path}: {err} (a dataset folder holds rgb/ and depth/ with matching names)") from None
+    except ValueError as err:  # a bad dataset.json
+        raise UsageError(f"--data {path}: {err}") from None
+
+
 def select_frames(data: str, scenes: str | None, split: str | None) -> tuple[FolderDataset, dict[str, Any]]:
     """The dataset restricted to the frames to score, and a description of the selection
     (`set`, `split`, `rule`, per-frame split) for the result."""
-    dataset = FolderDataset(describe_folder(data, parse_scenes(scenes)))
+    dataset = open_folder(data, scenes)
     recognition = splits.recognise(dataset.depth_files(), dataset.config.gdsr_style)
     chosen = split or ("heldout" if recognition is not None and not scenes else "all")
     try:

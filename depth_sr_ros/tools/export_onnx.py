@@ -41,14 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ship", nargs="?", type=Path, const=REPO_MODELS, default=None, metavar="DIR",
                         help="export every weights file in DIR that needs no foundation model to <name>.onnx "
                         f"(dynamic size) and record its sha256 in the card (default DIR: {REPO_MODELS})")
-    parser.add_argument("--backbone", help="network backbone name (see `depth-sr models`)")
-    parser.add_argument("--scale", type=int, choices=(2, 4, 8, 16))
+    parser.add_argument("--backbone", help="network backbone name (see `depth-sr models`; required unless --ship)")
+    parser.add_argument("--scale", type=int, choices=(2, 4, 8, 16), help="upsampling factor (required unless --ship)")
     parser.add_argument("--weights", type=Path, help="*.safetensors with its .card.json (default: shipped)")
     parser.add_argument("--untrained", action="store_true",
                         help="export the network at its initial weights (timing only)")
-    parser.add_argument("--height", type=bounded(int, 1), help="output (RGB) height in pixels")
-    parser.add_argument("--width", type=bounded(int, 1), help="output (RGB) width in pixels")
-    parser.add_argument("--out", type=Path, help="ONNX file to write")
+    parser.add_argument("--height", type=bounded(int, 1), help="output (RGB) height in pixels (required unless --ship)")
+    parser.add_argument("--width", type=bounded(int, 1), help="output (RGB) width in pixels (required unless --ship)")
+    parser.add_argument("--out", type=Path, help="ONNX file to write (required unless --ship)")
     parser.add_argument("--dynamic", action="store_true", help="symbolic height and width")
     parser.add_argument("--opset", type=bounded(int, 17), default=17, help="ONNX opset (17 or later)")
     parser.add_argument("--dinov2", type=Path, help="local DINOv2 ViT-S/14 directory (gta_dinov2)")

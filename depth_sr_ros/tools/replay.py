@@ -30,6 +30,7 @@ from depth_sr_ros.core.transforms import EXTRINSIC_HELP, parse_extrinsic
 from depth_sr_ros.replay import discovery, sample_bag
 from depth_sr_ros.replay.bag_io import TYPESTORES
 from depth_sr_ros.replay.config import PREVIEW_EVERY, REPLAY_OUTPUT, WORST_PREVIEWS, ReplayConfig
+from depth_sr_ros.replay.out_dir import OutputDir
 from depth_sr_ros.replay.runner import run_replay
 from depth_sr_ros.replay.summary import format_summary
 from depth_sr_ros.replay.writer import POINTS_MODES
@@ -83,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "default: the bag's /tf_static and /tf")
     parser.add_argument("--gt-topic", default="", help="ground-truth depth Image at the RGB resolution ('' = none)")
     add_table_argument(parser, "--backbone", "backbone", "backbone name, or 'auto' for the best shipped weights")
-    parser.add_argument("--weights", default=None, help="weights file (.safetensors with its .card.json) for a network backbone")
+    parser.add_argument("--weights", default=None, help="weights file (.safetensors with its .card.json) for a network backbone (default: the "
+                        "shipped weights for --backbone and --scale)")
     add_table_argument(parser, "--scale", "scale", "upsampling factor")
     add_table_argument(parser, "--slop", "slop", "approximate-sync slop in seconds")
     add_table_argument(parser, "--queue-size", "queue_size", "sync queue size per stream")
@@ -125,6 +127,7 @@ def add_points_argument(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ReplayConfig:
     """The replay configuration; raises UsageError for flags that cannot work together."""
+    OutputDir(args.out, "replay").check_inputs([args.bag])  # before the recording is even read
     for flag, topic in (("--rgb-topic", args.rgb_topic), ("--depth-topic", args.depth_topic)):
         if topic == "":
             raise UsageError(f"{flag} '' names no topic; leave the flag out to find it in the recording")

@@ -33,11 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="training config YAML (config/train/*.yaml)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/resume.safetensors if present "
                         "(model, optimiser, schedule, step, data order, random generators); else start the run")
-    parser.add_argument("--out", help="output directory (overrides the config's `out`)")
-    parser.add_argument("--steps", type=bounded(int, 1), help="most training steps (overrides; a config's `steps: 0` "
-                        "leaves the end to the time budget)")
+    parser.add_argument("--out", help="output directory (default: the config's `out`)")
+    parser.add_argument("--steps", type=bounded(int, 1), help="most training steps (default: the config's; its `steps: "
+                        "0` leaves the end to the time budget)")
     parser.add_argument("--time-budget-s", type=bounded(float, 0.0), help="stop after this many seconds of training; "
-                        "the learning rate decays to its minimum at that point")
+                        "the learning rate decays to its minimum at that point (default: the config's)")
     parser.add_argument("--stop-at", type=bounded(float, 0.0), metavar="UNIX_S",
                         help="end training by this wall-clock time (seconds since the epoch, e.g. $(date +%%s) + 400); "
                         "the time budget shrinks so that the weights are written by then")
@@ -47,10 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's)")
     parser.add_argument("--data-root", help="folder the config's relative data paths are under (default: "
                         "$DEPTH_SR_DATA, else ../shared/data)")
-    parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="mixed precision on the device")
-    parser.add_argument("--threads", type=bounded(int, 1), help="torch CPU threads of this process")
-    parser.add_argument("--seed", type=int, help="seed of the batches and the initialisation")
-    parser.add_argument("--init-weights", help="start from these safetensors weights (fine-tuning)")
+    parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="mixed precision on the device (default: the config's)")
+    parser.add_argument("--threads", type=bounded(int, 1), help="torch CPU threads of this process (default: the config's)")
+    parser.add_argument("--seed", type=int, help="seed of the batches and the initialisation (default: the config's)")
+    parser.add_argument("--init-weights", help="start from these safetensors weights (fine-tuning; default: the config's)")
     add_no_progress(parser)
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ __all__ = [
     "output_dir",
     "output_file",
     "table_type",
+    "user_path",
 ]
 
 
@@ -79,6 +82,15 @@ def bounded(kind: type, low: float | None = None, high: float | None = None) -> 
     return convert
 
 
+def user_path(flag: str, path: str | Path) -> Path:
+    """`path` with a leading ~ or ~user expanded; UsageError naming `flag` when that user has no home."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # pathlib: "Could not determine home directory"
+        raise UsageError(f"{flag} {path}: cannot expand {str(path).split('/')[0]} (no such user or home "
+                         "directory); give the path in full") from None
+
+
 def existing_file(flag: str, path: str | Path, what: str = "file") -> Path:
     """`path` as a Path; UsageError naming `flag` when it is not an existing file."""
     return _existing(flag, path, what, directory=False)
@@ -90,7 +102,7 @@ def existing_dir(flag: str, path: str | Path, what: str = "directory") -> Path:
 
 
 def _existing(flag: str, path: str | Path, what: str, directory: bool) -> Path:
-    path = Path(path).expanduser()
+    path = user_path(flag, path)
     if not path.exists():
         raise UsageError(f"{flag} {path}: no such {what}")
     if path.is_dir() != directory:
@@ -99,21 +111,42 @@ def _existing(flag: str, path: str | Path, what: str, directory: bool) -> Path:
 
 
 def output_dir(flag: str, path: str | Path) -> Path:
-    """An output directory (made later if missing); UsageError when a file is in the way."""
-    path = Path(path).expanduser()
+    """An output directory (made later if missing); UsageError when a file is in the way or the
+    nearest existing folder cannot be written."""
+    if not str(path).strip():
+        raise UsageError(f"{flag} '': give a directory (created if missing)")
+    path = user_path(flag, path)
     for part in (path, *path.parents):
         if part.exists():
             if not part.is_dir():
                 raise UsageError(f"{flag} {path}: {part} is a file; give a directory (created if missing)")
+            if not writable(part):
+                raise UsageError(f"{flag} {path}: {part} is not writable; give a {flag} you can write to")
             break
     return path
 
 
+def writable(folder: Path) -> bool:
+    """Whether a file can be made in `folder`, tried with a temporary file that is removed at once
+    (permission bits alone miss read-only mounts and folders such as /proc, where root cannot write)."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".depth_sr_write_check_", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(name)
+    return True
+
+
 def output_file(flag: str, path: str | Path) -> Path:
     """An output file (its folder made later if missing); UsageError when it is a directory."""
-    path = Path(path).expanduser()
+    if not str(path).strip():
+        raise UsageError(f"{flag} '': give a file name")
+    path = user_path(flag, path)
     if path.is_dir():
         raise UsageError(f"{flag} {path} is a directory; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {path} is not writable; give a {flag} you can write to")
     output_dir(flag, path.parent)
     return path
 

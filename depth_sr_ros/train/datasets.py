@@ -120,6 +120,9 @@ def describe_folder(root: str | Path, scenes: Sequence[str] | None = None) -> Fo
     return config
 
 
+MAX_SCENE_RANGE = 1_000_000
+
+
 def parse_scenes(spec: str | None) -> tuple[str, ...] | None:
     """'15-20' -> ('15', ..., '20') (zero-padded to the width of the first); '1000,1002' -> as
     given; None -> None."""
@@ -130,6 +133,8 @@ def parse_scenes(spec: str | None) -> tuple[str, ...] | None:
         part = part.strip()
         if "-" in part:
             lo, hi = part.split("-", 1)
+            if int(hi) - int(lo) >= MAX_SCENE_RANGE:  # a typo, not a folder: never a list of a billion names
+                raise ValueError(f"the range {part} spans more than {MAX_SCENE_RANGE} frames")
             names.extend(str(i).zfill(len(lo)) for i in range(int(lo), int(hi) + 1))
         elif part:
             names.append(part)
