@@ -49,6 +49,11 @@ class ModelCard:
         ONNX Runtime runs that file, without torch, only while this digest matches it.
     parameters: number of stored parameters (filled by `save_weights`).
     trained_on: device of the training run, e.g. "NVIDIA H100 80GB" or "CPU".
+    benchmark_test_frames: frames of benchmark test sets among the training data, per data folder
+        (`depth_sr_ros.eval.test_frames`: rgbdd_dev = RGB-D-D test frames, nyu_test = NYU v2 test
+        frames, middlebury = the Middlebury benchmark scenes), e.g. {"rgbdd_dev": 157}; {} = none;
+        None = the card does not say. `depth-sr evaluate` sets no published test-set figure beside
+        a model that saw frames of that test set.
     """
 
     backbone: str
@@ -62,6 +67,7 @@ class ModelCard:
     onnx_sha256: str = ""
     parameters: int = 0
     trained_on: str = ""
+    benchmark_test_frames: dict[str, int] | None = None
     notes: str = ""
     format: int = CARD_FORMAT
 
@@ -94,6 +100,9 @@ class ModelCard:
             "foundation": isinstance(card.foundation, list),
             "sha256": isinstance(card.sha256, str) and len(card.sha256) == 64,
             "onnx_sha256": isinstance(card.onnx_sha256, str) and len(card.onnx_sha256) in (0, 64),
+            "benchmark_test_frames": card.benchmark_test_frames is None
+            or (isinstance(card.benchmark_test_frames, dict)
+                and all(isinstance(v, int) and v >= 0 for v in card.benchmark_test_frames.values())),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -10,7 +10,10 @@ The folder's `dataset.json` says how to read and score it (train/datasets.py). P
 folder has one, else the `--degrade` sensor model (default: the gdsr protocol's PIL bicubic
 downsampling), drawn with one seed per frame. A folder recognised as a known set
 (`eval/splits.py`: `rgbdd_dev`, `middlebury`, by content) is scored on its held-out split unless
-`--split` or `--scenes` says otherwise, and the table shows the published figures beside ours.
+`--split` or `--scenes` says otherwise. Beside ours the table shows peers scored on the same frames
+(`peer_reference/` beside the data folder: their mean over exactly these frames, and our ratio to
+it) and, labelled as figures over other frames and without a ratio, the published ones, unless the
+model's card says it was trained on test frames of that benchmark or does not say (eval/yardsticks.py).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from tqdm import tqdm
 
 from depth_sr_ros.core.backbones import get_backbone
 from depth_sr_ros.core.metrics import mean_metrics
-from depth_sr_ros.eval import splits
+from depth_sr_ros.eval import splits, yardsticks
 from depth_sr_ros.eval.protocol import Method, gdsr_frame, make_input, metric_frame, network_method
 from depth_sr_ros.eval.registration import calibrated, describe, given, register_input
 from depth_sr_ros.optional import has_torch
@@ -268,7 +271,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     source = frames[0]["source"] if frames else "bicubic"
     degrade = degradation_label(args.degrade, args.misregistration) or ("depth_lr" if source == "depth_lr" else "bicubic")
     degrade += f"+registration_{args.registration}" if registration is not None else ""
-    return {
+    classic = get_backbone(backbone).kind == "classic"
+    seen = yardsticks.seen_test_frames(backbone, args.scale, weights, classic)
+    result = {
         "protocol": args.protocol,
         "scale": args.scale,
         "data": str(args.data),
@@ -285,10 +290,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "units": _units(args.protocol, dataset.config.gdsr_style),
         "gt_holes_frames": holes,
         "methods": summary,
-        "published": _published(selection, args.protocol, degrade, args.scale),
         "frames": frames,
         "unreadable_frames": unreadable,
     }
+    return {**result, **yardsticks.compare(result, selection, dataset.config.gdsr_style, seen, classic)}
 
 
 def read_frame(dataset: FolderDataset, index: int, unreadable: dict[str, str]) -> Frame | None:
@@ -306,15 +311,6 @@ def read_frame(dataset: FolderDataset, index: int, unreadable: dict[str, str]) -
             raise UsageError(f"--data {dataset.config.root}: no frame could be read (frame {name}: "
                              f"{unreadable[name]}); check the folder's images") from None
         return None
-
-
-def _published(selection: dict[str, Any], protocol: str, degrade: str, scale: int) -> list[dict[str, Any]]:
-    """Published figures of a recognised set for this scale (gdsr protocol, bicubic inputs only)."""
-    if not selection["recognised"] or protocol != "gdsr" or degrade != "bicubic":
-        return []
-    known = splits.known_sets()[selection["set"]]
-    return [{"method": p.method, "rmse": p.rmse[scale], "frames": p.frames}
-            for p in known.published if scale in p.rmse]
 
 
 def _units(protocol: str, style: str) -> str:
@@ -348,7 +344,8 @@ def _write_preview(folder: Path, frame: Any, inp: Any, predictions: dict[str, np
 
 
 def print_table(result: dict[str, Any]) -> None:
-    """One table: the backbone and the baselines measured in this run, then the published figures."""
+    """One table: the backbone and the baselines measured in this run, then the peers on the same
+    frames and the published figures (eval/yardsticks.py)."""
     names = list(result["methods"])
     columns = ["rmse"] if result["protocol"] == "gdsr" else ["rmse", "mae", "absrel", "delta1", "edge_rmse"]
     guided = result["methods"].get("guided_filter", {}).get("rmse")
@@ -371,14 +368,12 @@ def print_table(result: dict[str, Any]) -> None:
         stats = result["methods"][name]
         print(f"{name:<32}" + "".join(f"{stats[c]:>11.4f}" for c in columns)
               + f"{_gain(stats['rmse'], bicubic):>12}{_gain(stats['rmse'], guided):>11}{stats['ms_per_frame']:>10.1f}")
-    for entry in result["published"]:
-        label = f"{entry['method']} (published)"
-        print(f"{label:<32}{entry['rmse']:>11.4f}" + " " * 11 * (len(columns) - 1)
-              + f"{_gain(entry['rmse'], bicubic):>12}{_gain(entry['rmse'], guided):>11}{'':>10}")
-    if result["published"]:
-        frames = "; ".join(sorted({e["frames"] for e in result["published"]}))
-        print(f"published figures: {frames}; ours: the {len(result['frames'])} frames above "
-              f"({result['set']}, {split}), so the comparison is indicative, not like for like")
+
+    def row(label: str, rmse: float, bicubic: float | None, guided: float | None) -> None:
+        gains = (f"{_gain(rmse, bicubic):>12}{_gain(rmse, guided):>11}" if bicubic is not None else " " * 23)
+        print(f"{label:<32}{rmse:>11.4f}" + " " * 11 * (len(columns) - 1) + gains + f"{'':>10}")
+
+    yardsticks.print_comparisons(result, row)
 
 
 def _gain(value: float, reference: float | None) -> str:
@@ -414,9 +409,10 @@ def _slug(text: str) -> str:
 
 def update_card(weights: str, result: dict[str, Any], command: str) -> dict[str, float]:
     """Merge `result` into the card beside `weights`: `<protocol>_<input>_<set>_<split>_<method>_<stat>`
-    for every method; with gdsr and bicubic inputs on a recognised set also the published figures
-    (`published_<set>_<method>_rmse`), and on the held-out split of `RANK_SET` also `val_rmse`
-    (what `auto` ranks by). Returns the metrics added."""
+    for every method; with a peer on every frame scored (peer_reference) also its figure on the same
+    frames and our ratio to it (`<prefix>_peer_<peer>_rmse`, `<prefix>_<backbone>_to_<peer>_ratio`),
+    and on the held-out split of `RANK_SET` also `val_rmse` (what `auto` ranks by). Published
+    figures over other frames are not written into cards. Returns the metrics added."""
     from depth_sr_ros.models.weights import card_path, read_card
 
     card = read_card(weights)
@@ -424,16 +420,15 @@ def update_card(weights: str, result: dict[str, Any], command: str) -> dict[str,
     added = {f"{prefix}_{name}_{key}": float(value) for name, stats in result["methods"].items()
              for key, value in stats.items() if key != "ms_per_frame" and math.isfinite(value)}
     ours = result["methods"][result["backbone"]]["rmse"]
-    for entry in result["published"]:
-        added[_slug(f"published_{result['set']}_{entry['method'].split(' (')[0]}_rmse")] = entry["rmse"]
+    added.update(yardsticks.peer_metrics(result, prefix))
     if (result["set"], result["split"], result["protocol"], result["degrade"]) == (RANK_SET, "heldout", "gdsr",
                                                                                   "bicubic"):
         added["val_rmse"] = float(ours)
     line = f"[{prefix}, {len(result['frames'])} frames] {command}"
     if result["degradation"]:
         line += f" | input degradation: {result['degradation']}"
-    if result["published"]:
-        line += " | published figures: " + "; ".join(sorted({e["frames"] for e in result["published"]}))
+    if result["peers"]:
+        line += " | peers on the same frames: " + yardsticks.peer_sources(result)
     notes = "\n".join(n for n in (card.notes, line) if n)
     card = dataclasses.replace(card, metrics={**card.metrics, **added}, notes=notes)
     card_path(weights).write_text(card.to_json(), encoding="utf-8")
