@@ -27,11 +27,13 @@ from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
 from depth_sr_ros.core.registration_estimate import RegistrationEstimate
 from depth_sr_ros.core.registration_window import SelfRegistration, SelfRegistrationConfig
 from depth_sr_ros.core.reprojection import assumed_intrinsics
+from depth_sr_ros.core.resample import check_aspect
 from depth_sr_ros.eval.registration import describe
 from depth_sr_ros.replay.bag_io import TYPESTORES, BagReader
 from depth_sr_ros.tools.usage import add_no_progress, bounded, output_file
 
 LOG = logging.getLogger(__name__)
+ASPECT_TOLERANCE = 0.03  # registered depth must cover the colour image's field of view
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +105,7 @@ def _add(state: dict[str, Any], depth_msg: Any, registration: SelfRegistration) 
     try:
         rgb = rgb_from_image(state["rgb"])
         depth = depth_from_image(depth_msg)
+        check_aspect(depth.shape, rgb.shape, ASPECT_TOLERANCE)  # registered depth covers the colour image
         intrinsics = (intrinsics_from_camera_info(state["intrinsics"]) if state["intrinsics"] is not None
                       else assumed_intrinsics(rgb.shape[1], rgb.shape[0]))
         if (intrinsics.width, intrinsics.height) != (rgb.shape[1], rgb.shape[0]):
