@@ -240,3 +240,35 @@ def test_slop_wider_than_half_a_frame_pairs_across_a_dropped_frame_like_message_
     stamps = [stamp(m) for m in outputs[OUTPUT_IMAGE_TOPIC]]
     assert rgb_stamps[8] in stamps and rgb_stamps[9] not in stamps
     assert report.ledger.skipped[TOPICS["rgb"]]["partner_taken"] == 1
+
+
+def test_a_run_whose_every_pair_is_refused_ends_with_the_flag_that_fixes_it(tmp_path: Path) -> None:
+    from bad_bags import find, good_records, restamp
+    from bad_bags import write_bag as write_records
+
+    records = good_records(4)
+    for i in range(4):  # depth in another camera's frame: refused as unregistered, pair by pair
+        depth = find(records, "depth", i)
+        restamp(depth, depth.message.header.stamp.sec * 10**9 + depth.message.header.stamp.nanosec, "tof_optical")
+    write_records(tmp_path / "bag", records)
+    report = run_replay(replay_config(tmp_path / "bag", tmp_path / "out", previews=False))
+    assert report.pairs_processed == 0 and report.pairs_skipped == {"unregistered_depth": 4}
+    assert [h for h in report.hints if "unregistered_depth" in h and "--unaligned-depth" in h]
+
+
+def test_log_lines_during_a_run_never_break_into_the_progress_bar(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    write_bag(tmp_path / "in")  # bad depth frames mid-bag: warnings while the bar is drawn
+    argv = [sys.executable, "-m", "depth_sr_ros.cli", "replay", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+            "--rgb-topic", TOPICS["rgb"], "--rgb-info-topic", TOPICS["rgb_info"], "--depth-topic", TOPICS["depth"],
+            "--depth-info-topic", TOPICS["depth_info"], "--backbone", "bicubic", "--slop", "0.01", "--no-previews"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    segments = re.split(r"[\r\n]", result.stderr)
+    bar = [s for s in segments if re.search(r"replay: +\d+%", s)]
+    logs = [s for s in segments if re.search(r"(WARNING|INFO) depth_sr_ros", s)]
+    assert bar and len(logs) >= 3  # the bar was drawn, and skips were logged while it was
+    assert all(re.match(r"(WARNING|INFO) depth_sr_ros", s) for s in logs), [s for s in logs if "%|" in s]

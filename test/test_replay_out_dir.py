@@ -173,3 +173,12 @@ def test_the_demo_replaces_its_sample_bag_and_leaves_the_rest(tmp_path: Path) ->
     assert (out / "sample_bag" / "metadata.yaml").exists() and (out / "sr_bag" / "metadata.yaml").exists()
     owners = json.loads((out / MANIFEST).read_text())["owners"]
     assert "sample_bag/metadata.yaml" in owners["demo"] and "sr_bag/metadata.yaml" in owners["replay"]
+
+
+def test_a_replay_that_processes_nothing_exits_2_with_its_hint(bag: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    # the sample's depth is stamped 2.5-5.5 ms after its colour image: a 1 ms slop pairs nothing
+    assert replay(bag, tmp_path / "out", "--slop", "0.001") == 2
+    line = error_line(capsys)
+    assert "no frame processed" in line and "nothing paired" in line and "raise --slop" in line
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["pairs_processed"] == 0  # outputs kept

@@ -24,6 +24,17 @@ from depth_sr_ros.replay.writer import output_sizes
 
 LOG = logging.getLogger(__name__)
 
+PAIR_SKIP_FLAGS = {  # a pair skip reason -> the flag that fixes it, for runs that processed nothing
+    "missing_camera_info": "--rgb-info-topic and --depth-info-topic name the CameraInfo topics (--depth-info-topic "
+                           "'' for depth registered to the colour camera without its own)",
+    "unregistered_depth": "--unaligned-depth registers depth from another camera (with --extrinsic or the bag's "
+                          "/tf_static); --assume-registered if the depth is registered after all",
+    "no_transform": "--extrinsic gives the depth sensor's transform where the bag's /tf_static and /tf have none",
+    "no_points_in_view": "--extrinsic maps the sensor frame to the colour optical frame: check its direction",
+    "oversize": "--max-image-pixels raises the pixel limit for larger images",
+    "aspect_mismatch": "--depth-topic and --rgb-topic must be the same camera's views (or --unaligned-depth)",
+}
+
 
 class ReplayFinish:
     """Writes a replay's outputs once the bag is read; state lives on the `ReplayRunner` it is mixed into."""
@@ -82,6 +93,9 @@ class ReplayFinish:
         elif not self.frame_log.count:
             hints.append(f"nothing paired: {len(rgb)} RGB and {len(depth)} depth message(s) had usable stamps; "
                          "see the skip reasons above")
+        elif not self.pairs_processed:  # paired, but every pair was refused: the flag for each reason
+            hints += [f"nothing processed: {n} pair(s) skipped as {reason}; {PAIR_SKIP_FLAGS[reason]}"
+                      for reason, n in sorted(self.pairs_skipped.items()) if reason in PAIR_SKIP_FLAGS]
         if self.config.gt_topic and self.pairs_processed and not self.frame_metrics:
             reasons = dict(self.frame_log.gt_outcomes)
             hints.append(f"no frame scored against {self.config.gt_topic} ({format_reasons(reasons)}): ground truth "

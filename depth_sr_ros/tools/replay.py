@@ -32,7 +32,7 @@ from depth_sr_ros.replay.bag_io import TYPESTORES
 from depth_sr_ros.replay.config import PREVIEW_EVERY, REPLAY_OUTPUT, WORST_PREVIEWS, ReplayConfig
 from depth_sr_ros.replay.out_dir import OutputDir
 from depth_sr_ros.replay.runner import run_replay
-from depth_sr_ros.replay.summary import format_summary
+from depth_sr_ros.replay.summary import format_reasons, format_summary
 from depth_sr_ros.replay.writer import POINTS_MODES
 from depth_sr_ros.ros.parameters import PARAMETER_BY_NAME, NodeParams
 from depth_sr_ros.tools.usage import (
@@ -176,6 +176,12 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Replay and print the summary; a run that processed no frame ends with its hint as the one
+    error line (exit 2), the outputs written for the record."""
     report = run_replay(config_from_args(args))
     print(format_summary(report))
+    if not report.pairs_processed:
+        reasons = format_reasons(report.pairs_skipped)
+        raise UsageError("no frame processed: " + (" | ".join(report.hints) if report.hints else
+                                                   f"pairs skipped: {reasons}; see the summary above"))
     return 0

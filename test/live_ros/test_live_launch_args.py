@@ -29,6 +29,7 @@ REMAPS = {
 }
 SIM_OFFSET_NS = 1000 * 10**9  # sim time runs 1000 s behind the wall clock
 CLOCK_HZ = 100.0  # `ros2 bag play --clock 100`; rclpy spends CPU on every /clock message
+LEAD_MS = 42_000  # /clock held this far after the frames' stamps
 
 
 @pytest.fixture(scope="module")
@@ -80,22 +81,20 @@ def test_qos_overrides_from_the_params_file(node, probe):
 
 
 class SimClock:
-    """Publishes /clock at CLOCK_HZ: the wall clock minus SIM_OFFSET_NS, as `ros2 bag play --clock`."""
+    """Publishes /clock at CLOCK_HZ, as `ros2 bag play --clock` would, holding it at `at_ns` (sim
+    time stands still, so what the node measures on it does not depend on this machine's speed)."""
 
-    def __init__(self, probe) -> None:
+    def __init__(self, probe, at_ns: int) -> None:
+        self.at_ns = at_ns
         self._publisher = probe.publisher(Clock, "/clock", reliable=False)
         self._running = True
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    @staticmethod
-    def now_ns() -> int:
-        return time.time_ns() - SIM_OFFSET_NS
-
     def _run(self) -> None:
         message = Clock()
         while self._running:
-            message.clock.sec, message.clock.nanosec = divmod(self.now_ns(), 1_000_000_000)
+            message.clock.sec, message.clock.nanosec = divmod(self.at_ns, 1_000_000_000)
             self._publisher.publish(message)
             time.sleep(1.0 / CLOCK_HZ)
 
@@ -105,36 +104,32 @@ class SimClock:
 
 
 def test_sim_time_latency_is_measured_on_the_clock_topic(node, probe, frame):
-    """With the clock in its own callback group, stamp->publish latency on sim time includes the
-    processing (it read 1 ms against 188 ms of processing when /clock waited behind each frame).
-
-    The node's sim time is the last /clock it received, up to a clock period plus the delivery
-    delay behind the publisher's, so latency reads low by that much (18 ms seen on a loaded
-    machine). The network backbone makes processing long enough that a latency of about 1 ms
-    (the defect) cannot pass for a lagging clock."""
-    (result,) = probe.set_parameters(NODE, {"backbone": "lite"})
-    assert result.successful, result.reason
-    clock = SimClock(probe)
+    """Under use_sim_time, stamp->publish latency is read on /clock: with /clock held LEAD_MS after
+    the frames' stamps, the node reports that lead (less the 1 ms steps between the five stamps),
+    however long this machine takes to process them; on the wall or steady clock it would read
+    about SIM_OFFSET_NS off. Behaviour only: how long processing takes is BENCHMARKS.md's, and that
+    /clock is served while a frame is processed is the threading of node.py (frames on the
+    FrameWorker's thread)."""
+    held = time.time_ns() - SIM_OFFSET_NS
+    stamps = [held - LEAD_MS * 10**6 + i * 10**6 for i in range(5)]  # 1 ms apart, LEAD_MS - i behind /clock
+    clock = SimClock(probe, held)
     try:
         with (
             probe.collect(Image, "/camera/depth_sr/image", reliable=False) as images,
             probe.collect(DiagnosticArray, "/diagnostics") as diagnostics,
         ):
+            probe.wait_for_subscribers("/clock", 1, 30.0)
             probe.wait_for_subscribers("/cam/color/image_raw", 1, 30.0)
-            for _ in range(5):
-                stamp = SimClock.now_ns()
+            for stamp in stamps:
                 out = harness.roundtrip(probe, frame, images, stamp, prefix="", topics=REMAPS)
                 assert harness.stamps([out]) == [stamp]
-            status = harness.wait_for_status(
-                diagnostics, lambda v: v.get("latency stamp->publish mean (ms)", "nan") != "nan"
+            status = harness.wait_for_status(  # the window with these frames (frames before /clock: no latency)
+                diagnostics, lambda v: abs(float(v.get("latency stamp->publish max (ms)", "nan")) - LEAD_MS) < 1000
             )
     finally:
         clock.stop()
-        (restored,) = probe.set_parameters(NODE, {"backbone": "guided_filter"})
-        assert restored.successful, restored.reason
-    latency, processing = float(status["latency stamp->publish mean (ms)"]), float(status["processing mean (ms)"])
-    assert processing > 2 * (1000.0 / CLOCK_HZ), status  # long enough to tell the defect apart
-    assert 0.5 * processing <= latency < processing + 1000.0, status
+    mean, most = float(status["latency stamp->publish mean (ms)"]), float(status["latency stamp->publish max (ms)"])
+    assert LEAD_MS - 4.05 <= mean <= most <= LEAD_MS + 0.05, status
 
 
 @pytest.mark.parametrize(
