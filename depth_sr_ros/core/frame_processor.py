@@ -55,6 +55,7 @@ from depth_sr_ros.core.limits import InputBounds, Size, check_pixels
 from depth_sr_ros.core.pipeline import DepthSR
 from depth_sr_ros.core.pointcloud import PointCloudFields, point_cloud_fields
 from depth_sr_ros.core.projection import Extrinsic, ProjectionResult, project_points, register_depth
+from depth_sr_ros.core.reprojection import register_residual
 from depth_sr_ros.core.resample import grid_shape
 
 OUTPUT_ENCODINGS = ("32FC1", "16UC1")
@@ -100,7 +101,7 @@ class FrameOutput:
     """Field sets to publish (header: the RGB message's), the SR depth and per-stage times.
 
     depth: H x W float32 metres, NaN invalid, RGB optical frame. timings_ms: "decode",
-    "preprocess", "network", "postprocess" (the pipeline's), "confidence" (when computed),
+    "register" (when a residual extrinsic was applied), "preprocess", "network", "postprocess" (the pipeline's), "confidence" (when computed),
     "encode", "pointcloud" (when points were made) and "total", in milliseconds.
     confidence: H x W float32 in [0, 1] beside `depth` (0 where it is invalid) when
     `OutputConfig.confidence` or `min_confidence` asks for it, else None.
@@ -131,11 +132,20 @@ class FrameProcessor:
         self.bounds = bounds if bounds is not None else InputBounds()
 
     def process(self, rgb_msg: Any, rgb_info_msg: Any, depth_msg: Any, depth_info_msg: Any | None,
-                want_points: bool) -> FrameOutput:
+                want_points: bool, residual: Extrinsic | None = None) -> FrameOutput:
+        """Registered depth -> outputs. `residual`: the depth sensor's pose left over by the
+        registration the depth claims (depth -> colour optical frame, metres; the self-registration
+        estimate, `core/registration_window.py`): the decoded depth is re-registered with it
+        (`reprojection.register_residual`, timed as "register") before super-resolution; None
+        takes the depth as registered."""
         start = time.perf_counter()
         timings: dict[str, float] = {}
         rgb, depth, intrinsics = self._decode(rgb_msg, rgb_info_msg, depth_msg, depth_info_msg)
         timings["decode"] = _ms_since(start)
+        if residual is not None:
+            mark = time.perf_counter()
+            depth = register_residual(depth, intrinsics, residual)
+            timings["register"] = _ms_since(mark)
         output = self._super_resolve(rgb, depth, intrinsics, rgb_info_msg, want_points, start, timings)
         self._establish(rgb, depth)
         return output
