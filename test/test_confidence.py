@@ -4,12 +4,13 @@ shipped lite x4 output cuts its RMSE by at least 30 %."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from conftest import require_shared
 
 from depth_sr_ros.core.confidence import ConfidenceConfig, confidence_map, input_confidence, predicted_error
-from depth_sr_ros.core.resample import fill_holes, pil_resize, resample_to_grid
+from depth_sr_ros.core.resample import fill_holes, resample_to_grid
 
 ONLY_DISAGREEMENT = ConfidenceConfig(range_weight=0.0, noise_m_per_m2=0.0, invalid_rel=0.0)
 
@@ -28,7 +29,7 @@ def test_flat_scene_keeps_only_the_noise_term():
 
 def test_disagreement_with_bicubic_is_the_predicted_error():
     lr = np.random.default_rng(0).uniform(1.0, 2.0, (6, 8)).astype(np.float32)
-    bicubic = pil_resize(lr, (32, 24), "bicubic")
+    bicubic = cv2.resize(lr, (32, 24), interpolation=cv2.INTER_CUBIC)
     depth = bicubic.copy()
     depth[5:9, 10:14] += 0.1  # the network decided something bicubic did not
     sigma = predicted_error(depth, lr, np.ones(lr.shape, bool), 4, ONLY_DISAGREEMENT)
@@ -52,7 +53,7 @@ def test_confidence_falls_near_a_depth_step_and_skips_invalid_output():
 
 def test_local_range_cue_is_max_minus_min_over_a_disc():
     lr = np.random.default_rng(2).uniform(1.0, 3.0, (5, 6)).astype(np.float32)
-    depth = pil_resize(lr, (24, 20), "bicubic").copy()  # no disagreement: sigma is the range cue alone
+    depth = cv2.resize(lr, (24, 20), interpolation=cv2.INTER_CUBIC)  # no disagreement: sigma is the range cue alone
     depth[7, 9] = np.nan
     config = ConfidenceConfig(range_weight=0.5, noise_m_per_m2=0.0, invalid_rel=0.0)
     sigma = predicted_error(depth, lr, np.ones(lr.shape, bool), 4, config)

@@ -8,9 +8,9 @@ the output's size); their sum `sigma` is the predicted error, and
 so confidence is 1 for a pixel predicted exact, exp(-1) = 0.37 at a predicted error of
 `error_scale_m`, and falls toward 0 as the predicted error grows. The cues:
 
-- **model disagreement**: `|depth - bicubic|`, the output against PIL bicubic upsampling of the
-  same filled input. Where the network departs from the smooth baseline it decided something
-  (an edge, a fine structure) that it may have decided wrongly.
+- **model disagreement**: `|depth - bicubic|`, the output against bicubic upsampling (OpenCV's)
+  of the same filled input. Where the network departs from the smooth baseline it decided
+  something (an edge, a fine structure) that it may have decided wrongly.
 - **depth edges**: `range_weight * (max - min)` of the output depth in a disc of radius
   `range_radius_lr * scale` output pixels (`range_radius_lr` input pixels). Near a depth
   discontinuity a misplaced edge costs the whole jump; far from one this is small.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from depth_sr_ros.core.resample import disc_kernel, fill_holes, pil_resize, resample_to_grid
+from depth_sr_ros.core.resample import disc_kernel, fill_holes, resample_to_grid
 
 
 @dataclass(frozen=True)
@@ -81,15 +81,23 @@ def predicted_error(depth_hr: np.ndarray, filled_lr: np.ndarray, valid_lr: np.nd
             f"(validity {valid_lr.shape})"
         )
     depth = depth_hr.astype(np.float32, copy=False)
-    bicubic = pil_resize(filled_lr, (grid_w * scale, grid_h * scale), "bicubic")[:height, :width]
-    sigma = np.abs(depth - bicubic)
+    smooth = cv2.resize(np.ascontiguousarray(filled_lr, dtype=np.float32), (grid_w * scale, grid_h * scale),
+                        interpolation=cv2.INTER_CUBIC)[:height, :width]
+    sigma = np.subtract(depth, smooth)
+    np.abs(sigma, out=sigma)
     if config.range_weight:
-        sigma += np.float32(config.range_weight) * _local_range(depth, _range_radius(config, scale))
+        spread = _local_range(depth, _range_radius(config, scale))
+        spread *= np.float32(config.range_weight)
+        sigma += spread
     if config.noise_m_per_m2:
-        sigma += np.float32(config.noise_m_per_m2) * np.square(depth)
+        noise = np.square(depth)
+        noise *= np.float32(config.noise_m_per_m2)
+        sigma += noise
     if config.invalid_rel and not valid_lr.all():
         near = _nearness_to_invalid(valid_lr, scale, config.invalid_decay_px, (height, width))
-        sigma += np.float32(config.invalid_rel) * depth * near
+        near *= depth
+        near *= np.float32(config.invalid_rel)
+        sigma += near
     return sigma
 
 
@@ -99,8 +107,10 @@ def confidence_map(depth_hr: np.ndarray, filled_lr: np.ndarray, valid_lr: np.nda
     with `sigma` from `predicted_error` (same arguments), and 0 where the depth is invalid."""
     config = config if config is not None else ConfidenceConfig()
     sigma = predicted_error(depth_hr, filled_lr, valid_lr, scale, config)
-    confidence = np.exp(sigma * np.float32(-1.0 / config.error_scale_m))
-    confidence[~np.isfinite(confidence)] = 0.0  # NaN depth (and so NaN sigma)
+    sigma *= np.float32(-1.0 / config.error_scale_m)
+    confidence = cv2.exp(sigma, dst=sigma)
+    if not _all_finite(confidence):
+        confidence[~np.isfinite(confidence)] = 0.0  # NaN depth (and so NaN sigma)
     return confidence
 
 
@@ -126,6 +136,10 @@ def _range_radius(config: ConfidenceConfig, scale: int) -> int:
 def _local_range(depth: np.ndarray, radius: int) -> np.ndarray:
     """max - min of the valid depth within a disc of `radius` pixels (0 where there is none)."""
     kernel = disc_kernel(radius)
+    if _all_finite(depth):
+        spread = cv2.dilate(depth, kernel, borderType=cv2.BORDER_REPLICATE)
+        spread -= cv2.erode(depth, kernel, borderType=cv2.BORDER_REPLICATE)
+        return spread
     finite = np.isfinite(depth)
     # Invalid pixels are -inf to the max and +inf to the min, so they widen no window's range.
     high = cv2.dilate(np.where(finite, depth, np.float32(-np.inf)), kernel, borderType=cv2.BORDER_REPLICATE)
@@ -133,6 +147,11 @@ def _local_range(depth: np.ndarray, radius: int) -> np.ndarray:
     spread = high - low
     spread[~np.isfinite(spread)] = 0.0  # no valid depth in the window
     return spread
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    """No NaN or inf, by two reductions (a NaN makes `min` NaN)."""
+    return bool(np.isfinite(values.min()) and np.isfinite(values.max()))
 
 
 def _nearness_to_invalid(valid_lr: np.ndarray, scale: int, decay_px: float, size: tuple[int, int]) -> np.ndarray:
