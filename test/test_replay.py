@@ -206,10 +206,11 @@ def test_replay_without_optional_topics_and_with_32fc1_output(tmp_path: Path) ->
     assert replay_tool.run(args) == 0
     outputs = read_outputs(tmp_path / "out" / "sr_bag")
     assert OUTPUT_POINTS_TOPIC not in outputs
-    # Without the depth CameraInfo the size-mismatched frame reaches the pipeline: aspect check.
+    # Without the depth CameraInfo the size-mismatched frame is refused by the depth stream's size,
+    # fixed by its first good frame (core/limits.py), before it is decoded.
     assert {m.encoding for m in outputs[OUTPUT_IMAGE_TOPIC]} == {"32FC1"}
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics["metrics"] == {} and metrics["pairs_skipped"]["aspect_mismatch"] == 1
+    assert metrics["metrics"] == {} and metrics["pairs_skipped"]["size_changed"] == 1
     assert set(metrics["messages"]) == {TOPICS["rgb"], TOPICS["rgb_info"], TOPICS["depth"]}
     assert not (tmp_path / "out" / "previews").exists()
 
