@@ -29,7 +29,9 @@ MAX_FRAMES = 10_000  # a long sample bag is 0.83 MB per frame (zstd MCAP, measur
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default ./{DEFAULT_OUT})")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"output directory; an earlier demo's outputs there are replaced, nothing else is touched "
+                        f"(default ./{DEFAULT_OUT})")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="sample bag storage")
     parser.add_argument("--frames", type=bounded(int, 0, MAX_FRAMES), default=0, metavar="N",
                         help="a long bag: N frames cycling through the sample's (to measure output sizes and "

@@ -59,7 +59,9 @@ def extrinsic_flag(text: str) -> Any:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, help="recording: a rosbag2 directory (sqlite3 or MCAP), a single "
                         ".mcap/.db3 file, or a ROS 1 .bag file (RealSense Viewer files included)")
-    parser.add_argument("--out", type=Path, required=True, help="output directory (created)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output directory (created; an earlier replay's outputs there are replaced, with a "
+                        "line saying so, and nothing else is touched)")
     parser.add_argument("--rgb-topic", default=None,
                         help="colour Image or CompressedImage topic; " + discovery.help_text())
     parser.add_argument("--rgb-info-topic", default=None,
