@@ -293,9 +293,10 @@ def test_models_command_lists_weights_and_auto_without_torch(tmp_path) -> None:
         entry = shipped[(card.backbone, card.scale)]
         assert entry["metrics"] == card.metrics and entry["rank_value"] == card.metrics.get("val_rmse")
     for scale in SCALES:
-        name, path = zoo.default_backbone(scale)
-        assert document["auto"][str(scale)] == {"backbone": name, "weights": str(path) if path else None}
-        assert f"x{scale:<4}{name}" in result.stdout
+        choice = zoo.auto_choice(scale)
+        entry = document["auto"][str(scale)]
+        assert (entry["backbone"], entry["weights"]) == (choice.backbone, str(choice.weights) if choice.weights else None)
+        assert entry["reason"] == choice.reason and f"x{scale:<4}{choice.backbone}" in result.stdout
     assert "lite_x4.safetensors" in result.stdout
 
 

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from depth_sr_ros.models.card import CARD_SUFFIX, WEIGHTS_SUFFIX, ModelCard, WeightsError, read_card
@@ -30,6 +31,14 @@ PACKAGE = "depth_sr_ros"
 FALLBACK_BACKBONES = {2: "bicubic"}
 FALLBACK_BACKBONE = "guided_filter"
 RANK_METRIC = "val_rmse"
+# `auto`'s speed bar: the card's FPS for 640x480 output through ONNX Runtime on one CPU thread, as
+# `depth-sr bench` measured it (written into the card, with the command and the machine, by
+# `depth-sr models --record-fps BENCH.json`).
+SPEED_METRIC = "fps_640x480_onnxruntime_1thread"
+MIN_AUTO_FPS = 10.0
+AUTO_RULE = (f"per scale, the shipped network with the lowest {RANK_METRIC} among those whose card records at least "
+             f"{MIN_AUTO_FPS:g} FPS for 640x480 through ONNX Runtime on one CPU thread ({SPEED_METRIC}, measured by "
+             "depth-sr bench) and that need no foundation weights; none: bicubic at x2, guided_filter above")
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"  # the weights shipped in the repository
 
 
@@ -78,9 +87,72 @@ def shipped_weights() -> list[tuple[ModelCard, Path]]:
     return found
 
 
+def _figure(card: ModelCard, key: str) -> float | None:
+    value = card.metrics.get(key)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
 def _rank(card: ModelCard) -> float:
-    value = card.metrics.get(RANK_METRIC)
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
+    value = _figure(card, RANK_METRIC)
+    return math.inf if value is None else value
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """What `backbone: auto` runs at one scale and why (`AUTO_RULE`).
+
+    weights: the chosen weights file, None for the classic fallback; reason: the choice in words;
+    passed_over: one line per other shipped weights file of the scale, saying why it lost."""
+
+    scale: int
+    backbone: str
+    weights: Path | None
+    reason: str
+    passed_over: tuple[str, ...] = ()
+
+    @property
+    def fallback(self) -> bool:
+        return self.weights is None
+
+
+def _ineligible(card: ModelCard, path: Path) -> str:
+    """Why `auto` may not pick these weights, or "" when it may."""
+    fps = _figure(card, SPEED_METRIC)
+    if card.foundation:
+        return f"needs foundation weights ({', '.join(card.foundation)})"
+    if _figure(card, RANK_METRIC) is None:
+        return f"no {RANK_METRIC} in its card"
+    if fps is None:
+        return f"no {SPEED_METRIC} in its card (depth-sr bench, then depth-sr models --record-fps)"
+    if fps < MIN_AUTO_FPS:
+        return f"{fps:.1f} FPS, under {MIN_AUTO_FPS:g}"
+    if not has_torch_weights() and verified_onnx(path) is None:
+        return "cannot run here: no torch and no verified ONNX file beside it"
+    return ""
+
+
+def auto_choice(scale: int) -> AutoChoice:
+    """`AUTO_RULE` applied to the shipped weights of `scale`, read from their cards alone."""
+    eligible, passed = [], []
+    for card, path in shipped_weights():
+        if card.scale != scale:
+            continue
+        why = _ineligible(card, path)
+        if why:
+            passed.append(f"{path.name}: {why}")
+        else:
+            eligible.append((card, path))
+    if not eligible:
+        name = FALLBACK_BACKBONES.get(scale, FALLBACK_BACKBONE)
+        missing = f"no shipped model for x{scale} qualifies" if passed else f"no trained model for x{scale}"
+        return AutoChoice(scale, name, None, f"{missing}: classic fallback {name}", tuple(passed))
+    eligible.sort(key=lambda item: _rank(item[0]))
+    card, path = eligible[0]
+    for other, other_path in eligible[1:]:
+        passed.append(f"{other_path.name}: {RANK_METRIC} {_rank(other):.4g}, above {_rank(card):.4g}")
+    reason = (f"lowest {RANK_METRIC} ({_rank(card):.4g}) among the x{scale} networks at >= {MIN_AUTO_FPS:g} FPS "
+              f"({_figure(card, SPEED_METRIC):.1f} FPS)")
+    return AutoChoice(scale, card.backbone, path, reason, tuple(passed))
 
 
 def find_weights(backbone: str, scale: int) -> Path | None:
@@ -92,15 +164,12 @@ def find_weights(backbone: str, scale: int) -> Path | None:
 
 
 def default_backbone(scale: int) -> tuple[str, Path | None]:
-    """The best shipped network for `scale` that needs no foundation weights and can run here (in
-    torch where the `[torch]` extra is installed, else through its shipped ONNX file), lowest `val_rmse` in its card, as (backbone,
-    weights path); else the classic fallback for the scale (`bicubic` at x2, `guided_filter` above)."""
-    usable = [(card, path) for card, path in shipped_weights() if card.scale == scale and not card.foundation
-              and (has_torch_weights() or verified_onnx(path) is not None)]
-    if not usable:
-        return FALLBACK_BACKBONES.get(scale, FALLBACK_BACKBONE), None
-    card, path = min(usable, key=lambda item: _rank(item[0]))
-    return card.backbone, path
+    """What `backbone: auto` runs at `scale` (`auto_choice`, `AUTO_RULE`): the most accurate shipped
+    network that holds `MIN_AUTO_FPS` and can run here (in torch where the `[torch]` extra is
+    installed, else through its shipped ONNX file), as (backbone, weights path); else the classic
+    fallback for the scale (`bicubic` at x2, `guided_filter` above) and None."""
+    choice = auto_choice(scale)
+    return choice.backbone, choice.weights
 
 
 def describe_missing(backbone: str, scale: int) -> str:

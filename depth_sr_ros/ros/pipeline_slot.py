@@ -10,7 +10,9 @@ warms it up there: the ONNX Runtime session or TensorRT engine is built and run 
 first frame does not wait for it. Only then is it swapped in; a failed build leaves the slot as
 it was. `warm_up(width, height)` does the same for a running pipeline when the first RGB
 CameraInfo tells the size. `describe()` says what actually runs, e.g.
-"backbone lite x4 (lite_x4.safetensors) on onnxruntime[CPUExecutionProvider], 1 thread, cpu, fp32".
+"backbone lite x4 (lite_x4.safetensors) on onnxruntime[CPUExecutionProvider], 1 thread, cpu, fp32",
+and for `backbone: auto` why it runs that, e.g. "backbone bicubic x2 on numpy/OpenCV, cpu; auto: no
+trained model for x2: classic fallback bicubic".
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def describe_pipeline(pipeline: Any) -> str:
     (its execution provider), CPU threads, device and precision."""
     backend = getattr(pipeline.upsampler, "backend", None)
     if backend is None:
-        return f"backbone {pipeline.backbone_name} x{pipeline.scale} on numpy/OpenCV, cpu"
+        return f"backbone {pipeline.backbone_name} x{pipeline.scale} on numpy/OpenCV, cpu" + _auto_note(pipeline)
     from depth_sr_ros.backends import cpu_threads
     from depth_sr_ros.models.zoo import find_weights
 
@@ -116,8 +118,19 @@ def describe_pipeline(pipeline: Any) -> str:
     threads = cpu_threads(config)
     cpu = f", {threads} thread{'s' if threads > 1 else ''}" if config.device == "cpu" else ""
     if active.shapes is None:  # nothing built yet: the backend it will try first
-        return f"{head} on {active.name} (built at the first RGB frame){cpu}, {config.device}, {config.precision}"
-    return f"{head} on {active.describe()}{cpu}, {config.device}, {config.precision}"
+        return (f"{head} on {active.name} (built at the first RGB frame){cpu}, {config.device}, "
+                f"{config.precision}{_auto_note(pipeline)}")
+    return f"{head} on {active.describe()}{cpu}, {config.device}, {config.precision}{_auto_note(pipeline)}"
+
+
+def _auto_note(pipeline: Any) -> str:
+    """"; auto: <why>" when `backbone: auto` chose the backbone (zoo.auto_choice: e.g. "no trained
+    model for x2: classic fallback bicubic"), else ""."""
+    if getattr(getattr(pipeline, "config", None), "backbone", None) != "auto":
+        return ""
+    from depth_sr_ros.models.zoo import auto_choice
+
+    return f"; auto: {auto_choice(pipeline.scale).reason}"
 
 
 def _build_pipeline(params: NodeParams) -> Any:
