@@ -86,4 +86,3 @@ def record_fps(bench_json: Path) -> tuple[list[str], list[str]]:
         card_path(weights).write_text(card.to_json(), encoding="utf-8")
         written.append(f"{card_path(weights)}: {SPEED_METRIC} = {record['fps']:.1f}")
     return written, passed
-
