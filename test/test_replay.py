@@ -243,7 +243,7 @@ def test_slop_wider_than_half_a_frame_pairs_across_a_dropped_frame_like_message_
     assert report.ledger.skipped[TOPICS["rgb"]]["partner_taken"] == 1
 
 
-def test_a_run_whose_every_pair_is_refused_ends_with_the_flag_that_fixes_it(tmp_path: Path) -> None:
+def test_a_run_whose_every_pair_is_refused_ends_with_the_flag_that_fixes_it(tmp_path: Path, caplog) -> None:
     from bad_bags import find, good_records, restamp
     from bad_bags import write_bag as write_records
 
@@ -255,6 +255,8 @@ def test_a_run_whose_every_pair_is_refused_ends_with_the_flag_that_fixes_it(tmp_
     report = run_replay(replay_config(tmp_path / "bag", tmp_path / "out", previews=False))
     assert report.pairs_processed == 0 and report.pairs_skipped == {"unregistered_depth": 4}
     assert [h for h in report.hints if "unregistered_depth" in h and "--unaligned-depth" in h]
+    assert [r for r in caplog.records if "skipped (unregistered_depth)" in r.getMessage()
+            and "--unaligned-depth" in r.getMessage()]  # the first skips logged name the flag too
 
 
 def test_log_lines_during_a_run_never_break_into_the_progress_bar(tmp_path: Path) -> None:

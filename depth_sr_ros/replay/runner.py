@@ -68,7 +68,7 @@ from depth_sr_ros.replay.config import (
     ReplayConfig,
     with_transport_topics,
 )
-from depth_sr_ros.replay.finish import ReplayFinish
+from depth_sr_ros.replay.finish import PAIR_SKIP_FLAGS, ReplayFinish
 from depth_sr_ros.replay.frame_log import FrameLog, spool_path
 from depth_sr_ros.replay.full_resolution import refine_at_full_resolution
 from depth_sr_ros.replay.ledger import AuxStream, MessageLedger
@@ -314,7 +314,8 @@ class ReplayRunner(FrameScoring, ReplayFinish):
             want_points = cfg.points != "none" and writer.wants(frame_index)
             out = self._run(self.processor, pair, rgb_info, depth_info, want_points)
         except FrameError as err:
-            self._warn(err.reason, f"frame at {pair.rgb.stamp_ns} skipped ({err.reason}): {err}")
+            fix = f" ({PAIR_SKIP_FLAGS[err.reason]})" if err.reason in PAIR_SKIP_FLAGS else ""
+            self._warn(err.reason, f"frame at {pair.rgb.stamp_ns} skipped ({err.reason}): {err}{fix}")
             row.update(status=err.reason)
             self.pairs_skipped[err.reason] += 1
             for topic in (cfg.rgb_topic, self.depth_topic):
