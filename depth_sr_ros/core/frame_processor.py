@@ -101,7 +101,8 @@ class FrameOutput:
     """Field sets to publish (header: the RGB message's), the SR depth and per-stage times.
 
     depth: H x W float32 metres, NaN invalid, RGB optical frame. timings_ms: "decode",
-    "register" (when a residual extrinsic was applied), "preprocess", "network", "postprocess" (the pipeline's), "confidence" (when computed),
+    "register" (when a residual extrinsic was applied), "preprocess", "network", "postprocess"
+    (the pipeline's), "confidence" (when computed),
     "encode", "pointcloud" (when points were made) and "total", in milliseconds.
     confidence: H x W float32 in [0, 1] beside `depth` (0 where it is invalid) when
     `OutputConfig.confidence` or `min_confidence` asks for it, else None.

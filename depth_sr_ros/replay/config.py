@@ -16,6 +16,7 @@ from depth_sr_ros.core.frame_processor import OutputConfig
 from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.core.projection import Extrinsic
 from depth_sr_ros.replay.bag_io import BagReader, transport_topic
+from depth_sr_ros.replay.residual import REGISTRATION_MODES
 from depth_sr_ros.replay.writer import POINTS_MODES
 from depth_sr_ros.ros.parameters import NodeParams, output_config
 
@@ -75,6 +76,7 @@ class ReplayConfig:
     lidar_topic: str = ""  # PointCloud2 in place of depth_topic (depth_info_topic unused)
     unaligned_depth: bool = False  # depth in its own frame: registered with `extrinsic` or TF
     extrinsic: Extrinsic | None = None  # LiDAR/depth frame -> RGB optical frame; None: the bag's /tf_static, /tf
+    registration: str = "none"  # residual of depth labelled registered: none, tf (--extrinsic), auto (replay/residual.py)
 
     def __post_init__(self) -> None:
         """UsageError for settings that cannot work together (flag names as `depth-sr replay`'s)."""
@@ -89,6 +91,9 @@ class ReplayConfig:
             if topic and topic in seen:
                 raise ReplayConfigError(f"{flag} and {seen[topic]} both name {topic}: each input needs its own topic")
             seen.setdefault(topic, flag)
+        if self.registration not in REGISTRATION_MODES:
+            raise ReplayConfigError(f"--registration must be one of {', '.join(REGISTRATION_MODES)}, "
+                                    f"got {self.registration!r}")
         if self.points not in POINTS_MODES:
             raise ReplayConfigError(f"--points must be one of {', '.join(POINTS_MODES)}, got {self.points!r}")
         for flag, value, least in (("--every", self.every, 1), ("--max-frames", self.max_frames, 0),

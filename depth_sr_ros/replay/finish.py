@@ -19,6 +19,7 @@ from depth_sr_ros.replay.frame_log import FrameLog
 from depth_sr_ros.replay.ledger import MessageLedger
 from depth_sr_ros.replay.previews import PreviewPlan
 from depth_sr_ros.replay.report import ErrorHistogram, ReportInputs, write_report
+from depth_sr_ros.replay.residual import Residual
 from depth_sr_ros.replay.summary import ReplayReport, format_reasons
 from depth_sr_ros.replay.writer import output_sizes
 
@@ -52,6 +53,7 @@ class ReplayFinish:
     stamps: dict[str, list[int]]
     storage_errors: list[str]
     slop_ns: int
+    residual: Residual  # --registration's decision (replay/residual.py)
 
     def _write_frames_csv(self) -> Path:
         """frames.csv, with each pair's stamp gap; counts the pairs whose stamps differ by more than
@@ -150,6 +152,7 @@ class ReplayFinish:
                        "previews": len(self.previews.written),
                        "worst_frames": [entry.frame for entry in worst]},
             "output_sizes": {**sizes, "note": "bag, previews, frames.csv and report.html; metrics.json not counted"},
+            "registration": self.residual.report,
         }
         outputs["metrics_json"].write_text(json.dumps(summary, indent=2) + "\n")
         if not (self.ledger.balanced() and self.ledger.complete()):  # a bug, not a bad input

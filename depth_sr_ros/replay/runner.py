@@ -77,6 +77,7 @@ from depth_sr_ros.replay.out_dir import OutputDir
 from depth_sr_ros.replay.previews import PreviewPlan
 from depth_sr_ros.replay.registration import prepare
 from depth_sr_ros.replay.report import ErrorHistogram
+from depth_sr_ros.replay.residual import decide_residual
 from depth_sr_ros.replay.scoring import FrameScoring
 from depth_sr_ros.replay.summary import ReplayReport
 from depth_sr_ros.replay.writer import OutputBag
@@ -116,6 +117,7 @@ class ReplayRunner(FrameScoring, ReplayFinish):
                     LOG.info("%s", self.full_resolution)
                 self.config = config = replace(config, unaligned_depth=registration.unaligned,
                                                extrinsic=fixed or config.extrinsic, sr=sr)
+            self.residual = decide_residual(reader, config, self.realsense)  # --registration (replay/residual.py)
         self.builder = rosbags_builder(self.typestore)
         self.bounds = InputBounds(config.max_image_pixels)  # the pixel limit, the streams' sizes (core/limits.py)
         self.processor = FrameProcessor(DepthSR(config.sr), config.output, self.bounds)
@@ -349,7 +351,7 @@ class ReplayRunner(FrameScoring, ReplayFinish):
         depth_info_msg = depth_info[1] if depth_info else None
         if not (self.config.lidar_topic or self.config.unaligned_depth):
             return processor.process(pair.rgb.payload, rgb_info_msg, pair.depth.payload, depth_info_msg,
-                                     want_points=want_points)
+                                     want_points=want_points, residual=self.residual.extrinsic)
         extrinsic = self.config.extrinsic
         if extrinsic is None:
             extrinsic = self.tf.lookup(pair.rgb.payload.header.frame_id, pair.depth.payload.header.frame_id,

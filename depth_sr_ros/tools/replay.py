@@ -31,6 +31,7 @@ from depth_sr_ros.replay import discovery, sample_bag
 from depth_sr_ros.replay.bag_io import TYPESTORES
 from depth_sr_ros.replay.config import PREVIEW_EVERY, REPLAY_OUTPUT, WORST_PREVIEWS, ReplayConfig
 from depth_sr_ros.replay.out_dir import OutputDir
+from depth_sr_ros.replay.residual import REGISTRATION_MODES
 from depth_sr_ros.replay.runner import run_replay
 from depth_sr_ros.replay.summary import format_reasons, format_summary
 from depth_sr_ros.replay.writer import POINTS_MODES
@@ -84,6 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extrinsic", type=extrinsic_flag, default=None,
                         help=f"LiDAR (or unaligned depth camera) extrinsic {EXTRINSIC_HELP}; "
                         "default: the bag's /tf_static and /tf")
+    parser.add_argument("--registration", choices=REGISTRATION_MODES, default="none",
+                        help="residual registration of depth labelled registered to the colour camera: none (as "
+                        "labelled), tf (the residual given as --extrinsic, e.g. depth-sr calibrate's), auto (estimated "
+                        "over the first 30 pairs from colour and depth alone, applied only when significant; the "
+                        "estimate goes to the log and metrics.json). docs/registration.md")
     parser.add_argument("--gt-topic", default="", help="ground-truth depth Image at the RGB resolution ('' = none)")
     add_table_argument(parser, "--backbone", "backbone", "backbone name, or 'auto' for the best shipped weights")
     parser.add_argument("--weights", default=None, help="weights file (.safetensors with its .card.json) for a network backbone (default: the "
@@ -158,6 +164,7 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         lidar_topic=args.lidar_topic,
         unaligned_depth=args.unaligned_depth,
         extrinsic=args.extrinsic,
+        registration=args.registration,
         sr=SRConfig(scale=args.scale, backbone=args.backbone, weights=args.weights, min_depth=NODE.min_depth,
                     max_depth=NODE.max_depth),
         output=OutputConfig(args.output_encoding, point_stride=args.point_stride,

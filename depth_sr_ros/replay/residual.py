@@ -1,0 +1,148 @@
+"""`depth-sr replay --registration none|tf|auto`: the residual registration of depth labelled as
+registered to the colour camera, decided once before the replay.
+
+- `none`: the depth is taken as labelled (the default).
+- `tf`: the residual as given by `--extrinsic` (for depth labelled registered: the depth sensor's
+  pose in the colour optical frame, e.g. the `depth-sr calibrate` result); without `--extrinsic`
+  nothing is applied. Depth from another camera (`registration.py`) is registered with TF or
+  `--extrinsic` in every mode, as before.
+- `auto`: the residual is estimated over the window of the first colour/depth pairs, paired the
+  way the replay pairs them (`StampSync`), from colour and depth alone
+  (`core/registration_window.py`), and applied to every frame only when the estimate says it is
+  significant (constrained, beyond 3 standard deviations from identity, moving depth edges by at
+  least one colour pixel). Correctly registered depth is then left as it is.
+
+Frames: the residual maps the depth sensor's optical frame into the colour optical frame,
+`p_colour = R p_depth + t` (metres), applied by `FrameProcessor.process(residual=...)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from depth_sr_ros.core.camera_info import Intrinsics, intrinsics_from_camera_info
+from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.fields import time_ns
+from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
+from depth_sr_ros.core.projection import Extrinsic
+from depth_sr_ros.core.registration_window import SelfRegistration, SelfRegistrationConfig
+from depth_sr_ros.core.reprojection import extrinsic_params
+from depth_sr_ros.core.sync import Pair, StampSync
+from depth_sr_ros.eval.registration import describe
+from depth_sr_ros.replay.bag_io import BagReader
+from depth_sr_ros.replay.realsense_bag import RealSenseStreams
+
+if TYPE_CHECKING:
+    from depth_sr_ros.replay.config import ReplayConfig
+
+LOG = logging.getLogger(__name__)
+
+REGISTRATION_MODES = ("none", "tf", "auto")
+
+
+@dataclass(frozen=True)
+class Residual:
+    """The decision: `extrinsic` is applied to every frame (None: nothing); `report` goes to
+    metrics.json under "registration" (mode, applied, the estimate and its uncertainty)."""
+
+    extrinsic: Extrinsic | None
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def decide_residual(reader: BagReader, config: ReplayConfig, realsense: RealSenseStreams | None,
+                    window: int = SelfRegistrationConfig.window) -> Residual:
+    """The residual of this replay (module docstring). `config` is the replay's after the
+    registration decision (`registration.prepare`): projected inputs (LiDAR, unaligned depth)
+    are registered by their own extrinsic and get no residual."""
+    mode = config.registration
+    if mode == "none":
+        return Residual(None, {"mode": mode, "applied": False})
+    if config.lidar_topic or config.unaligned_depth:
+        LOG.info("--registration %s: the depth is registered with its own extrinsic (TF or --extrinsic); "
+                 "no residual is %s", mode, "estimated" if mode == "auto" else "added")
+        return Residual(None, {"mode": mode, "applied": False, "note": "projected input: its extrinsic only"})
+    if mode == "tf":
+        given = config.extrinsic
+        LOG.info("--registration tf: %s", "residual from --extrinsic applied" if given is not None else
+                 "no --extrinsic, so the depth is taken as labelled")
+        report = {"mode": mode, "applied": given is not None}
+        if given is not None:
+            report["params"] = _rounded(extrinsic_params(given))
+        return Residual(given, report)
+    return _estimated(reader, config, realsense, window)
+
+
+def _estimated(reader: BagReader, config: ReplayConfig, realsense: RealSenseStreams | None,
+               window: int) -> Residual:
+    registration = SelfRegistration(SelfRegistrationConfig(window=window))
+    skipped: Counter[str] = Counter()
+    intrinsics = _colour_intrinsics(reader, config, realsense)
+    used = 0
+    if intrinsics is not None:
+        for pair in _pairs(reader, config, realsense):
+            try:
+                rgb = rgb_from_image(pair.rgb.payload, config.max_image_pixels)
+                depth = depth_from_image(pair.depth.payload, config.max_image_pixels)
+            except FrameError as err:
+                skipped[err.reason] += 1
+                continue
+            if (rgb.shape[1], rgb.shape[0]) != (intrinsics.width, intrinsics.height):
+                skipped["size_mismatch"] += 1
+                continue
+            registration.add(rgb, depth, intrinsics)
+            used += 1
+            if used >= window:
+                break
+    report: dict[str, Any] = {"mode": "auto", "window": window, "pairs_used": used, "pairs_skipped": dict(skipped)}
+    if used == 0:
+        LOG.warning("--registration auto: no usable colour/depth pair (colour CameraInfo %s, skipped %s); "
+                    "the depth is taken as labelled", "missing" if intrinsics is None else "found", dict(skipped))
+        return Residual(None, {**report, "applied": False, "status": "no_pairs"})
+    result = registration.update()
+    current = registration.current
+    applied = current is not None and current.significant
+    LOG.info("--registration auto over the first %d pairs: %s", used, describe(result))
+    report.update(applied=applied, status=result.status, solved=list(result.solved),
+                  params=_rounded(result.params), std=_rounded(result.std), shift_px=round(float(result.shift_px), 3),
+                  frames_used=result.frames_used, frames_rejected=result.frames_rejected,
+                  units="params, std: tx ty tz metres, rx ry rz radians (depth optical -> colour optical)")
+    return Residual(current.extrinsic if current is not None and applied else None, report)
+
+
+def _colour_intrinsics(reader: BagReader, config: ReplayConfig, realsense: RealSenseStreams | None
+                       ) -> Intrinsics | None:
+    """The colour camera from the first usable CameraInfo on the colour info topic."""
+    for record in reader.records([config.rgb_info_topic]):
+        if record.message is None:
+            continue
+        message = realsense.adapt(record.topic, record.message) if realsense is not None else record.message
+        try:
+            return intrinsics_from_camera_info(message)
+        except FrameError:
+            continue
+    return None
+
+
+def _pairs(reader: BagReader, config: ReplayConfig, realsense: RealSenseStreams | None) -> Iterator[Pair]:
+    """Colour/depth pairs from the start of the bag, paired with the replay's sync policy."""
+    sync = StampSync(config.queue_size, config.slop_s, config.exact_sync)
+    for record in reader.records([config.rgb_topic, config.depth_topic]):
+        if record.message is None:
+            continue
+        message = realsense.adapt(record.topic, record.message) if realsense is not None else record.message
+        stamp = time_ns(message.header.stamp)
+        if stamp == 0:
+            continue
+        stream = "rgb" if record.topic == config.rgb_topic else "depth"
+        yield from sync.add(stream, stamp, record.log_time_ns, message)
+
+
+def _rounded(values: np.ndarray) -> list[float | None]:
+    """JSON numbers; None for a parameter not solved (its uncertainty is NaN)."""
+    return [round(float(v), 6) if np.isfinite(v) else None for v in values]
