@@ -12,7 +12,6 @@ start, after every flag has been checked, so what is tested is how each value is
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,16 +65,20 @@ COMMAND_RUNS: dict[str, Command] = {
 
 
 def unwritable_folder() -> str:
-    """A folder that cannot be written: /proc for root (file modes do not stop root), else /."""
-    return "/proc" if os.name == "posix" and os.geteuid() == 0 else "/"
+    """A folder that cannot be written, even by root (whom file modes do not stop): /proc, else /."""
+    return "/proc" if Path("/proc/self").is_dir() else "/"
 
 
+# Paths that cannot exist or be made, even for root: under a file, under /proc. Nothing generated is
+# absolute or climbs out of the run's folder, so that no run writes outside the test's tmp_path.
+NOT_A_FOLDER = f"{Path(__file__).resolve()}/depth_sr_x"
 HOSTILE = ["", " ", "nan", "NaN", "inf", "-inf", "-1", "0", "-0", "1e309", "99999999999999999999", "1.5", "0x10",
-           "/nonexistent/depth_sr/x", f"{unwritable_folder()}/depth_sr_x", unwritable_folder(), "é", "\u202e",
+           NOT_A_FOLDER, f"{unwritable_folder()}/depth_sr_x", unwritable_folder(), "é", "\u202e",
            "😀", "\udcff", "a" * 300, "-", "..", "~no_such_user_depth_sr/x", "'; rm -rf", "%s%n", "\t\n"]
 # argv holds no NUL, and no surrogate but those of undecodable bytes (\udc80-\udcff, "\udcff" above)
 VALUES = st.one_of(st.sampled_from(HOSTILE), st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]),
-                                                     max_size=12))
+                                                     max_size=12).filter(lambda s: not s.startswith(("/", "~"))
+                                                                         and ".." not in s))
 
 
 def skip_without_torch(command: str) -> None:
