@@ -9,6 +9,7 @@ the input as it is (estimate not applied, same RMSE).
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 from pathlib import Path
@@ -26,9 +27,11 @@ from depth_sr_ros.core.pipeline import SRConfig
 from depth_sr_ros.core.projection import Extrinsic
 from depth_sr_ros.core.reprojection import assumed_intrinsics
 from depth_sr_ros.eval.protocol import protocol_bicubic_downsample
-from depth_sr_ros.replay.bag_io import BagWriter, load_typestore
+from depth_sr_ros.replay.bag_io import BagReader, BagWriter, load_typestore
 from depth_sr_ros.replay.config import ReplayConfig
+from depth_sr_ros.replay.residual import DEPTH_SENSOR_SUFFIX, decide_residual
 from depth_sr_ros.replay.runner import run_replay
+from depth_sr_ros.tools import replay as replay_tool
 from depth_sr_ros.train.datasets import FolderDataset, describe_folder
 from depth_sr_ros.train.parallax import Parallax
 
@@ -71,6 +74,10 @@ def _write_bag(path: Path, sensor: Parallax | None) -> Path:
         for topic, kind in ((RGB, "Image"), (RGB_INFO, "CameraInfo"), (DEPTH, "Image"), (DEPTH_INFO, "CameraInfo"),
                             (GT, "Image")):
             writer.add_topic(topic, f"sensor_msgs/msg/{kind}")
+        if sensor is not None:  # its pose on /tf_static, as depth-sr calibrate's launch snippet publishes it
+            writer.add_topic("/tf_static", "tf2_msgs/msg/TFMessage")
+            writer.write("/tf_static", 1, store.types["tf2_msgs/msg/TFMessage"](transforms=[
+                _transform(store, sensor.pose(), FRAME_ID, FRAME_ID + DEPTH_SENSOR_SUFFIX)]))
         for i, frame in enumerate(_frames()):
             h, w = (frame.depth.shape[0] // SCALE) * SCALE, (frame.depth.shape[1] // SCALE) * SCALE
             gt = frame.depth[:h, :w].astype(np.float32)
@@ -88,6 +95,18 @@ def _write_bag(path: Path, sensor: Parallax | None) -> Path:
     return path
 
 
+def _transform(store, pose: Extrinsic, parent: str, child: str):
+    types = store.types
+    t, q = pose.translation, pose.as_quaternion()
+    return types["geometry_msgs/msg/TransformStamped"](
+        header=types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=0, nanosec=0),
+                                            frame_id=parent),
+        child_frame_id=child,
+        transform=types["geometry_msgs/msg/Transform"](
+            translation=types["geometry_msgs/msg/Vector3"](x=float(t[0]), y=float(t[1]), z=float(t[2])),
+            rotation=types["geometry_msgs/msg/Quaternion"](x=q[0], y=q[1], z=q[2], w=q[3])))
+
+
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("registration_bags")
@@ -95,11 +114,25 @@ def bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "parallax": _write_bag(root / "parallax", Parallax(BASELINE_M))}
 
 
-def _replay(bag: Path, out: Path, mode: str, extrinsic: Extrinsic | None = None) -> tuple[float, dict]:
+def _config(bag: Path, out: Path, mode: str, extrinsic: Extrinsic | None = None) -> ReplayConfig:
+    return ReplayConfig(bag=bag, out_dir=out, rgb_topic=RGB, rgb_info_topic=RGB_INFO, depth_topic=DEPTH,
+                        depth_info_topic=DEPTH_INFO, gt_topic=GT, sr=SRConfig(scale=SCALE, backbone="bicubic"),
+                        previews=False, progress=False, registration=mode, extrinsic=extrinsic)
+
+
+def _cli_config(bag: Path, out: Path, mode: str) -> ReplayConfig:
+    """The same replay as `depth-sr replay` builds it from its flags."""
+    parser = argparse.ArgumentParser()
+    replay_tool.add_arguments(parser)
+    return replay_tool.config_from_args(parser.parse_args([
+        str(bag), "--out", str(out), "--rgb-topic", RGB, "--rgb-info-topic", RGB_INFO, "--depth-topic", DEPTH,
+        "--depth-info-topic", DEPTH_INFO, "--gt-topic", GT, "--backbone", "bicubic", "--scale", str(SCALE),
+        "--registration", mode, "--no-previews", "--no-progress"]))
+
+
+def _replay(config: ReplayConfig) -> tuple[float, dict]:
     """(bicubic RMSE in metres, metrics.json's "registration") of one replay."""
-    config = ReplayConfig(bag=bag, out_dir=out, rgb_topic=RGB, rgb_info_topic=RGB_INFO, depth_topic=DEPTH,
-                          depth_info_topic=DEPTH_INFO, gt_topic=GT, sr=SRConfig(scale=SCALE, backbone="bicubic"),
-                          previews=False, progress=False, registration=mode, extrinsic=extrinsic)
+    out = config.out_dir
     report = run_replay(config)
     assert report.pairs_processed == FRAMES
     metrics = json.loads((out / "metrics.json").read_text())
@@ -107,24 +140,35 @@ def _replay(bag: Path, out: Path, mode: str, extrinsic: Extrinsic | None = None)
 
 
 def test_auto_registers_a_sensor_beside_the_camera_and_leaves_registered_depth(bags, tmp_path: Path) -> None:
-    reference, none_info = _replay(bags["registered"], tmp_path / "reg_none", "none")
+    reference, none_info = _replay(_config(bags["registered"], tmp_path / "reg_none", "none"))
     assert none_info == {"mode": "none", "applied": False}
-    unregistered, _ = _replay(bags["parallax"], tmp_path / "par_none", "none")
+    unregistered, _ = _replay(_config(bags["parallax"], tmp_path / "par_none", "none"))
     assert unregistered > 3 * reference  # the simulation bites: edges displaced by f * B / Z
 
-    registered_auto, kept = _replay(bags["registered"], tmp_path / "reg_auto", "auto")
+    registered_auto, kept = _replay(_config(bags["registered"], tmp_path / "reg_auto", "auto"))
     assert kept["applied"] is False and kept["pairs_used"] == FRAMES, kept
     assert registered_auto == pytest.approx(reference, rel=1e-6)  # correctly registered input unchanged
 
-    fixed, estimate = _replay(bags["parallax"], tmp_path / "par_auto", "auto")
+    fixed, estimate = _replay(_cli_config(bags["parallax"], tmp_path / "par_auto", "auto"))
     assert estimate["applied"] is True and estimate["status"] == "ok", estimate
     assert np.abs(np.array(estimate["params"][:2]) - BASELINE_M[:2]).max() < 0.004, estimate
     assert all(s > 0 for s in estimate["std"][:2])
     assert fixed < 0.4 * unregistered and fixed < 2.5 * reference, (fixed, unregistered, reference)
 
-    given, tf_info = _replay(bags["parallax"], tmp_path / "par_tf", "tf", Parallax(BASELINE_M).pose())
-    assert tf_info["applied"] is True and tf_info["params"][:3] == pytest.approx(list(BASELINE_M), abs=1e-6)
+    given, tf_info = _replay(_config(bags["parallax"], tmp_path / "par_tf", "tf"))  # the pose from /tf_static
+    assert tf_info["applied"] is True and tf_info["source"].startswith("/tf_static"), tf_info
+    assert tf_info["params"][:3] == pytest.approx(list(BASELINE_M), abs=1e-6)
     assert fixed < 1.15 * given, (fixed, given)  # the estimate does about as well as the true pose
+
+
+def test_tf_prefers_the_extrinsic_flag_and_without_either_applies_nothing(bags, tmp_path: Path) -> None:
+    flag = Extrinsic(np.eye(3), np.array([0.01, 0.0, 0.0]))
+    with BagReader(bags["parallax"]) as reader:
+        residual = decide_residual(reader, _config(bags["parallax"], tmp_path, "tf", flag), None)
+    assert residual.extrinsic is flag and residual.report["source"] == "--extrinsic"
+    with BagReader(bags["registered"]) as reader:  # no /tf_static
+        residual = decide_residual(reader, _config(bags["registered"], tmp_path, "tf"), None)
+    assert residual.extrinsic is None and residual.report["applied"] is False
 
 
 def test_a_bad_registration_mode_is_a_usage_error(bags, tmp_path: Path) -> None:

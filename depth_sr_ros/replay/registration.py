@@ -174,14 +174,7 @@ def prepare(reader: BagReader, config: ReplayConfig) -> tuple[Registration, Real
         stream_source = ", ".join(t for t in metadata if "/tf/" in t)
         if realsense.depth_units is not None:
             LOG.info("depth units from the recording: %.6g m", realsense.depth_units)
-    tf = TransformBuffer()
-    if "/tf_static" in present:
-        for record in reader.records(["/tf_static"]):
-            if record.message is not None:
-                try:
-                    tf.add_message(record.message, static=True)
-                except ValueError as err:
-                    LOG.warning("a /tf_static message is unusable: %s", err)
+    tf = static_transforms(reader)
     firsts = first_messages(reader, [config.rgb_info_topic, config.depth_info_topic, config.rgb_topic,
                                      config.depth_topic])
 
@@ -197,6 +190,19 @@ def prepare(reader: BagReader, config: ReplayConfig) -> tuple[Registration, Real
                       stream_source, tf, tuple(t for t in ("/tf_static", "/tf") if t in present))
     sampling = depth_sampling(evidence, firsts.get(config.rgb_topic), firsts.get(config.depth_topic))
     return replace(decision, depth_sampling=sampling), realsense
+
+
+def static_transforms(reader: BagReader) -> TransformBuffer:
+    """The recording's /tf_static (an empty buffer without one); unusable messages are warned about."""
+    tf = TransformBuffer()
+    if "/tf_static" in reader.topics():
+        for record in reader.records(["/tf_static"]):
+            if record.message is not None:
+                try:
+                    tf.add_message(record.message, static=True)
+                except ValueError as err:
+                    LOG.warning("a /tf_static message is unusable: %s", err)
+    return tf
 
 
 def depth_sampling(evidence: Evidence, rgb_msg: Any, depth_msg: Any) -> float | None:

@@ -2,9 +2,10 @@
 registered to the colour camera, decided once before the replay.
 
 - `none`: the depth is taken as labelled (the default).
-- `tf`: the residual as given by `--extrinsic` (for depth labelled registered: the depth sensor's
-  pose in the colour optical frame, e.g. the `depth-sr calibrate` result); without `--extrinsic`
-  nothing is applied. Depth from another camera (`registration.py`) is registered with TF or
+- `tf`: the residual as given: `--extrinsic`, else the recording's /tf_static from the colour
+  frame to the depth sensor (the depth image's frame when it names another, else
+  `<colour frame>_depth_sensor`, the child of `depth-sr calibrate`'s launch snippet); with
+  neither, nothing is applied. Depth from another camera (`registration.py`) is registered with TF or
   `--extrinsic` in every mode, as before.
 - `auto`: the residual is estimated over the window of the first colour/depth pairs, paired the
   way the replay pairs them (`StampSync`), from colour and depth alone
@@ -28,7 +29,7 @@ import numpy as np
 
 from depth_sr_ros.core.camera_info import Intrinsics, intrinsics_from_camera_info
 from depth_sr_ros.core.errors import FrameError
-from depth_sr_ros.core.fields import time_ns
+from depth_sr_ros.core.fields import frame_id, time_ns
 from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
 from depth_sr_ros.core.projection import Extrinsic
 from depth_sr_ros.core.registration_window import SelfRegistration, SelfRegistrationConfig
@@ -36,7 +37,8 @@ from depth_sr_ros.core.reprojection import extrinsic_params
 from depth_sr_ros.core.sync import Pair, StampSync
 from depth_sr_ros.eval.registration import describe
 from depth_sr_ros.replay.bag_io import BagReader
-from depth_sr_ros.replay.realsense_bag import RealSenseStreams
+from depth_sr_ros.replay.realsense_bag import RealSenseStreams, describe_extrinsic
+from depth_sr_ros.replay.registration import first_messages, static_transforms
 
 if TYPE_CHECKING:
     from depth_sr_ros.replay.config import ReplayConfig
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 REGISTRATION_MODES = ("none", "tf", "auto")
+DEPTH_SENSOR_SUFFIX = "_depth_sensor"  # child frame of the residual for depth that carries the colour frame's id
 
 
 @dataclass(frozen=True)
@@ -68,14 +71,32 @@ def decide_residual(reader: BagReader, config: ReplayConfig, realsense: RealSens
                  "no residual is %s", mode, "estimated" if mode == "auto" else "added")
         return Residual(None, {"mode": mode, "applied": False, "note": "projected input: its extrinsic only"})
     if mode == "tf":
-        given = config.extrinsic
-        LOG.info("--registration tf: %s", "residual from --extrinsic applied" if given is not None else
-                 "no --extrinsic, so the depth is taken as labelled")
-        report = {"mode": mode, "applied": given is not None}
+        given, source = _given(reader, config)
+        LOG.info("--registration tf: %s", f"residual from {source} applied: {describe_extrinsic(given)}"
+                 if given is not None else "no --extrinsic and no /tf_static residual, so the depth is taken "
+                 "as labelled")
+        report: dict[str, Any] = {"mode": mode, "applied": given is not None, "source": source}
         if given is not None:
             report["params"] = _rounded(extrinsic_params(given))
         return Residual(given, report)
     return _estimated(reader, config, realsense, window)
+
+
+def _given(reader: BagReader, config: ReplayConfig) -> tuple[Extrinsic | None, str]:
+    """`--extrinsic`, else the recording's /tf_static from the colour frame to the depth sensor:
+    the depth image's frame when it names another one, else `<colour frame>_depth_sensor` (the
+    child `depth-sr calibrate`'s launch snippet publishes for depth in the colour frame)."""
+    if config.extrinsic is not None:
+        return config.extrinsic, "--extrinsic"
+    firsts = first_messages(reader, [config.rgb_topic, config.depth_topic])
+    colour, depth = frame_id(firsts.get(config.rgb_topic)), frame_id(firsts.get(config.depth_topic))
+    if not colour:
+        return None, ""
+    child = depth if depth and depth != colour else f"{colour}{DEPTH_SENSOR_SUFFIX}"
+    try:
+        return static_transforms(reader).lookup(colour, child, 0), f"/tf_static ({colour!r} <- {child!r})"
+    except FrameError:
+        return None, ""
 
 
 def _estimated(reader: BagReader, config: ReplayConfig, realsense: RealSenseStreams | None,
