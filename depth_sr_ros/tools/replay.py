@@ -87,7 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "default: the bag's /tf_static and /tf")
     parser.add_argument("--registration", choices=REGISTRATION_MODES, default="none",
                         help="residual registration of depth labelled registered to the colour camera: none (as "
-                        "labelled), tf (the residual given as --extrinsic, e.g. depth-sr calibrate's), auto (estimated "
+                        "labelled), tf (the residual given as --extrinsic, else on /tf_static as depth-sr calibrate's "
+                        "snippet publishes it), auto (estimated "
                         "over the first 30 pairs from colour and depth alone, applied only when significant; the "
                         "estimate goes to the log and metrics.json). docs/registration.md")
     parser.add_argument("--gt-topic", default="", help="ground-truth depth Image at the RGB resolution ('' = none)")
