@@ -54,8 +54,7 @@ def test_real_nyu_frames_come_nearer_their_millimetre_truth(shared_data):
 
 
 def test_a_source_with_depth_bins_loads_dequantised_frames(shared_data):
-    pytest.importorskip("torch", reason="the training config imports the training package")
-    from depth_sr_ros.train.config import SourceConfig
+    from depth_sr_ros.train.config import SourceConfig  # no torch needed
 
     plain = SourceConfig("nyu_train").frames(str(shared_data), limit=1)[0]
     smooth = SourceConfig("nyu_train", depth_bins_per_m=BINS).frames(str(shared_data), limit=1)[0]
