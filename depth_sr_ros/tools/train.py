@@ -96,5 +96,6 @@ def run(args: argparse.Namespace) -> int:
     except ResumeError as err:
         raise UsageError(f"--resume: {err}") from None
     summary.pop("history", None)
-    print(json.dumps(summary, indent=2))
+    if summary["rank"] == 0:  # under torchrun, one summary (rank 0's), not one per process
+        print(json.dumps(summary, indent=2))
     return 0
