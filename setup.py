@@ -3,14 +3,16 @@
 
 from glob import glob
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 PACKAGE = "depth_sr_ros"
 
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(exclude=("test",)),
+    # the sample data folders are namespace packages, so that setuptools installs their files as
+    # package data without a "Package would be ignored" warning for each (colcon build stays quiet)
+    packages=find_packages(exclude=("test",)) + find_namespace_packages(include=[f"{PACKAGE}.samples.*"]),
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
