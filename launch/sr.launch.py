@@ -5,13 +5,17 @@
 line overrides it, and one left empty (the default) keeps the file's value. Launch arguments are
 strings: they are converted to the parameter's type and checked against the node's parameter
 table (`depth_sr_ros.ros.parameters`), never evaluated; a bad value stops the launch with the
-reason.
+reason. The input pairing (`slop`, `queue_size`, `exact_sync`) and how depth is taken
+(`input_mode`, `assume_registered`) are arguments too. `ros2 launch` accepts any `name:=value`
+and ignores the ones a launch file does not declare: this file logs a warning naming such an
+argument and the known ones, so that a misspelt `slopp:=0.05` does not pass unnoticed.
 
 The node is a lifecycle node. With `autostart:=true` (default) this file configures it once the
 process is up and activates it once configured, as the ros2/demos lifecycle tests do; with
 `autostart:=false` drive it with `ros2 lifecycle set <node> configure|activate`.
 """
 
+import difflib
 import os
 
 from ament_index_python.packages import get_package_share_directory
@@ -24,6 +28,7 @@ from launch.actions import (
 from launch.event_handlers import OnProcessStart
 from launch.events import matches_action
 from launch.launch_description import LaunchDescription
+from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 from launch_ros.event_handlers import OnStateTransition
@@ -35,6 +40,10 @@ from depth_sr_ros.ros import topics
 
 PACKAGE = "depth_sr_ros"
 TRUE_FALSE = ["true", "false"]
+# node parameters that are launch arguments besides table.LAUNCH_PARAMETERS: how RGB and depth
+# frames are paired, and whether depth in another frame counts as registered
+PAIRING_PARAMETERS = ("slop", "queue_size", "exact_sync", "assume_registered")
+ARGUMENT_PARAMETERS = tuple(dict.fromkeys((*table.LAUNCH_PARAMETERS, *PAIRING_PARAMETERS)))
 
 
 def _choice_text(value):
@@ -93,7 +102,7 @@ def _declare_arguments():
             description="Logging level of the node",
         ),
     ]
-    arguments += [_parameter_argument(name) for name in table.LAUNCH_PARAMETERS]
+    arguments += [_parameter_argument(name) for name in ARGUMENT_PARAMETERS]
     arguments += [
         DeclareLaunchArgument(
             argument, default_value=topic, description=f"Topic remapped to the node's '{topic}'"
@@ -103,11 +112,24 @@ def _declare_arguments():
     return arguments
 
 
-def _launch_setup(context):
+def _warn_unknown_arguments(context, known):
+    """Log a warning for each `name:=value` given to `ros2 launch` that this file does not declare
+    (launch itself ignores them silently), with the closest known name and the full list."""
+    for name in sorted(set(context.launch_configurations) - set(known)):
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        get_logger("sr.launch").warning(
+            f"unknown launch argument {name}:={context.launch_configurations[name]!r} is ignored{hint}. "
+            f"Known arguments: {', '.join(sorted(known))} (`--show-args` describes them)"
+        )
+
+
+def _launch_setup(context, known):
     def value(name):
         return LaunchConfiguration(name).perform(context)
 
-    overrides = table.launch_overrides({name: value(name) for name in table.LAUNCH_PARAMETERS})
+    _warn_unknown_arguments(context, known)
+    overrides = table.launch_overrides({name: value(name) for name in ARGUMENT_PARAMETERS})
     overrides["use_sim_time"] = value("use_sim_time") == "true"
     node = LifecycleNode(
         package=PACKAGE,
@@ -149,4 +171,6 @@ def _transition(node, name):
 
 
 def generate_launch_description():
-    return LaunchDescription([*_declare_arguments(), OpaqueFunction(function=_launch_setup)])
+    arguments = _declare_arguments()
+    known = [argument.name for argument in arguments]
+    return LaunchDescription([*arguments, OpaqueFunction(function=_launch_setup, args=[known])])

@@ -1,11 +1,14 @@
 """`sr.launch.py` arguments on a real launch: scale, backbone, namespace, topic remaps,
-use_sim_time with /clock (health lines also without it), QoS overrides from the params file, and
-a bad value refused at launch."""
+use_sim_time with /clock (health lines also without it), QoS overrides from the params file, the
+input pairing and depth mode arguments, a warning for an argument the file does not declare, a bad
+value refused at launch; and the colcon build they all run from, without stderr output."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +33,12 @@ REMAPS = {
 SIM_OFFSET_NS = 1000 * 10**9  # sim time runs 1000 s behind the wall clock
 CLOCK_HZ = 100.0  # `ros2 bag play --clock 100`; rclpy spends CPU on every /clock message
 LEAD_MS = 42_000  # /clock held this far after the frames' stamps
+# what setuptools prints where the environment sets PYTHONDONTWRITEBYTECODE (this package's build
+# cannot change it; without that variable the build prints nothing)
+BYTECODE_WARNINGS = (
+    "warning: build_py: byte-compiling is disabled, skipping.",
+    "warning: install_lib: byte-compiling is disabled, skipping.",
+)
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +139,41 @@ def test_sim_time_latency_is_measured_on_the_clock_topic(node, probe, frame):
         clock.stop()
     mean, most = float(status["latency stamp->publish mean (ms)"]), float(status["latency stamp->publish max (ms)"])
     assert LEAD_MS - 4.05 <= mean <= most <= LEAD_MS + 0.05, status
+
+
+def test_colcon_build_has_no_stderr_output(installed):
+    """The session's `colcon build` (conftest `installed`) wrote nothing to the package's stderr, so
+    colcon does not end with "1 package had stderr output" (setuptools warned 164 lines about the
+    sample data folders before they became namespace packages in setup.py)."""
+    log = Path(installed["DEPTH_SR_COLCON_WS"]) / "log" / "latest_build" / "depth_sr_ros" / "stderr.log"
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        lines = [line for line in lines if line not in BYTECODE_WARNINGS]
+    assert lines == [], "\n".join(lines)
+
+
+def test_pairing_and_depth_mode_arguments_reach_the_node_and_an_unknown_one_is_named(installed, probe):
+    """slop, queue_size, exact_sync, input_mode and assume_registered given as launch arguments
+    override config/sr.yaml (slop:=0.05 was silently ignored before); `slopp:=0.05`, which launch
+    would ignore silently, is named in a warning with the closest known argument, and the declared
+    arguments given here are not."""
+    name = "depth_sr_launch_args"
+    given = {"slop": 0.05, "queue_size": 25, "exact_sync": True, "input_mode": "unaligned_depth",
+             "assume_registered": True}
+    texts = {"slop": "0.05", "queue_size": "25", "exact_sync": "true", "input_mode": "unaligned_depth",
+             "assume_registered": "true"}
+    launched = harness.launch(installed, "autostart:=false", f"node_name:={name}", "slopp:=0.05",
+                              *(f"{key}:={text}" for key, text in texts.items()), active=False)
+    try:
+        assert probe.get_parameters(f"/{name}", list(given)) == given
+        output = launched.output()
+    finally:
+        launched.kill()
+    warnings = [line for line in output.splitlines() if "unknown launch argument" in line]
+    assert len(warnings) == 1, output
+    (warning,) = warnings
+    assert "[WARNING]" in warning and "slopp:='0.05' is ignored (did you mean slop?)" in warning, warning
+    assert "Known arguments: " in warning and "queue_size" in warning and "input_mode" in warning, warning
 
 
 @pytest.mark.parametrize(
