@@ -97,3 +97,16 @@ def test_sample_frames_are_real_messages(scale):
     assert 0.2 < np.isfinite(depth).mean() < 1.0  # raw Kinect depth: holes and valid metres
     assert np.nanmax(depth) < 10.0
     assert (frame.depth_info.width, frame.depth_info.height) == (depth.shape[1], depth.shape[0])
+
+
+def test_soak_beyond_its_bound_is_one_line_and_exit_2(capsys):
+    """`bench --soak N` writes an N-frame bag to disk first: a typo's N is refused before anything runs."""
+    from depth_sr_ros.cli import main
+    from depth_sr_ros.tools.soak import MAX_SOAK_FRAMES
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert parser.parse_args(["--soak", str(MAX_SOAK_FRAMES)]).soak == MAX_SOAK_FRAMES
+    assert main(["bench", "--soak", str(MAX_SOAK_FRAMES * 10)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--soak" in line and f"expected from 10 to {MAX_SOAK_FRAMES}" in line, line

@@ -35,6 +35,7 @@ WARMUP_FRACTION = 0.1
 RGB_PERIOD_NS = 33_333_333
 DEPTH_OFFSET_NS = 4_000_000
 EPOCH_NS = 1_700_000_000 * 10**9
+MAX_SOAK_FRAMES = 10_000  # the bag is about 0.83 MB a 640x480 frame (as demo's): 8 GB at most there
 TOPICS = {"rgb": "/camera/color/image_raw", "rgb_info": "/camera/color/camera_info",
           "depth": "/camera/depth/image_raw", "depth_info": "/camera/depth/camera_info"}
 
@@ -42,9 +43,10 @@ TOPICS = {"rgb": "/camera/color/image_raw", "rgb_info": "/camera/color/camera_in
 def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
     from depth_sr_ros.tools.usage import bounded
 
-    parser.add_argument("--soak", type=bounded(int, 10), default=0, metavar="N",
+    parser.add_argument("--soak", type=bounded(int, 10, MAX_SOAK_FRAMES), default=0, metavar="N",
                         help="soak mode: replay N frames (height x width, the first --scale and --backbones) with "
-                        "RSS sampled every second, instead of timing stages")
+                        f"RSS sampled every second, instead of timing stages; at most {MAX_SOAK_FRAMES} (the bag "
+                        "is written to disk first)")
     parser.add_argument("--soak-dir", type=Path, default=None,
                         help="soak mode: keep the bag and the replay output here (default: a scratch folder)")
 
