@@ -34,13 +34,13 @@ def test_confidence_only_when_asked_and_beside_the_depth():
     np.testing.assert_array_equal(out.confidence, input_confidence(out.depth, depth_in, S, 0.1, 20.0))
     assert out.confidence.shape == out.depth.shape and out.confidence.dtype == np.float32
     assert "confidence" in out.timings_ms
-    assert out.confidence[12:36, 20:52].min() < 0.5 < out.confidence[40:, :8].min()  # box edges < flat wall
+    assert out.confidence[12:36, 20:52].min() < 0.5 * out.confidence[40:, :8].min()  # box edges < flat wall
     assert np.isfinite(out.depth).all()  # asking for the confidence changes no depth
 
 
 @pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
 def test_min_confidence_sets_low_pixels_invalid_in_depth_image_and_cloud(encoding):
-    threshold = 0.5
+    threshold = 0.3  # below the flat wall's (about 0.45 at 2 m), above the box edges'
     full = processor(confidence=True, output_encoding=encoding).process(*messages(), want_points=True)
     out = processor(min_confidence=threshold, output_encoding=encoding).process(*messages(), want_points=True)
     low = full.confidence < threshold

@@ -49,9 +49,9 @@ class ConfidenceConfig:
     error_scale_m: predicted error (metres) at which confidence is exp(-1).
     """
 
-    range_weight: float = 1.0
+    range_weight: float = 2.0
     range_radius_lr: float = 0.75
-    noise_m_per_m2: float = 0.005
+    noise_m_per_m2: float = 0.01
     invalid_rel: float = 0.01
     invalid_decay_px: float = 4.0
     error_scale_m: float = 0.05
