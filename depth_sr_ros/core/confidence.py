@@ -138,8 +138,7 @@ def _local_range(depth: np.ndarray, radius: int) -> np.ndarray:
     kernel = disc_kernel(radius)
     if _all_finite(depth):
         spread = cv2.dilate(depth, kernel, borderType=cv2.BORDER_REPLICATE)
-        spread -= cv2.erode(depth, kernel, borderType=cv2.BORDER_REPLICATE)
-        return spread
+        return np.subtract(spread, cv2.erode(depth, kernel, borderType=cv2.BORDER_REPLICATE), out=spread)
     finite = np.isfinite(depth)
     # Invalid pixels are -inf to the max and +inf to the min, so they widen no window's range.
     high = cv2.dilate(np.where(finite, depth, np.float32(-np.inf)), kernel, borderType=cv2.BORDER_REPLICATE)

@@ -159,5 +159,6 @@ def _packed_colour(rgb: np.ndarray) -> np.ndarray:
     That uint32 is the byte sequence B, G, R, 0: BGRA with alpha 0, read as one float32.
     """
     bgra = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGRA)
-    cv2.bitwise_and(bgra, (255, 255, 255, 0), dst=bgra)
-    return bgra.view(np.float32).reshape(bgra.shape[:2])
+    packed = bgra.view(np.uint32).reshape(bgra.shape[:2])
+    np.bitwise_and(packed, np.uint32(0x00FFFFFF), out=packed)  # alpha, the high byte, to 0
+    return packed.view(np.float32)

@@ -81,9 +81,9 @@ def sparsification_image(curve: Curve, title: str, ause: float | None = None,
     put_text(canvas, title, (left, 24), scale=0.5)
     put_text(canvas, "fraction of pixels removed (least confident first)", (left + 90, height - 12))
     axis = f"RMSE left ({unit.label})"
-    rotated = np.full((20, text_width(axis) + 8, 3), BACKGROUND_BGR, np.uint8)
-    put_text(rotated, axis, (4, 15))
-    rotated = cv2.rotate(rotated, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    axis_tile = np.full((20, text_width(axis) + 8, 3), BACKGROUND_BGR, np.uint8)
+    put_text(axis_tile, axis, (4, 15))
+    rotated = cv2.rotate(axis_tile, cv2.ROTATE_90_COUNTERCLOCKWISE)
     y0 = max(top, (height - rotated.shape[0]) // 2)
     canvas[y0 : y0 + rotated.shape[0], 4 : 4 + rotated.shape[1]] = rotated[: height - y0]
     legend = [(CONFIDENCE_BGR, "by confidence"), (ORACLE_BGR, "oracle (by true error)")]
