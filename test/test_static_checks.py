@@ -1,5 +1,5 @@
 """Static checks: the node module passes ruff and mypy on a machine without ROS (issue 3's
-acceptance) and the package has no import circle.
+acceptance), the package has no import circle and no module over 500 lines.
 
 The node's ROS imports are lazy or guarded, and setup.cfg marks the ROS packages as optional for
 mypy, so both checkers run here exactly as on a developer laptop.
@@ -30,6 +30,7 @@ def test_node_module_passes_static_checks_without_ros(command):
 
 
 PACKAGE = "depth_sr_ros"
+MAX_MODULE_LINES = 500  # the project's rule: short modules with one job each
 
 
 def module_name(path: Path) -> str:
@@ -132,3 +133,8 @@ def test_no_import_circle_in_the_package():
     assert graph["depth_sr_ros.models.weights"] >= {"depth_sr_ros.models.card", "depth_sr_ros.models.zoo"}
     assert import_circles(graph) == []
 
+
+def test_no_module_over_the_line_limit():
+    long = {name: lines for name, path in package_modules().items()
+            if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert long == {}, f"split these by job (at most {MAX_MODULE_LINES} lines each): {long}"
