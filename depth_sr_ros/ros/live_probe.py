@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+; Humble runs 3.10
 
 LAUNCH_FILE = ("depth_sr_ros", "sr.launch.py")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+QUERY_RESEND_S = 5.0  # a query or parameter set with no response after this long is sent again (Probe.call)
 
 
 def _new_session() -> None:  # in the child, before exec
@@ -326,24 +327,38 @@ class Probe:
 
     # ----------------------------------------------------------------------------- services
 
-    def call(self, srv_type: Any, service: str, request: Any, timeout: float = 30.0) -> Any:
-        """Call `service` and wait for the response; TimeoutError when there is none in time."""
+    def call(self, srv_type: Any, service: str, request: Any, timeout: float = 30.0,
+             resend_s: float | None = None) -> Any:
+        """Call `service` and wait for the response; TimeoutError when there is none in time.
+
+        `resend_s`, for requests that may be repeated (queries, setting the same values): send the
+        request again when no response came within that many seconds. A server that answers a
+        client whose response reader it has not matched yet drops the response (Fast DDS waits
+        100 ms for the match, ros2/rmw_fastrtps#390 and #467): on a loaded machine the first
+        request to a node that has just started can go unanswered although the service is
+        available."""
         client = self._clients.get(service)
         if client is None:
             client = self._clients[service] = self.node.create_client(srv_type, service)
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f"service {service} not available within {timeout} s")
-        future = client.call_async(request)
         done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout):
-            raise TimeoutError(f"service {service}: no response within {timeout} s")
-        return future.result()
+        deadline = time.monotonic() + timeout
+        while True:
+            future = client.call_async(request)
+            future.add_done_callback(lambda _: done.set())
+            left = deadline - time.monotonic()
+            if done.wait(min(left, resend_s) if resend_s else left):
+                return future.result()
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"service {service}: no response within {timeout} s")
+            client.remove_pending_request(future)
 
     def lifecycle_state(self, node: str, timeout: float = 30.0) -> str:
         from lifecycle_msgs.srv import GetState
 
-        return str(self.call(GetState, f"{node}/get_state", GetState.Request(), timeout).current_state.label)
+        return str(self.call(GetState, f"{node}/get_state", GetState.Request(), timeout,
+                             resend_s=QUERY_RESEND_S).current_state.label)
 
     def change_state(self, node: str, transition: str | int, timeout: float = 120.0) -> bool:
         """Ask for a lifecycle transition by label (configure, activate, ...: as `ros2 lifecycle
@@ -365,7 +380,8 @@ class Probe:
 
         request = SetParameters.Request()
         request.parameters = [Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]
-        return list(self.call(SetParameters, f"{node}/set_parameters", request, timeout).results)
+        return list(self.call(SetParameters, f"{node}/set_parameters", request, timeout,
+                              resend_s=QUERY_RESEND_S).results)
 
     def get_parameters(self, node: str, names: Iterable[str], timeout: float = 30.0) -> dict[str, Any]:
         from rcl_interfaces.srv import GetParameters
@@ -373,5 +389,5 @@ class Probe:
 
         names = list(names)
         request = GetParameters.Request(names=names)
-        values = self.call(GetParameters, f"{node}/get_parameters", request, timeout).values
+        values = self.call(GetParameters, f"{node}/get_parameters", request, timeout, resend_s=QUERY_RESEND_S).values
         return {name: parameter_value_to_python(value) for name, value in zip(names, values, strict=True)}
