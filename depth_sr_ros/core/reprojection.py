@@ -112,7 +112,8 @@ def register_residual(
     (the true depth-sensor-to-colour pose left over by the vendor registration): the colour
     intrinsics on both sides, same size out as in (metres, NaN holes)."""
     depth = np.asarray(depth, dtype=np.float32)
-    return reproject_depth(depth, intrinsics, residual, intrinsics, depth.shape, supersample).depth
+    height, width = depth.shape
+    return reproject_depth(depth, intrinsics, residual, intrinsics, (height, width), supersample).depth
 
 
 def _fill_rows(depth: np.ndarray) -> np.ndarray:

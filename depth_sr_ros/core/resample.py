@@ -128,10 +128,10 @@ def hole_mask(valid: np.ndarray, max_hole_radius: int) -> np.ndarray:
     """
     if valid.all():
         return np.zeros(valid.shape, dtype=bool)
-    invalid = valid.astype(np.uint8) ^ 1
+    invalid = np.logical_not(valid).view(np.uint8)  # 1 = invalid; a fresh bool array, viewed
     if max_hole_radius <= EROSION_MAX_RADIUS:
         # Outside the image counts as invalid (border 1): no valid pixel lies there.
-        kept = cv2.erode(invalid, disc_kernel(max_hole_radius), borderType=cv2.BORDER_CONSTANT, borderValue=1)
+        kept = cv2.erode(invalid, disc_kernel(max_hole_radius), borderType=cv2.BORDER_CONSTANT, borderValue=(1.0,))
         return kept.view(bool)
     distance = cv2.distanceTransform(invalid, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     return distance > max_hole_radius
