@@ -50,8 +50,15 @@ class NodeProcess:
         for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
 
-    def line(self, pattern: str) -> str | None:
-        return next((line for line in list(self.lines) if re.search(pattern, line)), None)
+    def line(self, pattern: str, wait_s: float = 0.0) -> str | None:
+        """The first output line matching `pattern`, waiting up to `wait_s` for it: a line the node
+        logged before answering a service call can reach this pipe after the answer."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            found = next((line for line in list(self.lines) if re.search(pattern, line)), None)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
 
     def stop(self) -> int:
         """SIGINT (Ctrl-C), then the exit code; killed when it does not exit in 30 s."""
@@ -93,12 +100,12 @@ def check(backbone: str) -> str:
         with Probe("depth_sr_install_check") as probe:
             started = time.monotonic()
             if not probe.change_state(NODE, "configure", timeout=START_TIMEOUT_S):
-                raise RuntimeError(f"configure failed: {node.line('configure failed') or 'no reason logged'}")
-            configured = node.line(r"configured in") or ""
+                raise RuntimeError(f"configure failed: {node.line('configure failed', wait_s=5.0) or 'no reason logged'}")
+            configured = node.line(r"configured in", wait_s=10.0) or ""
             if f"backbone {backbone} " not in configured:
                 raise RuntimeError(f"expected backbone {backbone}, the node says: {configured or 'nothing'}")
             if not probe.change_state(NODE, "activate", timeout=60.0):
-                raise RuntimeError(f"activate failed: {node.line('activate failed') or 'no reason logged'}")
+                raise RuntimeError(f"activate failed: {node.line('activate failed', wait_s=5.0) or 'no reason logged'}")
             collected = probe.collect(Image, OUT_TOPIC)
             image, fed = first_output(probe, frames, collected, FRAME_TIMEOUT_S)
             depth = depth_from_image(image)
