@@ -31,6 +31,7 @@ BACKBONE_CHOICES = ("auto", *CLASSIC_BACKBONES, *NETWORK_BACKBONES)
 INFERENCE_BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 PRECISIONS = ("fp32", "fp16")
 OUTPUT_ENCODINGS = ("32FC1", "16UC1")
+REGISTRATION_MODES = ("none", "tf", "auto")  # the depth sensor's residual registration (ros/online_registration.py)
 MAX_IMAGE_SIDE = 16384  # pixels, for input_width / input_height
 MAX_PIXELS_LIMIT = 1 << 30  # the most max_image_pixels may be: OpenCV's own decoder limit
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
