@@ -45,7 +45,8 @@ def rows(out: Path) -> list[dict[str, str]]:
 def test_a_300_frame_replay_with_defaults_stays_under_the_size_budget(long_run: Path) -> None:
     metrics = json.loads((long_run / "metrics.json").read_text())
     assert metrics["pairs_processed"] == LONG_FRAMES == metrics["frames_in_bag"]
-    parts = {name: path_bytes(long_run / name) for name in ("sr_bag", "previews", "frames.csv", "report.html")}
+    parts = {name: path_bytes(long_run / name)
+             for name in ("sr_bag", "previews", "frames.csv", "report.html", "sparsification.png")}
     total = sum(parts.values())
     assert all(parts.values()), parts
     assert total / LONG_FRAMES / 1e6 <= MAX_MB_PER_FRAME, parts

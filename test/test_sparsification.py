@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from depth_sr_ros.core.sparsification import sparsification, summarise
+from depth_sr_ros.core.sparsification import CurveMean, sparsification, summarise
 from depth_sr_ros.core.sparsification_plot import (
     CONFIDENCE_BGR,
     GAP_BGR,
@@ -86,6 +86,26 @@ def test_summary_averages_frames_alike():
         summarise([first, sparsification(PRED, GT, GT, (0.0, 0.5))])
     with pytest.raises(ValueError):
         summarise([])
+
+
+def test_running_mean_refuses_a_curve_without_counting_it_and_reads_off_the_mean_curve():
+    first = sparsification(PRED, GT, -np.abs(PRED - GT), QUARTERS)
+    second = sparsification(PRED * 2 - GT, GT, np.abs(PRED - GT), QUARTERS)
+    mean = CurveMean((0.25,))
+    with pytest.raises(ValueError, match="no sparsification curve"):
+        mean.summary()
+    mean.add(first)
+    with pytest.raises(ValueError, match="share"):
+        mean.add(sparsification(PRED, GT, GT, (0.0, 0.5)))
+    with pytest.raises(ValueError, match="not one of"):
+        CurveMean((0.1,)).add(first)
+    mean.add(second)
+    summary = mean.summary()
+    assert summary.frames == 2
+    np.testing.assert_allclose(summary.oracle, (first.oracle + second.oracle) / 2)
+    assert summary.left_at(0.5) == pytest.approx(((first.rmse[2] + second.rmse[2]) / 2,
+                                                  (first.oracle[2] + second.oracle[2]) / 2))
+    assert summary.curve_dict()["rmse_m"] == pytest.approx(list(summary.rmse))
 
 
 def test_png_shows_both_curves_and_the_gap(tmp_path):

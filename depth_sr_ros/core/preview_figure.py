@@ -4,13 +4,15 @@ Layout (BGR, white background):
 
     header: the frame's title and each method's RMSE
     row 1:  RGB (crop boxes numbered) | input | method 1 (the model) | method 2 (bicubic) ... | ground truth | depth bar
-    row 2:  figures as text           | |input - gt| | |method 1 - gt| | ...                | legend       | error bar
+    row 2:  figures as text           | |input - gt| | |method 1 - gt| | ... | 1 - confidence | legend | error bar
     crops:  full-resolution windows around the strongest depth edges, every pixel shown
             (integer zoom, nearest): RGB | input | methods | ground truth | method errors
 
 The overview rows are scaled to `panel_height`; the crops never shrink. Depth shares one colour
 range (2nd-98th percentile of the ground truth, else of all maps); errors share 0..`error_max_m`.
-Without ground truth the error row and its bar are left out. Depths are metres (NaN invalid).
+Without ground truth the error maps and their bar are left out. The model's confidence, when
+given, is drawn as `1 - confidence` in the error colours (black: trusted, yellow: distrusted), so
+it reads beside the model's error map. Depths are metres (NaN invalid).
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class PreviewFrame:
     rgb: H x W x 3 uint8 RGB. methods: name -> H x W depth in metres, the model first, then its
     baselines. depth_in: the low-resolution input in metres (None: no input image, e.g. LiDAR).
     gt: H x W ground truth in metres, or None. rmse: name -> the frame's RMSE as scored, in the
-    figure's display unit (names left out are not shown). title: the header line.
+    figure's display unit (names left out are not shown). title: the header line. confidence:
+    H x W in [0, 1] beside the first method (the model), or None.
     """
 
     rgb: np.ndarray
@@ -60,6 +63,7 @@ class PreviewFrame:
     gt: np.ndarray | None = None
     rmse: dict[str, float] = field(default_factory=dict)
     title: str = ""
+    confidence: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,7 @@ def _value(value: float, unit: DisplayUnit) -> str:
 def render_preview(frame: PreviewFrame, style: FigureStyle = FigureStyle()) -> np.ndarray:
     """The figure described in the module docstring, as H x W x 3 uint8 BGR."""
     shape = frame.rgb.shape[:2]
-    for name, depth in [*frame.methods.items(), ("ground truth", frame.gt)]:
+    for name, depth in [*frame.methods.items(), ("ground truth", frame.gt), ("confidence", frame.confidence)]:
         if depth is not None and depth.shape != shape:
             raise ValueError(f"{name} is {depth.shape[::-1]} (width, height), the RGB image {shape[::-1]}")
     columns, errors = _maps(frame, style)
@@ -178,7 +182,18 @@ def _maps(frame: PreviewFrame, style: FigureStyle) -> tuple[list[tuple[str, np.n
         for name, depth in frame.methods.items():
             score = f"  RMSE {_value(frame.rmse[name], style.unit)}" if name in frame.rmse else ""
             errors.append((f"|{name} - gt|{score}", colorize_error(depth, frame.gt, style.error_max_m)))
+    if frame.confidence is not None:
+        model = next(iter(frame.methods))
+        errors.append((f"1 - confidence ({model})", _colorize_distrust(frame.confidence, frame.methods[model])))
     return columns, errors
+
+
+def _colorize_distrust(confidence: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """`1 - confidence` in the error colours (inferno, 0..1); grey where `depth` has no value."""
+    distrust = 1.0 - np.clip(np.nan_to_num(confidence.astype(np.float32)), 0.0, 1.0)
+    image = cv2.applyColorMap(np.rint(distrust * 255).astype(np.uint8), ERROR_COLORMAP)
+    image[~np.isfinite(depth)] = NO_DATA_BGR
+    return image
 
 
 def _draw_crop_boxes(image: np.ndarray, corners: list[tuple[int, int]], size: int, zoom: float) -> None:
@@ -200,7 +215,7 @@ def _lower_row(frame: PreviewFrame, style: FigureStyle, errors: list[tuple[str, 
     if frame.gt is not None:
         legend.append((MISSING_BGR, "ground truth, no output"))
     legend.append((CROP_BOX_BGR, "crop (full resolution)"))
-    height = style.panel_height if frame.gt is not None else 24 + 22 * max(len(legend), len(stats))
+    height = style.panel_height if errors else 24 + 22 * max(len(legend), len(stats))
     tiles = [titled(text_tile(stats, col_width, height), "figures")]
     tiles += [titled(_fit(image, style.panel_height, smooth=False), title) for title, image in errors]
     tiles.append(titled(swatch_legend(legend, col_width if errors else 2 * col_width, height), "legend"))

@@ -99,24 +99,72 @@ class SparsificationSummary:
     ause_relative: float
     rmse_cut: dict[float, float] = field(default_factory=dict)
 
+    def left_at(self, fraction: float) -> tuple[float, float]:
+        """The mean RMSE (metres) left after removing `fraction` (one of `fractions`) of the pixels:
+        least confident first, and largest error first (the oracle)."""
+        index = _index_of(self.fractions, fraction)
+        return float(self.rmse[index]), float(self.oracle[index])
+
+    def curve_dict(self) -> dict[str, list[float]]:
+        """The mean curves for JSON: fractions removed, RMSE left by confidence and by oracle (metres)."""
+        return {"fractions": self.fractions.tolist(), "rmse_m": self.rmse.tolist(), "oracle_m": self.oracle.tolist()}
+
+
+class CurveMean:
+    """Running mean of per-frame curves in constant memory (a replay of any length): `add` each
+    frame's curve, `summary()` the mean so far. `cut_fractions`: where the mean relative RMSE
+    reduction is kept (each must be one of the curves' fractions)."""
+
+    def __init__(self, cut_fractions: Sequence[float] = (0.1,)) -> None:
+        self.cut_fractions = tuple(cut_fractions)
+        self.frames = 0
+        self._fractions: np.ndarray | None = None
+        self._rmse_sum = np.zeros(0)
+        self._oracle_sum = np.zeros(0)
+        self._ause_sum = 0.0
+        self._ause_relative_sum = 0.0
+        self._cut_sums = dict.fromkeys(self.cut_fractions, 0.0)
+
+    def add(self, curve: SparsificationCurve) -> None:
+        """Count one frame's curve in; ValueError when its fractions differ from the first's."""
+        if self._fractions is None:
+            self._fractions = curve.fractions
+            self._rmse_sum = np.zeros_like(curve.rmse)
+            self._oracle_sum = np.zeros_like(curve.oracle)
+        elif not np.array_equal(curve.fractions, self._fractions):
+            raise ValueError("the curves must share their fractions")
+        cuts = {f: curve.rmse_cut(f) for f in self.cut_fractions}  # checks them before anything is counted
+        self._rmse_sum += curve.rmse
+        self._oracle_sum += curve.oracle
+        self._ause_sum += curve.ause
+        self._ause_relative_sum += curve.ause_relative
+        for fraction, cut in cuts.items():
+            self._cut_sums[fraction] += cut
+        self.frames += 1
+
+    def summary(self) -> SparsificationSummary:
+        """The mean curve and mean per-frame figures; ValueError before any curve was added."""
+        if self._fractions is None:
+            raise ValueError("no sparsification curve to summarise")
+        n = self.frames
+        return SparsificationSummary(
+            fractions=self._fractions,
+            rmse=self._rmse_sum / n,
+            oracle=self._oracle_sum / n,
+            frames=n,
+            ause=self._ause_sum / n,
+            ause_relative=self._ause_relative_sum / n,
+            rmse_cut={f: total / n for f, total in self._cut_sums.items()},
+        )
+
 
 def summarise(curves: Sequence[SparsificationCurve], cut_fractions: Sequence[float] = (0.1,)) -> SparsificationSummary:
     """Mean curve and mean per-frame AUSE of `curves` (all on the same fractions); `rmse_cut` is
     the mean per-frame relative RMSE reduction at each of `cut_fractions`."""
-    if not curves:
-        raise ValueError("no sparsification curve to summarise")
-    fractions = curves[0].fractions
-    if any(not np.array_equal(c.fractions, fractions) for c in curves):
-        raise ValueError("the curves must share their fractions")
-    return SparsificationSummary(
-        fractions=fractions,
-        rmse=np.mean([c.rmse for c in curves], axis=0),
-        oracle=np.mean([c.oracle for c in curves], axis=0),
-        frames=len(curves),
-        ause=float(np.mean([c.ause for c in curves])),
-        ause_relative=float(np.mean([c.ause_relative for c in curves])),
-        rmse_cut={f: float(np.mean([c.rmse_cut(f) for c in curves])) for f in cut_fractions},
-    )
+    mean = CurveMean(cut_fractions)
+    for curve in curves:
+        mean.add(curve)
+    return mean.summary()
 
 
 def _rmse_of_prefixes(squared_errors: np.ndarray, fractions: np.ndarray) -> np.ndarray:

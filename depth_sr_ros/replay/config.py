@@ -42,6 +42,7 @@ PREVIEW_FOLDER = "previews"
 FRAMES_CSV = "frames.csv"
 REPORT_HTML = "report.html"
 METRICS_JSON = "metrics.json"
+SPARSIFICATION_PNG = "sparsification.png"  # the confidence's sparsification curve, when frames are scored
 
 
 class ReplayConfigError(UsageError, ValueError):

@@ -1,5 +1,6 @@
-"""The end of a replay: frames.csv with stamp gaps, the hints for runs that went wrong, report.html,
-metrics.json and the `ReplayReport`. A mixin of `ReplayRunner`, whose state it reads.
+"""The end of a replay: frames.csv with stamp gaps, the hints for runs that went wrong, the
+confidence's sparsification curve (sparsification.png), report.html, metrics.json and the
+`ReplayReport`. A mixin of `ReplayRunner`, whose state it reads.
 """
 
 from __future__ import annotations
@@ -13,13 +14,23 @@ from typing import Any
 import numpy as np
 
 from depth_sr_ros.core.metrics import mean_metrics
+from depth_sr_ros.core.sparsification import CurveMean
+from depth_sr_ros.core.sparsification_plot import write_sparsification_png
 from depth_sr_ros.core.sync import frame_period_ns, nearest_distances_ns
-from depth_sr_ros.replay.config import BASELINE, METRICS_JSON, PREVIEW_FOLDER, REPORT_HTML, ReplayConfig
+from depth_sr_ros.replay.config import (
+    BASELINE,
+    METRICS_JSON,
+    PREVIEW_FOLDER,
+    REPORT_HTML,
+    SPARSIFICATION_PNG,
+    ReplayConfig,
+)
 from depth_sr_ros.replay.frame_log import FrameLog
 from depth_sr_ros.replay.ledger import MessageLedger
 from depth_sr_ros.replay.previews import PreviewPlan
 from depth_sr_ros.replay.report import ErrorHistogram, ReportInputs, write_report
 from depth_sr_ros.replay.residual import Residual
+from depth_sr_ros.replay.scoring import CONFIDENCE_CUT
 from depth_sr_ros.replay.summary import ReplayReport, format_reasons
 from depth_sr_ros.replay.writer import output_sizes
 
@@ -46,6 +57,7 @@ class ReplayFinish:
     ledger: MessageLedger
     previews: PreviewPlan
     histogram: ErrorHistogram
+    confidence_curves: CurveMean
     frame_metrics: dict[str, list[dict[str, float]]]
     pairs_processed: int
     pairs_skipped: Counter[str]
@@ -104,6 +116,36 @@ class ReplayFinish:
                          "needs the depth stamp (within --slop) and the RGB resolution")
         return hints
 
+    def _confidence_figures(self, out_dir: Path, outputs: dict[str, Path]) -> dict[str, Any]:
+        """Write sparsification.png (into `outputs`) and return the figures for metrics.json: the
+        mean over scored frames of each frame's sparsification curve, AUSE and RMSE cut, as
+        `depth-sr confidence` reports them; {} when no frame was scored with a confidence."""
+        if not self.confidence_curves.frames:
+            return {}
+        mean = self.confidence_curves.summary()
+        title = (f"{self.backbone} x{self.config.sr.scale} confidence, {mean.frames} frames of "
+                 f"{Path(self.config.bag).name}")
+        outputs["curve_png"] = write_sparsification_png(out_dir / SPARSIFICATION_PNG, mean, title, mean.ause)
+        left, oracle_left = mean.left_at(CONFIDENCE_CUT)
+        return {
+            "method": self.backbone,
+            "frames": mean.frames,
+            "averaging": "per frame: each frame's curve, AUSE and cut over its scored pixels; here their means "
+                         "(each frame weighs alike)",
+            "min_confidence": self.config.output.min_confidence,  # above 0: pixels below it were invalid, unscored
+            "rmse_m": _json_number(mean.rmse[0]),
+            "ause_m": _json_number(mean.ause),
+            "ause_relative": _json_number(mean.ause_relative),
+            "removed_fraction": CONFIDENCE_CUT,  # the least-confident pixels removed for the next three
+            "rmse_after_removing_m": _json_number(left),
+            "rmse_cut": _json_number(mean.rmse_cut[CONFIDENCE_CUT]),
+            "oracle_rmse_after_removing_m": _json_number(oracle_left),
+            "curve": {name: [_json_number(v) for v in values] for name, values in mean.curve_dict().items()},
+            "units": "rmse, ause: metres; ause_relative: AUSE over each frame's RMSE; rmse_cut: 1 - RMSE left / "
+                     "RMSE; curve: RMSE left after removing each fraction, least confident (rmse_m) or largest "
+                     "error (oracle_m) first",
+        }
+
     def _finish(self, out_dir: Path, bag_out: Path, frames_in_bag: int) -> ReplayReport:
         frames_csv = self._write_frames_csv()
         hints = self._hints()
@@ -115,12 +157,14 @@ class ReplayFinish:
         if self.config.previews:
             outputs["previews"] = out_dir / PREVIEW_FOLDER
         worst = self.previews.finish()
+        confidence = self._confidence_figures(out_dir, outputs)
         ok_rows = [row for row in self.frame_log.rows() if row.get("status") == "ok"]  # once, for the report
         self.frame_log.discard()
         write_report(outputs["report_html"], ReportInputs(
             bag=str(self.config.bag), backbone=self.backbone, scale=self.config.sr.scale, rows=ok_rows,
             methods=list(metrics), metrics=metrics, histogram=self.histogram, worst=worst,
             sampled=self.previews.sampled, sample_every=self.previews.every, skipped=self.ledger.skip_totals(),
+            confidence=confidence, confidence_png=SPARSIFICATION_PNG if confidence else "",
             facts=[(f"{self.pairs_processed} frames processed, {frames_scored} scored, {frames_in_bag} in the "
                     "output bag" + (f" (one in {self.config.every})" if self.config.every > 1 else "")),
                    "pairs skipped: " + format_reasons(dict(self.pairs_skipped))]))
@@ -137,6 +181,7 @@ class ReplayFinish:
             "frames_in_bag": frames_in_bag,
             "metrics": {m: {k: _json_number(v) for k, v in values.items()} for m, values in metrics.items()},
             "metric_units": "rmse, mae: metres; absrel, delta1 (delta < 1.25), coverage: fractions",
+            "confidence": confidence,  # the model's confidence scored by sparsification ({} without ground truth)
             "mean_timings_ms": self.frame_log.mean_timings_ms(),
             "messages": self.ledger.as_dict(),
             "skipped_messages": self.ledger.skip_totals(),
@@ -151,7 +196,7 @@ class ReplayFinish:
                        "every": self.config.every, "max_frames": self.config.max_frames,
                        "previews": len(self.previews.written),
                        "worst_frames": [entry.frame for entry in worst]},
-            "output_sizes": {**sizes, "note": "bag, previews, frames.csv and report.html; metrics.json not counted"},
+            "output_sizes": {**sizes, "note": "every output but metrics.json"},
             "registration": self.residual.report,
         }
         outputs["metrics_json"].write_text(json.dumps(summary, indent=2) + "\n")
@@ -159,7 +204,7 @@ class ReplayFinish:
             raise RuntimeError(f"message accounting does not balance: {self.ledger.as_dict()}")
         return ReplayReport(self.backbone, self.config.sr.scale, self.pairs_processed, dict(self.pairs_skipped),
                             self.ledger, metrics, frames_scored, outputs, dict(self.notices), hints,
-                            self.storage_errors, frames_in_bag, sizes)
+                            self.storage_errors, frames_in_bag, sizes, confidence)
 
 
 

@@ -3,8 +3,8 @@
 A preview goes to every `every`-th processed frame (the first included), and to the `worst`
 frames by the model's RMSE, at least `min_gap` processed frames apart (one bad second of a 30 Hz
 bag is one worst frame, not six of the same view). The worst are only known at the end: the
-figures' inputs of the current worst few are held in memory (about 5 MB each at 640x480) and
-drawn by `finish()`. A frame that is both is drawn once.
+figures' inputs of the current worst few are held in memory (about 6 MB each at 640x480 with the
+confidence) and drawn by `finish()`. A frame that is both is drawn once.
 """
 
 from __future__ import annotations

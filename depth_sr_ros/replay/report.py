@@ -1,5 +1,5 @@
-"""`report.html` of a replay: mean metrics, RMSE over time, the per-pixel error histogram, time per
-frame, the worst frames and the sampled frames with their previews, and the skipped messages.
+"""`report.html` of a replay: mean metrics, RMSE over time, the per-pixel error histogram, the
+confidence's sparsification curve (`sparsification.png` beside the page), time per frame, the worst frames and the sampled frames with their previews, and the skipped messages.
 
 Self-contained: CSS and charts (SVG) are inline, nothing is fetched from a network or needs a
 server. The previews are the PNG files beside the page (`previews/...`, relative links), so the
@@ -22,6 +22,7 @@ import numpy as np
 from depth_sr_ros.core.metrics import METRIC_NAMES
 from depth_sr_ros.core.preview import format_tick, nice_ticks
 from depth_sr_ros.replay.previews import PreviewEntry
+from depth_sr_ros.replay.summary import format_confidence
 
 HIST_EDGES_M = np.round(np.linspace(0.0, 0.20, 41), 6)  # 5 mm bins; larger errors are counted apart
 WITHIN_M = (0.01, 0.05)  # the report states the share of pixels within these errors
@@ -72,6 +73,8 @@ class ReportInputs:
     sample_every: int
     skipped: dict[str, int]
     facts: list[str] = field(default_factory=list)  # extra lines under the title
+    confidence: dict[str, Any] = field(default_factory=dict)  # metrics.json's "confidence" ({}: not scored)
+    confidence_png: str = ""  # its sparsification curve, relative to the page
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,11 @@ def render_report(data: ReportInputs) -> str:
             + "</li>" for m in data.methods if m in data.histogram.counts)
         sections.append(f'<section id="error-histogram"><h2>Per-pixel error</h2>'
                         f'{_histogram_chart(data.histogram, data.methods)}<ul>{within}</ul></section>')
+        if data.confidence:
+            src = _e(data.confidence_png)
+            sections.append('<section id="confidence"><h2>Confidence: sparsification curve</h2>'
+                            f'<p>{_e(format_confidence(data.confidence))}</p>'
+                            f'<img src="{src}" alt="sparsification curve of the confidence"></section>')
     else:
         sections.append('<section id="summary"><h2>No ground truth</h2><p>No frame was scored: replay with '
                         '<code>--gt-topic</code> for RMSE over time and the error histogram.</p></section>')

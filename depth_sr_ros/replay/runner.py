@@ -31,8 +31,9 @@ with a reason, and what damaged storage kept from being read is counted as unrea
 the bag's own message count per topic. Outputs in `out_dir`: `sr_bag/` (MCAP, zstd chunks;
 `replay/writer.py`), `frames.csv`, `metrics.json` (with the outputs' size per frame),
 `previews/*.png` (every `preview_every`-th frame and the `worst_previews` worst;
-`replay/previews.py`) and `report.html` (`replay/report.py`). Metrics always cover every
-processed frame; `every` thins the bag only.
+`replay/previews.py`), `report.html` (`replay/report.py`) and, with ground truth,
+`sparsification.png` (the confidence's sparsification curve; `replay/scoring.py`). Metrics always
+cover every processed frame; `every` thins the bag only.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from depth_sr_ros.core.frame_processor import FrameOutput, FrameProcessor, Outpu
 from depth_sr_ros.core.limits import OVERSIZE, InputBounds
 from depth_sr_ros.core.msg_build import rosbags_builder
 from depth_sr_ros.core.pipeline import DepthSR, SRConfig
+from depth_sr_ros.core.sparsification import CurveMean
 from depth_sr_ros.core.sync import Pair, StampSync, seconds_to_ns
 from depth_sr_ros.core.transforms import TransformBuffer
 from depth_sr_ros.replay.bag_io import BagReader, load_typestore
@@ -64,6 +66,7 @@ from depth_sr_ros.replay.config import (
     METRICS_JSON,
     PREVIEW_FOLDER,
     REPORT_HTML,
+    SPARSIFICATION_PNG,
     TF_TOPICS,
     ReplayConfig,
     with_transport_topics,
@@ -78,7 +81,7 @@ from depth_sr_ros.replay.previews import PreviewPlan
 from depth_sr_ros.replay.registration import prepare
 from depth_sr_ros.replay.report import ErrorHistogram
 from depth_sr_ros.replay.residual import decide_residual
-from depth_sr_ros.replay.scoring import FrameScoring
+from depth_sr_ros.replay.scoring import CONFIDENCE_CUT, FrameScoring
 from depth_sr_ros.replay.summary import ReplayReport
 from depth_sr_ros.replay.writer import OutputBag
 
@@ -120,7 +123,9 @@ class ReplayRunner(FrameScoring, ReplayFinish):
             self.residual = decide_residual(reader, config, self.realsense)  # --registration (replay/residual.py)
         self.builder = rosbags_builder(self.typestore)
         self.bounds = InputBounds(config.max_image_pixels)  # the pixel limit, the streams' sizes (core/limits.py)
-        self.processor = FrameProcessor(DepthSR(config.sr), config.output, self.bounds)
+        # scoring against ground truth also scores the confidence (scoring.py): computed only then
+        output = replace(config.output, confidence=True) if config.gt_topic else config.output
+        self.processor = FrameProcessor(DepthSR(config.sr), output, self.bounds)
         self.backbone = self.processor.pipeline.backbone_name
         self.baseline: FrameProcessor | None = None  # scores every frame with ground truth, drawn in previews
         if (config.gt_topic or config.previews) and self.backbone != BASELINE:
@@ -144,6 +149,7 @@ class ReplayRunner(FrameScoring, ReplayFinish):
         self.storage_errors: list[str] = []
         self.stamps: dict[str, list[int]] = {"rgb": [], "depth": []}  # usable stamps per sync stream
         self.histogram = ErrorHistogram()
+        self.confidence_curves = CurveMean((CONFIDENCE_CUT,))
         self.previews = PreviewPlan(config.out_dir, config.preview_every if config.previews else 0,
                                     config.worst_previews if config.previews else 0)
         self.stopped = False  # max_frames reached: later pairs are skipped as "max_frames"
@@ -153,6 +159,7 @@ class ReplayRunner(FrameScoring, ReplayFinish):
         """Replay the bag into `out_dir`, replacing only an earlier replay's recorded outputs there."""
         out_dir = Path(self.config.out_dir)
         names = [f"{BAG_FOLDER}/", FRAMES_CSV, spool_path(out_dir / FRAMES_CSV).name, REPORT_HTML, METRICS_JSON]
+        names += [SPARSIFICATION_PNG] if self.config.gt_topic else []
         self.output.prepare(names + ([f"{PREVIEW_FOLDER}/"] if self.config.previews else []))
         try:
             return self._replay(out_dir)

@@ -1,5 +1,5 @@
-"""Per processed frame: the scale check, scoring against ground truth (beside the baseline), and
-the preview offer. A mixin of `ReplayRunner`, which provides `_run` (a pair through a
+"""Per processed frame: the scale check, scoring against ground truth (beside the baseline), the
+sparsification curve of the model's confidence (its running mean over the replay), and the preview offer. A mixin of `ReplayRunner`, which provides `_run` (a pair through a
 `FrameProcessor`) and `_warn` (rate-limited warnings); depths are metres.
 """
 
@@ -17,10 +17,13 @@ from depth_sr_ros.core.frame_processor import FrameOutput, FrameProcessor
 from depth_sr_ros.core.image_msg import depth_from_image, rgb_from_image
 from depth_sr_ros.core.metrics import depth_metrics
 from depth_sr_ros.core.preview_figure import PreviewFrame
+from depth_sr_ros.core.sparsification import CurveMean, sparsification
 from depth_sr_ros.core.sync import Pair
 from depth_sr_ros.replay.config import BASELINE, PREVIEW_FOLDER, ReplayConfig
 from depth_sr_ros.replay.previews import PreviewEntry, PreviewPlan
 from depth_sr_ros.replay.report import ErrorHistogram
+
+CONFIDENCE_CUT = 0.1  # the fraction removed for "RMSE left after removing the least-confident 10 %"
 
 
 class FrameScoring:
@@ -31,6 +34,7 @@ class FrameScoring:
     baseline: FrameProcessor | None
     frame_metrics: dict[str, list[dict[str, float]]]  # method -> per-frame metrics
     histogram: ErrorHistogram
+    confidence_curves: CurveMean  # the model's per-frame sparsification curves, averaged
     previews: PreviewPlan
     notices: Counter[str]
     full_resolution: str  # the log line when depth near the colour resolution is processed at scale 1
@@ -85,7 +89,22 @@ class FrameScoring:
             self.frame_metrics[method].append(values)
             self.histogram.add(method, depth, gt_depth)
             row.update({f"{method}_{name}": round(v, 6) for name, v in values.items()})
+        self._score_confidence(out, gt_depth, row)
         return gt_depth, depths.get(BASELINE)
+
+    def _score_confidence(self, out: FrameOutput, gt_depth: np.ndarray, row: dict[str, Any]) -> None:
+        """The frame's sparsification curve of the model's confidence (core/sparsification.py), on
+        the pixels its RMSE is scored on, into the replay's mean; its AUSE (metres) and relative
+        RMSE cut at `CONFIDENCE_CUT` removed go into frames.csv."""
+        if out.confidence is None:
+            return
+        try:
+            curve = sparsification(out.depth, gt_depth, out.confidence)
+        except ValueError:  # no pixel with both output and ground truth: the frame's RMSE is NaN too
+            return
+        self.confidence_curves.add(curve)
+        row[f"{self.backbone}_ause"] = round(curve.ause, 6)
+        row[f"{self.backbone}_rmse_cut_{round(CONFIDENCE_CUT * 100)}pct"] = round(curve.rmse_cut(CONFIDENCE_CUT), 6)
 
     def _offer_preview(self, index: int, pair: Pair, rgb_info: Any, depth_info: Any, out: FrameOutput,
                        gt_depth: np.ndarray | None, base_depth: np.ndarray | None, row: dict[str, Any]) -> None:
@@ -102,6 +121,7 @@ class FrameScoring:
             title = f"frame {row['frame']}   {pair.rgb.stamp_ns / 1e9:.3f} s   {self.backbone} x{self.config.sr.scale}"
             if self.full_resolution:  # depth near the colour resolution (full_resolution.py)
                 title += "   registered and refined at full resolution, not decimated"
-            return PreviewFrame(rgb_from_image(pair.rgb.payload), methods, depth_in, gt_depth, rmse, title)
+            return PreviewFrame(rgb_from_image(pair.rgb.payload), methods, depth_in, gt_depth, rmse, title,
+                                out.confidence)
 
         self.previews.offer(index, entry, rmse.get(self.backbone), make)

@@ -33,11 +33,22 @@ class ReplayReport:
     storage_errors: list[str] = field(default_factory=list)
     frames_in_bag: int = 0
     sizes: dict[str, Any] = field(default_factory=dict)  # writer.output_sizes: bytes and MB per frame
+    confidence: dict[str, Any] = field(default_factory=dict)  # metrics.json's "confidence" ({}: not scored)
 
 
 def format_reasons(counts: dict[str, int]) -> str:
     """"reason n, reason n" in reason order, or "none"."""
     return ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items())) or "none"
+
+
+def format_confidence(figures: dict[str, Any]) -> str:
+    """One line: the confidence's AUSE beside the RMSE, and the RMSE left after removing the
+    least-confident pixels (metres, means over frames; `figures` as in metrics.json)."""
+    return (f"confidence of {figures['method']} over {figures['frames']} frames: RMSE {figures['rmse_m']:.4f} m, "
+            f"AUSE {figures['ause_m']:.4f} m ({figures['ause_relative']:.3f} of RMSE); removing the "
+            f"{figures['removed_fraction']:.0%} least-confident pixels leaves RMSE "
+            f"{figures['rmse_after_removing_m']:.4f} m (cut by {figures['rmse_cut']:.1%}; oracle "
+            f"{figures['oracle_rmse_after_removing_m']:.4f} m)")
 
 
 def format_summary(report: ReplayReport) -> str:
@@ -64,6 +75,8 @@ def format_summary(report: ReplayReport) -> str:
         for method, values in report.metrics.items():
             cells = "".join(f"{values[name]:>9.4f}" for name in METRIC_NAMES[:4])
             lines.append(f"  {method:<16}{cells}{values['coverage']:>8.3f}")
+        if report.confidence:
+            lines.append(format_confidence(report.confidence))
     else:
         lines.append("metrics: none (no ground-truth topic given or matched)")
     lines += [f"hint: {hint}" for hint in report.hints]

@@ -156,8 +156,7 @@ def report(args: argparse.Namespace, scored: dict[str, Any]) -> dict[str, Any]:
         "rmse_m": scored["rmse_m"],
         "config": shipped["config"], "ause_m": shipped["ause_m"], "ause_relative": shipped["ause_relative"],
         "rmse_cut": shipped["rmse_cut"],
-        "curve": {"fractions": curve.fractions.tolist(), "rmse_m": curve.rmse.tolist(),
-                  "oracle_m": curve.oracle.tolist()},
+        "curve": curve.curve_dict(),
         "sweep": sorted(({k: v for k, v in r.items() if k != "summary"} for r in scored["results"]),
                         key=lambda r: r["ause_relative"]) if args.sweep else [],
     }
