@@ -12,8 +12,10 @@ import threading
 
 import numpy as np
 import pytest
+from test_node_logic import _handle, _handler, _processor, _quadruple, frames  # noqa: F401 - frames: a fixture
 from test_self_registration import SCALE, TOLERANCE_M, _data, _sensor_lr
 
+from depth_sr_ros.core.image_msg import depth_from_image
 from depth_sr_ros.core.registration_estimate import RegistrationEstimate
 from depth_sr_ros.core.reprojection import assumed_intrinsics, extrinsic_from_params, extrinsic_params
 from depth_sr_ros.ros.online_registration import Clocks, OnlineConfig, OnlineRegistration, RegistrationStatus
@@ -105,14 +107,14 @@ class _FakeWindow:
         return self.last
 
 
-def _run(budget: float, frames: int = 3000, rate_hz: float = 30.0) -> tuple[OnlineRegistration, _FakeWindow, float]:
-    """`frames` offered at `rate_hz` (fake wall clock), a step after each; (online, window, CPU charged)."""
+def _run(budget: float, count: int = 3000, rate_hz: float = 30.0) -> tuple[OnlineRegistration, _FakeWindow, float]:
+    """`count` frames offered at `rate_hz` (fake wall clock), a step after each; (online, window, CPU charged)."""
     wall, cpu = _FakeClock(), _FakeClock()
     window = _FakeWindow(cpu, add_s=0.02, update_s=2.0)
     online = OnlineRegistration(OnlineConfig(budget=budget), Clocks(cpu=cpu, wall=wall),
                                 estimator=window)  # type: ignore[arg-type]
     image = np.zeros((4, 4, 3), np.uint8)
-    for index in range(frames):
+    for index in range(count):
         wall.now = index / rate_hz
         online.offer(image, np.ones((1, 1), np.float32), None)
         online.step()
@@ -131,7 +133,7 @@ def test_the_estimator_stays_within_its_cpu_budget() -> None:
 
 
 def test_frozen_keeps_the_estimate_and_stops_estimating() -> None:
-    online, window, _ = _run(budget=1.0, frames=300)
+    online, window, _ = _run(budget=1.0, count=300)
     applied = online.residual()
     assert applied is not None and window.updates >= 1
     online.frozen = True
@@ -186,3 +188,36 @@ def test_a_failing_frame_is_reported_and_the_thread_goes_on() -> None:
     finally:
         online.stop()
     assert online._thread is None
+
+
+class _Recorder:
+    """A registration for the frame handler: a fixed residual, the frames it is shown."""
+
+    def __init__(self, residual: object) -> None:
+        self.fixed = residual
+        self.seen: list[tuple[np.ndarray, np.ndarray, object]] = []
+
+    def residual(self, rgb_msg: object, depth_msg: object) -> object:
+        return self.fixed
+
+    def observe(self, rgb: np.ndarray, depth: np.ndarray, intrinsics: object) -> None:
+        self.seen.append((rgb, depth, intrinsics))
+
+
+def test_the_frame_handler_shows_the_decoded_frame_and_applies_the_residual(frames) -> None:  # noqa: F811
+    """input_mode depth: the decoded frame (as labelled) goes to the registration, and the depth is
+    re-registered with its residual before super-resolution, as `FrameProcessor.process(residual=)`."""
+    processor, quadruple = _processor(), _quadruple(frames, 1_700_000_000_000_000_000)
+    recorder = _Recorder(TF_START)
+    handler = _handler()
+    handler.registration = recorder
+    result = _handle(handler, processor, quadruple, want_points=False)
+    assert result.skip is None, result.skip
+    ((rgb, depth, intrinsics),) = recorder.seen
+    assert rgb.shape == (480, 640, 3) and depth.shape == (120, 160) and intrinsics.width == 640
+    np.testing.assert_array_equal(depth, depth_from_image(quadruple[2]))  # as labelled, before the residual
+    expected = processor.process(*quadruple, want_points=False, residual=TF_START).depth
+    plain = processor.process(*quadruple, want_points=False).depth
+    published = depth_from_image(result.messages.image)
+    np.testing.assert_array_equal(published, expected)
+    assert not np.array_equal(np.nan_to_num(published), np.nan_to_num(plain))

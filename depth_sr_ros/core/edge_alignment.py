@@ -138,8 +138,8 @@ class EdgeMap:
 
     @classmethod
     def from_rgb(cls, rgb: np.ndarray, sigma_px: float = 1.0) -> EdgeMap:
-        gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
-        gray = cv2.GaussianBlur(gray, (0, 0), sigma_px)
+        grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        gray = cv2.GaussianBlur(grey, (0, 0), sigma_px)
         gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
         scale = float(np.percentile(np.hypot(gx, gy), 98)) or 1.0

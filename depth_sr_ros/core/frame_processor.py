@@ -64,6 +64,8 @@ OUTPUT_ENCODINGS = ("32FC1", "16UC1")
 # cx/cy with either the pixel-corner or the pixel-centre convention; at x8 these differ by 3.5 px
 # on a 640-wide image (0.5%), well inside 2%.
 REGISTRATION_TOLERANCE = 0.02
+# (rgb H x W x 3 uint8, depth h x w metres as labelled, colour intrinsics) of a decoded frame
+Observer = Callable[[np.ndarray, np.ndarray, Intrinsics], None]
 
 
 @dataclass
@@ -133,16 +135,21 @@ class FrameProcessor:
         self.bounds = bounds if bounds is not None else InputBounds()
 
     def process(self, rgb_msg: Any, rgb_info_msg: Any, depth_msg: Any, depth_info_msg: Any | None,
-                want_points: bool, residual: Extrinsic | None = None) -> FrameOutput:
+                want_points: bool, residual: Extrinsic | None = None,
+                observe: Observer | None = None) -> FrameOutput:
         """Registered depth -> outputs. `residual`: the depth sensor's pose left over by the
         registration the depth claims (depth -> colour optical frame, metres; the self-registration
         estimate, `core/registration_window.py`): the decoded depth is re-registered with it
         (`reprojection.register_residual`, timed as "register") before super-resolution; None
-        takes the depth as registered."""
+        takes the depth as registered. `observe(rgb, depth, intrinsics)` is given the decoded frame
+        before the residual (the node's online self-registration keeps these arrays by reference:
+        nothing on the frame path writes into them)."""
         start = time.perf_counter()
         timings: dict[str, float] = {}
         rgb, depth, intrinsics = self._decode(rgb_msg, rgb_info_msg, depth_msg, depth_info_msg)
         timings["decode"] = _ms_since(start)
+        if observe is not None:
+            observe(rgb, depth, intrinsics)
         if residual is not None:
             mark = time.perf_counter()
             depth = register_residual(depth, intrinsics, residual)

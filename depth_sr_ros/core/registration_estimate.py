@@ -311,7 +311,7 @@ def estimate(frames: Sequence[FrameFeatures], config: EstimateConfig = EstimateC
         return unconstrained(f"only {len(kept)} frames agree on the registration", rejected)
     depth_m = float(np.median(np.concatenate([f.contours.points[:, 2] for f in kept])))
     params, std = _solve(kept, params, [0, 1], config)
-    solved = ("tx", "ty")
+    solved: tuple[str, ...] = ("tx", "ty")
     extra = [PARAM_NAMES.index(name) for name in config.solve if name not in solved]
     if extra:
         full, full_std = _solve(kept, params, [0, 1] + extra, config)

@@ -144,7 +144,9 @@ class FrameHandler:
 
     `input_mode` picks the FrameProcessor path: "depth" (registered depth; its CameraInfo is
     optional and, when present, checked), "unaligned_depth" (depth CameraInfo required, pose
-    from `extrinsic`) or "lidar" (a PointCloud2, pose from `extrinsic`).
+    from `extrinsic`) or "lidar" (a PointCloud2, pose from `extrinsic`). `registration` (depth
+    only; `registration_io.RegistrationIO`): `residual(rgb_msg, depth_msg)` gives the residual
+    extrinsic to apply, `observe(rgb, depth, intrinsics)` takes the decoded frame.
     """
 
     def __init__(
@@ -154,12 +156,14 @@ class FrameHandler:
         input_mode: str,
         rgb_infos: InfoCache,
         depth_infos: InfoCache | None = None,
+        registration: Any | None = None,
     ) -> None:
         self.builder = builder
         self.health = health
         self.input_mode = input_mode
         self.rgb_infos = rgb_infos
         self.depth_infos = depth_infos
+        self.registration = registration
 
     def handle(self, processor: Any, pair: FrameInputs, want_points: bool, extrinsic: Extrinsic) -> PairResult:
         start = time.perf_counter()
@@ -190,7 +194,9 @@ class FrameHandler:
         rgb_info = self.rgb_infos.require(rgb.header)
         if self.input_mode == "depth":
             depth_info = None if self.depth_infos is None else self.depth_infos.find(source.header)
-            return processor.process(rgb, rgb_info, source, depth_info, want_points)
+            registration = {} if self.registration is None else {
+                "residual": self.registration.residual(rgb, source), "observe": self.registration.observe}
+            return processor.process(rgb, rgb_info, source, depth_info, want_points, **registration)
         transform = extrinsic(rgb, source)
         if self.input_mode == "unaligned_depth":
             if self.depth_infos is None:

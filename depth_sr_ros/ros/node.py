@@ -25,6 +25,7 @@ from depth_sr_ros.ros.health import HealthMonitor
 from depth_sr_ros.ros.pipeline_slot import PipelineSlot, release_gpu_memory
 from depth_sr_ros.ros.rclpy_io import Diagnostics, Inputs, Outputs, guard_change_state, parameter_descriptor
 from depth_sr_ros.ros.rclpy_messages import rclpy_builder
+from depth_sr_ros.ros.registration_io import RegistrationIO
 
 if TYPE_CHECKING:  # the type checker sees rclpy's class (Any where ROS is not installed)
     from rclpy.lifecycle import LifecycleNode as _LifecycleNode
@@ -48,12 +49,13 @@ class DepthSRNode(_LifecycleNode):
         self._health = HealthMonitor(self._params.health_period)
         self._health_timer: Any = None
         self._last_report: Any = None
+        self._registration: RegistrationIO | None = None  # input_mode depth, while active
         for spec in params_table.PARAMETERS:
             self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
         # Registered after declaring, so values from the params file are checked in on_configure.
         self.add_on_set_parameters_callback(self._on_set_parameters)
         guard_change_state(self)
-        self._diagnostics = Diagnostics(self, self._diagnostic_state)
+        self._diagnostics = Diagnostics(self, self._diagnostic_state, self._registration_values)
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -91,10 +93,12 @@ class DepthSRNode(_LifecycleNode):
         self._slot.bounds.reset()  # a new activation: the streams' sizes are fixed anew by their first good frames
         try:
             self._inputs = Inputs(self, p, self._on_pair, self._health.count_input, self._on_info, self._admit_image)
+            self._registration = RegistrationIO(self, p) if p.input_mode == "depth" else None
         except Exception as error:  # noqa: BLE001 - e.g. message_filters or tf2_ros missing: say why
             self.get_logger().error(f"activate failed: {type(error).__name__}: {error}")
             return TransitionCallbackReturn.FAILURE
-        handler = FrameHandler(self._builder, self._health, p.input_mode, self._inputs.rgb_infos, self._inputs.depth_infos)
+        handler = FrameHandler(self._builder, self._health, p.input_mode, self._inputs.rgb_infos, self._inputs.depth_infos,
+                               registration=self._registration)
         outputs = self._outputs
         assert outputs is not None
         self._worker = FrameWorker(
@@ -134,6 +138,9 @@ class DepthSRNode(_LifecycleNode):
         if self._worker is not None:
             self._worker.stop()  # the frame in flight finishes first
         self._worker = None
+        if self._registration is not None:
+            self._registration.destroy()  # after the worker: no frame offers it more
+        self._registration = None
         if self._inputs is not None:
             self._inputs.destroy()
         self._inputs = None
@@ -171,6 +178,8 @@ class DepthSRNode(_LifecycleNode):
             self.get_logger().error(reason)
             return SetParametersResult(successful=False, reason=reason)
         self._params = plan.params
+        if self._registration is not None:
+            self._registration.set_params(plan.params)
         return SetParametersResult(successful=True)
 
     # ----------------------------------------------------------------------------- frames
@@ -193,6 +202,10 @@ class DepthSRNode(_LifecycleNode):
         self._last_report = self._health.report(time.monotonic())
         self.get_logger().info(f"health: {self._last_report.summary()}")
         self._diagnostics.update()
+
+    def _registration_values(self) -> list[tuple[str, str]]:
+        registration = self._registration
+        return [] if registration is None else registration.diagnostic_values()
 
     def _diagnostic_state(self) -> tuple[str, Any]:  # the state in words; the last health report while active
         if self._worker is not None:

@@ -205,7 +205,7 @@ class OnlineRegistration:
         result = self.estimator.update()
         self._updates += 1
         self._note = "; ".join(result.notes)
-        if result.status == "ok":
+        if result.status == "ok" and not self.frozen:  # one frozen while it ran is not adopted
             self._estimate = result
         if self._on_change is not None and self._in_use() != before:
             self._on_change(self.status())

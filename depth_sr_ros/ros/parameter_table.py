@@ -324,6 +324,34 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         APPLY_ON_ACTIVATE,
         value_range=(0.5, 3600.0),
     ),
+    ParamSpec(
+        "registration",
+        str,
+        "auto",
+        "input_mode 'depth' only: the depth sensor's residual registration to the colour camera. 'none': "
+        "depth as labelled; 'tf': the transform <colour frame> <- <colour frame>_depth_sensor (or the depth "
+        "image's frame) from TF; 'auto': that transform (or none) until the online estimate from colour and "
+        "depth is confident, then the estimate when it is significant, published on depth_sr/registration "
+        "(docs/registration.md).",
+        APPLY_ON_ACTIVATE,
+        choices=REGISTRATION_MODES,
+    ),
+    ParamSpec(
+        "registration_frozen",
+        bool,
+        False,
+        "registration 'auto': stop estimating and keep applying the current estimate.",
+        APPLY_LIVE,
+    ),
+    ParamSpec(
+        "registration_budget",
+        float,
+        0.05,
+        "registration 'auto': the estimator's CPU time as a fraction of wall time (it waits after each "
+        "frame it adds and each estimate so as to stay within it).",
+        APPLY_LIVE,
+        value_range=(0.001, 1.0),
+    ),
 )
 
 PARAMETER_BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
@@ -342,4 +370,5 @@ LAUNCH_PARAMETERS = (
     "input_mode",
     "rgb_transport",
     "depth_transport",
+    "registration",
 )

@@ -16,9 +16,11 @@ Runtime changes (`plan_change`) follow one policy, by the parameter's `apply` cl
 - `APPLY_LIVE` (output_encoding, publish_points, point_cloud_rgb, point_stride, assume_registered,
   tf_timeout, max_image_pixels): applied from the next frame on.
 - `APPLY_ON_ACTIVATE` (queue_size, slop, exact_sync, input_mode, rgb_transport,
-  depth_transport, health_period): read when the node activates, because they shape the
+  depth_transport, health_period, registration): read when the node activates, because they shape the
   subscriptions and timers. While the node is active a change is refused with a reason that
   says to deactivate, set, and activate again.
+- `registration_frozen`, `registration_budget` (also `APPLY_LIVE`) go to the running
+  estimator (`registration_io.RegistrationIO.set_params`) from the next frame on.
 
 A value is checked whether or not the running backbone uses it (`device`, `inference_backend`
 and `weights` under a classic backbone): a parameter is never stored invalid, and one that
@@ -92,6 +94,9 @@ class NodeParams:
     depth_transport: str
     tf_timeout: float
     health_period: float
+    registration: str
+    registration_frozen: bool
+    registration_budget: float
 
     @classmethod
     def defaults(cls) -> NodeParams:

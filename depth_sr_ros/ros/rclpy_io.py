@@ -295,11 +295,14 @@ def guard_change_state(node: Any) -> None:
 class Diagnostics:
     """/diagnostics through diagnostic_updater (when installed): one task, `DIAGNOSTIC_TASK`.
 
-    `state()` gives the lifecycle state in words and, while active, the last HealthReport.
+    `state()` gives the lifecycle state in words and, while active, the last HealthReport;
+    `extra()` more (key, value) pairs (the registration's, `registration_io.py`).
     """
 
-    def __init__(self, node: Any, state: Callable[[], tuple[str, Any]]) -> None:
+    def __init__(self, node: Any, state: Callable[[], tuple[str, Any]],
+                 extra: Callable[[], list[tuple[str, str]]] = list) -> None:
         self._state = state
+        self._extra = extra
         try:
             from diagnostic_updater import Updater
         except ImportError:
@@ -319,6 +322,8 @@ class Diagnostics:
         from diagnostic_msgs.msg import DiagnosticStatus
 
         state, report = self._state()
+        for key, value in self._extra():
+            stat.add(key, value)
         if report is None:
             stat.summary(DiagnosticStatus.OK, f"{state}, first health window not closed yet" if state == "active"
                          else state)
