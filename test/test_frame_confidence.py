@@ -61,3 +61,18 @@ def test_min_confidence_out_of_range_is_refused():
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="min_confidence"):
             OutputConfig(min_confidence=bad)
+
+
+def test_a_call_asks_for_the_confidence_of_one_frame_and_the_cloud_field_needs_a_cloud():
+    proc = processor()
+    wanted = proc.process(*messages(), want_points=False, want_confidence=True)
+    depth_in = depth_from_image(messages()[2])
+    np.testing.assert_array_equal(wanted.confidence, input_confidence(wanted.depth, depth_in, S, 0.1, 20.0))
+    assert proc.process(*messages(), want_points=False).confidence is None  # the next call did not ask
+
+    cloud_proc = processor(point_cloud_confidence=True)
+    assert cloud_proc.process(*messages(), want_points=False).confidence is None  # no cloud: nothing computed
+    out = cloud_proc.process(*messages(), want_points=True)
+    assert [f.name for f in out.points.fields] == ["x", "y", "z", "confidence"]
+    points = out.points.data.view("<f4").reshape(H, W, 4)
+    np.testing.assert_array_equal(points[..., 3], out.confidence)

@@ -518,7 +518,7 @@ def test_the_depth_camera_info_is_optional_for_registered_depth(frames):
 
 def test_unexpected_errors_are_counted_not_raised(frames):
     class Broken:
-        def process(self, *args):
+        def process(self, *args, **kwargs):
             raise RuntimeError("CUDA error: an illegal memory access")
 
     handler = _handler()
@@ -683,7 +683,7 @@ def _worker(published, **overrides):
     slot.build(table.NodeParams.from_values({"backbone": "bicubic", "device": "cpu", **overrides}))
     handler = _handler()
 
-    def publish(image, info, points):
+    def publish(image, info, points, confidence):
         published.append((image, info, points))
         return 1.5
 

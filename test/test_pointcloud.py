@@ -142,3 +142,45 @@ def test_dense_when_every_depth_is_valid():
     fields = point_cloud_fields(np.full((4, 6), 2.0, np.float32), Intrinsics(3.0, 3.0, 3.0, 2.0, 6, 4))
     assert fields.is_dense is True
     assert np.all(fields.data.view("<f4").reshape(4, 6, 3)[..., 2] == 2.0)
+
+
+def structured(fields) -> np.ndarray:
+    """The cloud as a numpy structured array (height x width) built from its PointField list:
+    every field by name at its offset, as a reader that knows nothing of our layout reads it."""
+    assert all(f.datatype == FLOAT32 and f.count == 1 for f in fields.fields)
+    dtype = np.dtype({"names": [f.name for f in fields.fields], "formats": ["<f4"] * len(fields.fields),
+                      "offsets": [f.offset for f in fields.fields], "itemsize": fields.point_step})
+    return np.frombuffer(fields.data, dtype).reshape(fields.height, fields.width)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("coloured", [False, True])
+def test_confidence_field_after_the_others_read_back_by_name(stride, coloured):
+    rng = np.random.default_rng(7 + stride)
+    depth = rng.uniform(0.5, 4.0, (9, 12)).astype(np.float32)
+    depth[2, 4] = np.nan  # e.g. below min_confidence: a NaN point that still carries its confidence
+    confidence = rng.uniform(0.0, 1.0, depth.shape).astype(np.float32)
+    rgb = rng.integers(0, 256, (9, 12, 3), dtype=np.uint8)
+    camera = Intrinsics(fx=10.0, fy=10.0, cx=6.0, cy=4.5, width=12, height=9)
+    fields = point_cloud_fields(depth, camera, rgb if coloured else None, stride, confidence=confidence)
+
+    names = [f.name for f in fields.fields]
+    assert names == ["x", "y", "z", *(["rgb"] if coloured else []), "confidence"]
+    assert fields.fields[-1].offset == (16 if coloured else 12)
+    assert fields.point_step == (20 if coloured else 16) and fields.row_step == fields.point_step * fields.width
+    cloud = structured(fields)
+    np.testing.assert_array_equal(cloud["confidence"], confidence[::stride, ::stride])
+    np.testing.assert_array_equal(cloud["z"], depth[::stride, ::stride])
+    # the other fields are those of the cloud without confidence
+    plain = structured(point_cloud_fields(depth, camera, rgb if coloured else None, stride))
+    for name in plain.dtype.names:
+        np.testing.assert_array_equal(cloud[name].view("<u4"), plain[name].view("<u4"), err_msg=name)
+    if stride == 1:
+        assert np.isnan(cloud["x"][2, 4]) and cloud["confidence"][2, 4] == confidence[2, 4]
+        assert fields.is_dense is False
+
+
+def test_a_confidence_of_another_size_is_a_frame_error():
+    with pytest.raises(FrameError) as caught:
+        point_cloud_fields(DEPTH, INTRINSICS, confidence=np.ones((3, 5), np.float32))
+    assert caught.value.reason == "size_mismatch" and "confidence" in str(caught.value)

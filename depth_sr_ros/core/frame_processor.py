@@ -77,9 +77,12 @@ class OutputConfig:
     point_stride: keep every n-th row and column in the cloud (1 = every pixel).
     assume_registered: publish depth whose frame_id differs from the RGB's as registered to the
         RGB camera (the node's `assume_registered`); False refuses it as "unregistered_depth".
-    confidence: compute the per-pixel confidence (`core/confidence.py`) into `FrameOutput.confidence`.
+    confidence: compute the per-pixel confidence (`core/confidence.py`) into `FrameOutput.confidence`
+        for every frame (a call's `want_confidence=True` asks for it for that frame only).
     min_confidence: output pixels whose confidence is below it become invalid (NaN metres, 0 in
         16UC1, NaN points) before encoding; 0 keeps every pixel. Above 0 the confidence is computed.
+    point_cloud_confidence: the cloud gets a float32 "confidence" field (`core/pointcloud.py`);
+        the confidence is computed for the frames whose cloud is made.
     """
 
     output_encoding: str = "32FC1"
@@ -88,6 +91,7 @@ class OutputConfig:
     assume_registered: bool = False
     confidence: bool = False
     min_confidence: float = 0.0
+    point_cloud_confidence: bool = False
 
     def __post_init__(self) -> None:
         if self.output_encoding not in OUTPUT_ENCODINGS:
@@ -107,7 +111,8 @@ class FrameOutput:
     (the pipeline's), "confidence" (when computed),
     "encode", "pointcloud" (when points were made) and "total", in milliseconds.
     confidence: H x W float32 in [0, 1] beside `depth` (0 where it is invalid) when
-    `OutputConfig.confidence` or `min_confidence` asks for it, else None.
+    `OutputConfig.confidence`, `min_confidence`, `point_cloud_confidence` (with a cloud) or the
+    call's `want_confidence` asks for it, else None.
     """
 
     image: ImageFields
@@ -126,6 +131,8 @@ class FrameProcessor:
     `process_unaligned` a depth image from another camera (its own CameraInfo and frame).
     `bounds`: the pixel limit and the streams' established sizes (a default `InputBounds` when
     None); a processed frame establishes the size of its RGB and depth image streams.
+    `want_points` makes the cloud for this frame; `want_confidence` the confidence (the node asks
+    for it while depth_sr/confidence has subscribers).
     """
 
     def __init__(self, pipeline: DepthSR, output: OutputConfig | None = None,
@@ -135,7 +142,7 @@ class FrameProcessor:
         self.bounds = bounds if bounds is not None else InputBounds()
 
     def process(self, rgb_msg: Any, rgb_info_msg: Any, depth_msg: Any, depth_info_msg: Any | None,
-                want_points: bool, residual: Extrinsic | None = None,
+                want_points: bool, residual: Extrinsic | None = None, want_confidence: bool = False,
                 observe: Observer | None = None) -> FrameOutput:
         """Registered depth -> outputs. `residual`: the depth sensor's pose left over by the
         registration the depth claims (depth -> colour optical frame, metres; the self-registration
@@ -154,12 +161,13 @@ class FrameProcessor:
             mark = time.perf_counter()
             depth = register_residual(depth, intrinsics, residual)
             timings["register"] = _ms_since(mark)
-        output = self._super_resolve(rgb, depth, intrinsics, rgb_info_msg, want_points, start, timings)
+        output = self._super_resolve(rgb, depth, intrinsics, rgb_info_msg, (want_points, want_confidence), start,
+                                     timings)
         self._establish(rgb, depth)
         return output
 
     def process_lidar(self, rgb_msg: Any, rgb_info_msg: Any, cloud_msg: Any, extrinsic: Extrinsic,
-                      want_points: bool) -> FrameOutput:
+                      want_points: bool, want_confidence: bool = False) -> FrameOutput:
         """A LiDAR PointCloud2 in place of the depth image; same outputs as `process`.
 
         `extrinsic` maps the cloud's frame (`cloud_msg.header.frame_id`) into the RGB optical
@@ -173,10 +181,10 @@ class FrameProcessor:
         def project(camera: Intrinsics, grid: tuple[int, int]) -> ProjectionResult:
             return project_points(extrinsic.apply(points_from_cloud(cloud_msg)), camera, grid)
 
-        return self._process_projected(rgb_msg, rgb_info_msg, project, want_points)
+        return self._process_projected(rgb_msg, rgb_info_msg, project, (want_points, want_confidence))
 
     def process_unaligned(self, rgb_msg: Any, rgb_info_msg: Any, depth_msg: Any, depth_info_msg: Any,
-                          extrinsic: Extrinsic, want_points: bool) -> FrameOutput:
+                          extrinsic: Extrinsic, want_points: bool, want_confidence: bool = False) -> FrameOutput:
         """A depth image from a camera that is not registered to the RGB camera; same outputs.
 
         The depth is back-projected with its own CameraInfo (distortion undone), moved by
@@ -194,13 +202,13 @@ class FrameProcessor:
             return register_depth(depth, depth_intrinsics, extrinsic, camera, grid)
 
         decoded: list[np.ndarray] = []
-        output = self._process_projected(rgb_msg, rgb_info_msg, project, want_points)
+        output = self._process_projected(rgb_msg, rgb_info_msg, project, (want_points, want_confidence))
         self.bounds.establish("depth", _size_of(decoded[0]))
         return output
 
     def _process_projected(self, rgb_msg: Any, rgb_info_msg: Any,
                            project: Callable[[Intrinsics, tuple[int, int]], ProjectionResult],
-                           want_points: bool) -> FrameOutput:
+                           wants: tuple[bool, bool]) -> FrameOutput:
         """Decode the RGB pair, `project(intrinsics, grid)` the depth input onto the pipeline's
         grid (timed as "project", decoding of the input included), super-resolve."""
         start = time.perf_counter()
@@ -221,16 +229,19 @@ class FrameProcessor:
         if projected.counts["kept"] == 0:
             raise FrameError("no_points_in_view", f"no input point lands in the image ({projected.counts}); "
                              "check the extrinsic and the input's frame")
-        output = self._super_resolve(rgb, projected.depth, intrinsics, rgb_info_msg, want_points, start, timings)
+        output = self._super_resolve(rgb, projected.depth, intrinsics, rgb_info_msg, wants, start, timings)
         output.input_counts = projected.counts
         self.bounds.establish("rgb", _size_of(rgb))
         return output
 
     def _super_resolve(self, rgb: np.ndarray, depth: np.ndarray, intrinsics: Intrinsics, rgb_info_msg: Any,
-                       want_points: bool, start: float, timings: dict[str, float]) -> FrameOutput:
+                       wants: tuple[bool, bool], start: float, timings: dict[str, float]) -> FrameOutput:
+        """`wants`: (want_points, want_confidence) of the call."""
+        want_points, want_confidence = wants
         result = self.pipeline.process(rgb, depth)
         timings.update(result.timings_ms)
-        confidence = self._confidence(result.depth, depth, timings)
+        cloud_confidence = want_points and self.output.point_cloud_confidence
+        confidence = self._confidence(result.depth, depth, timings, want_confidence or cloud_confidence)
 
         mark = time.perf_counter()
         height, width = result.depth.shape
@@ -242,15 +253,18 @@ class FrameProcessor:
         if want_points:
             mark = time.perf_counter()
             colour = rgb if self.output.point_cloud_rgb else None
-            points = point_cloud_fields(result.depth, intrinsics, colour, self.output.point_stride)
+            points = point_cloud_fields(result.depth, intrinsics, colour, self.output.point_stride,
+                                        confidence if cloud_confidence else None)
             timings["pointcloud"] = _ms_since(mark)
         timings["total"] = _ms_since(start)
         return FrameOutput(image, camera_info, points, result.depth, timings, confidence=confidence)
 
-    def _confidence(self, depth_hr: np.ndarray, depth_in: np.ndarray, timings: dict[str, float]) -> np.ndarray | None:
-        """The output's confidence when asked for (None otherwise); pixels below `min_confidence`
-        are set invalid in `depth_hr` (the pipeline's own array) before anything is encoded."""
-        if not (self.output.confidence or self.output.min_confidence > 0):
+    def _confidence(self, depth_hr: np.ndarray, depth_in: np.ndarray, timings: dict[str, float],
+                    wanted: bool) -> np.ndarray | None:
+        """The output's confidence when asked for (`wanted` by the call, or by the OutputConfig;
+        None otherwise); pixels below `min_confidence` are set invalid in `depth_hr` (the
+        pipeline's own array) before anything is encoded."""
+        if not (wanted or self.output.confidence or self.output.min_confidence > 0):
             return None
         mark = time.perf_counter()
         config = self.pipeline.config

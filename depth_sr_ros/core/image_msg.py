@@ -151,25 +151,27 @@ def depth_to_image_fields(depth_m: np.ndarray, encoding: str = "32FC1") -> Image
     depth = depth_array(depth_m)
     height, width = depth.shape
     if encoding == "32FC1":
-        data = message_bytes(depth.size * 4)
-        pixels = data.view("<f4").reshape(height, width)
-        pixels[...] = depth
+        fields = float_image_fields(depth)
         if not nan_is_the_only_invalid(depth):
-            pixels[~valid_depth(depth)] = np.nan
-    elif encoding == "16UC1":
+            fields.data.view("<f4").reshape(height, width)[~valid_depth(depth)] = np.nan
+        return fields
+    if encoding == "16UC1":
         data = message_bytes(depth.size * 2)
         pixels = data.view("<u2").reshape(height, width)
         pixels[...] = millimetres_from_metres(depth)
-    else:
-        raise FrameError(
-            "unsupported_encoding",
-            f"output depth encoding {encoding!r} is not supported; expected 32FC1 or 16UC1",
-        )
-    return ImageFields(
-        height=height,
-        width=width,
-        encoding=encoding,
-        is_bigendian=0,
-        step=width * pixels.itemsize,
-        data=data,
+        return ImageFields(height=height, width=width, encoding=encoding, is_bigendian=0, step=width * 2, data=data)
+    raise FrameError(
+        "unsupported_encoding",
+        f"output depth encoding {encoding!r} is not supported; expected 32FC1 or 16UC1",
     )
+
+
+def float_image_fields(values: np.ndarray) -> ImageFields:
+    """32FC1 Image fields of an `HxW` float array written as it is, with no validity rule (a
+    confidence map in [0, 1], where 0 is a value like any other), little-endian, no padding,
+    straight into the message buffer (`core/msg_buffer.py`)."""
+    array = depth_array(values)
+    height, width = array.shape
+    data = message_bytes(array.size * 4)
+    data.view("<f4").reshape(height, width)[...] = array
+    return ImageFields(height=height, width=width, encoding="32FC1", is_bigendian=0, step=width * 4, data=data)

@@ -9,6 +9,9 @@ Layout (little-endian, `is_bigendian = False`; readers locate fields by their of
   sensor_msgs_py's `create_cloud_xyz32`; depth_image_proc pads to 16 bytes, we do not).
 - XYZRGB: the same plus a float32 field named "rgb" at offset 12, `point_step = 16`, whose
   bits are the uint32 `0x00RRGGBB` (how PCL, RViz and sensor_msgs_py read packed colour).
+- with a per-pixel confidence (`core/confidence.py`), a float32 field named "confidence" after
+  the others (offset 12 for XYZ, 16 for XYZRGB; `point_step` 16 or 20), the value in [0, 1]
+  of the point's pixel (RViz can colour the points by it, as by intensity).
 
 The cloud is organised: `height x width` = the depth image sampled every `stride` pixels in
 both axes (rows and columns 0, stride, 2*stride, ...). Invalid depth (NaN, inf, <= 0) gives a
@@ -70,6 +73,7 @@ XYZ_FIELDS = (
     PointFieldSpec("z", 8, FLOAT32),
 )
 RGB_FIELD = PointFieldSpec("rgb", 12, FLOAT32)
+CONFIDENCE = "confidence"  # the name of the optional per-point confidence field
 
 
 @lru_cache(maxsize=4)  # 2.4 MB per 640x480 entry
@@ -102,17 +106,20 @@ def _intrinsics_for(intrinsics: Intrinsics, height: int, width: int) -> Intrinsi
 
 
 def point_cloud_fields(
-    depth_m: np.ndarray, intrinsics: Intrinsics, rgb: np.ndarray | None = None, stride: int = 1
+    depth_m: np.ndarray, intrinsics: Intrinsics, rgb: np.ndarray | None = None, stride: int = 1,
+    confidence: np.ndarray | None = None,
 ) -> PointCloudFields:
     """Organised XYZ (or XYZRGB when `rgb` is given) cloud fields from `HxW` depth in metres.
 
     `intrinsics` are rescaled to the depth size when they describe another resolution of the
     same aspect ratio (FrameError "size_mismatch" otherwise). `rgb` must be `HxWx3 uint8` of
-    the depth's size (FrameError "size_mismatch" otherwise).
+    the depth's size, `confidence` `HxW` (float, [0, 1]; adds the "confidence" field) of the
+    depth's size (FrameError "size_mismatch" otherwise). A point is invalid (NaN x, y, z) by its
+    depth alone: pixels a confidence threshold rejects are NaN in the depth already.
 
     No Python loop and no full-size copy beyond the channels themselves: x and y are the depth
-    times the cached per-pixel rays, and one `cv2.merge` interleaves x, y, z (and
-    the packed colour) straight into the message buffer (`core/msg_buffer.message_bytes`), so
+    times the cached per-pixel rays, and one `cv2.merge` interleaves x, y, z (and the
+    packed colour, the confidence) straight into the message buffer (`core/msg_buffer.message_bytes`), so
     the node's message builder takes it without a copy. The bytes are written in the host's
     order, little-endian on every ROS 2 platform, as `is_bigendian = False` declares.
     """
@@ -122,10 +129,11 @@ def point_cloud_fields(
     if stride < 1:
         raise ValueError(f"stride must be >= 1; got {stride}")
     height, width = depth.shape
-    if rgb is not None and rgb.shape != (height, width, 3):
-        raise FrameError(
-            "size_mismatch", f"rgb has shape {rgb.shape}; expected {(height, width, 3)} to match the depth"
-        )
+    for name, extra, shape in (("rgb", rgb, (height, width, 3)), (CONFIDENCE, confidence, (height, width))):
+        if extra is not None and extra.shape != shape:
+            raise FrameError(
+                "size_mismatch", f"{name} has shape {extra.shape}; expected {shape} to match the depth"
+            )
     rays_x, rays_y = _ray_grid(_intrinsics_for(intrinsics, height, width), height, width, stride)
 
     z = np.ascontiguousarray(depth[::stride, ::stride], dtype=np.float32)  # no copy at stride 1
@@ -136,6 +144,8 @@ def point_cloud_fields(
     channels = [np.multiply(z, rays_x), np.multiply(z, rays_y), z]  # invalid (NaN) z gives NaN x, y
     if rgb is not None:
         channels.append(_packed_colour(rgb[::stride, ::stride]))
+    if confidence is not None:
+        channels.append(np.ascontiguousarray(confidence[::stride, ::stride], dtype=np.float32))
 
     point_step = 4 * len(channels)
     data = message_bytes(point_step * z.size)
@@ -144,13 +154,21 @@ def point_cloud_fields(
     return PointCloudFields(
         height=z.shape[0],
         width=z.shape[1],
-        fields=list(XYZ_FIELDS) + ([RGB_FIELD] if rgb is not None else []),
+        fields=_field_specs(rgb is not None, confidence is not None),
         is_bigendian=False,
         point_step=point_step,
         row_step=point_step * z.shape[1],
         data=data,
         is_dense=not np.isnan(z.min()),  # min is NaN exactly when some point is
     )
+
+
+def _field_specs(coloured: bool, confident: bool) -> list[PointFieldSpec]:
+    """x, y, z, then "rgb" and "confidence" when present, each float32 right after the one before."""
+    specs = list(XYZ_FIELDS) + ([RGB_FIELD] if coloured else [])
+    if confident:
+        specs.append(PointFieldSpec(CONFIDENCE, 4 * len(specs), FLOAT32))
+    return specs
 
 
 def _packed_colour(rgb: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from depth_sr_ros.core.errors import FrameError
+from depth_sr_ros.core.image_msg import float_image_fields
 from depth_sr_ros.core.sync import match_camera_info
 from depth_sr_ros.ros.health import HealthMonitor
 
@@ -124,6 +125,7 @@ class OutputMessages:
     stamp_s: float
     processing_ms: float  # FrameProcessor: decode, super-resolution, encode, cloud fields
     build_ms: float  # field sets -> message objects
+    confidence: Any | None = None  # 32FC1 Image of the confidence in [0, 1], when wanted
 
 
 @dataclass(frozen=True)
@@ -165,12 +167,16 @@ class FrameHandler:
         self.depth_infos = depth_infos
         self.registration = registration
 
-    def handle(self, processor: Any, pair: FrameInputs, want_points: bool, extrinsic: Extrinsic) -> PairResult:
+    def handle(self, processor: Any, pair: FrameInputs, want_points: bool, extrinsic: Extrinsic,
+               want_confidence: bool = False) -> PairResult:
+        """`want_points`: make the cloud; `want_confidence`: the confidence image (32FC1 in [0, 1],
+        written as it is: 0 where the depth is invalid)."""
         start = time.perf_counter()
         try:
-            out = self._process(_require(processor), pair, want_points, extrinsic)
+            out = self._process(_require(processor), pair, want_points, extrinsic, want_confidence)
             processed = time.perf_counter()
             header = pair.rgb.header
+            confidence = out.confidence if want_confidence else None
             messages = OutputMessages(
                 image=self.builder.image(header, out.image),
                 camera_info=self.builder.camera_info(header, out.camera_info),
@@ -178,6 +184,7 @@ class FrameHandler:
                 stamp_s=stamp_seconds(header),
                 processing_ms=(processed - start) * 1000.0,
                 build_ms=(time.perf_counter() - processed) * 1000.0,
+                confidence=None if confidence is None else self.builder.image(header, float_image_fields(confidence)),
             )
         except FrameError as error:
             self.health.count_skip(error.reason)
@@ -189,21 +196,24 @@ class FrameHandler:
             )
         return PairResult(messages=messages)
 
-    def _process(self, processor: Any, pair: FrameInputs, want_points: bool, extrinsic: Extrinsic) -> Any:
+    def _process(self, processor: Any, pair: FrameInputs, want_points: bool, extrinsic: Extrinsic,
+                 want_confidence: bool) -> Any:
         rgb, source = pair.rgb, pair.source
         rgb_info = self.rgb_infos.require(rgb.header)
         if self.input_mode == "depth":
             depth_info = None if self.depth_infos is None else self.depth_infos.find(source.header)
             registration = {} if self.registration is None else {
                 "residual": self.registration.residual(rgb, source), "observe": self.registration.observe}
-            return processor.process(rgb, rgb_info, source, depth_info, want_points, **registration)
+            return processor.process(rgb, rgb_info, source, depth_info, want_points, want_confidence=want_confidence,
+                                     **registration)
         transform = extrinsic(rgb, source)
         if self.input_mode == "unaligned_depth":
             if self.depth_infos is None:
                 raise ValueError("unaligned_depth needs the depth CameraInfo cache")
             depth_info = self.depth_infos.require(source.header)
-            return processor.process_unaligned(rgb, rgb_info, source, depth_info, transform, want_points)
-        return processor.process_lidar(rgb, rgb_info, source, transform, want_points)
+            return processor.process_unaligned(rgb, rgb_info, source, depth_info, transform, want_points,
+                                               want_confidence=want_confidence)
+        return processor.process_lidar(rgb, rgb_info, source, transform, want_points, want_confidence=want_confidence)
 
 
 def _require(processor: Any) -> Any:

@@ -55,12 +55,13 @@ class Logger(Protocol):
     def error(self, message: str) -> Any: ...
 
 
-Publish = Callable[[Any, Any, Any], float]
-"""(image, camera_info, points or None) -> milliseconds publishing took."""
+Publish = Callable[[Any, Any, Any, Any], float]
+"""(image, camera_info, points or None, confidence or None) -> milliseconds publishing took."""
 
 
 class FrameWorker:
-    """One activation's frame path. `want_points()` says whether to build the cloud;
+    """One activation's frame path. `want_points()` says whether to build the cloud,
+    `want_confidence()` whether to build the confidence image;
     `extrinsic(rgb, source)` gives the depth source's pose from TF (the modes that need it);
     `now_s()` is the node's ROS clock in seconds (latency is measured on it)."""
 
@@ -74,9 +75,11 @@ class FrameWorker:
         want_points: Callable[[], bool] = lambda: True,
         extrinsic: Extrinsic | None = None,
         skip_log_period_s: float = SKIP_LOG_PERIOD_S,
+        want_confidence: Callable[[], bool] = lambda: False,
     ) -> None:
         self.slot, self.handler, self.logger = slot, handler, logger
         self._publish, self._now_s, self._want_points = publish, now_s, want_points
+        self._want_confidence = want_confidence
         self._extrinsic = extrinsic or _no_extrinsic
         self._skip_log = SkipLog(skip_log_period_s)
         self._pending: FrameInputs | None = None
@@ -162,7 +165,8 @@ class FrameWorker:
             if size is not None and (seconds := self.slot.warm_up(size)) is not None:
                 self.logger.info(f"warmed up for {size[0]}x{size[1]} in {seconds:.2f} s: {self.slot.describe()}")
             if pair is not None:
-                self._finish(self.handler.handle(self.slot.processor, pair, self._want_points(), self._extrinsic))
+                self._finish(self.handler.handle(self.slot.processor, pair, self._want_points(), self._extrinsic,
+                                                 self._want_confidence()))
 
     def stop(self) -> None:
         """No frame is processed after this returns (the one in flight completes first)."""
@@ -189,7 +193,7 @@ class FrameWorker:
         if out is None:
             self._log_skip(result)
             return
-        publish_ms = self._publish(out.image, out.camera_info, out.points)
+        publish_ms = self._publish(out.image, out.camera_info, out.points, out.confidence)
         self.handler.health.count_published(out.stamp_s, self._now_s(), out.processing_ms, out.build_ms, publish_ms)
 
     def _log_skip(self, result: PairResult, what: str = "frame") -> None:

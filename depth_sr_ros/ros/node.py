@@ -105,6 +105,7 @@ class DepthSRNode(_LifecycleNode):
             self._slot, handler, outputs.publish, lambda: self.get_clock().now().nanoseconds * 1e-9,
             self.get_logger(), lambda: params_table.want_points(self._params, int(outputs.points_wanted())),
             self._inputs.extrinsic,
+            want_confidence=lambda: params_table.want_confidence(self._params, int(outputs.confidence_wanted())),
         )
         self._worker.start()
         steady = Clock(clock_type=ClockType.STEADY_TIME)  # health lines also without /clock under sim time

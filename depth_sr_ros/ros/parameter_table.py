@@ -247,6 +247,32 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         value_range=(1, 16),
     ),
     ParamSpec(
+        "publish_confidence",
+        bool,
+        True,
+        "Publish depth_sr/confidence: the per-pixel confidence in [0, 1] of depth_sr/image (32FC1, same "
+        "header and size, 0 where the depth is invalid; docs/confidence.md), computed only while it has "
+        "subscribers.",
+        APPLY_LIVE,
+    ),
+    ParamSpec(
+        "point_cloud_confidence",
+        bool,
+        False,
+        "Add a float32 'confidence' field (the point's pixel's confidence) to depth_sr/points.",
+        APPLY_LIVE,
+    ),
+    ParamSpec(
+        "min_confidence",
+        float,
+        0.0,
+        "Output pixels whose confidence is below it are invalid in depth_sr/image (NaN in 32FC1, 0 in "
+        "16UC1, REP 118) and NaN in depth_sr/points; 0 keeps every pixel. 0.5 keeps predicted errors under "
+        "3.5 cm (docs/confidence.md).",
+        APPLY_LIVE,
+        value_range=(0.0, 1.0),
+    ),
+    ParamSpec(
         "queue_size",
         int,
         10,
@@ -367,6 +393,9 @@ LAUNCH_PARAMETERS = (
     "output_encoding",
     "publish_points",
     "point_cloud_rgb",
+    "publish_confidence",
+    "point_cloud_confidence",
+    "min_confidence",
     "input_mode",
     "rgb_transport",
     "depth_transport",

@@ -13,8 +13,9 @@ Runtime changes (`plan_change`) follow one policy, by the parameter's `apply` cl
   and swaps it in between two frames. If the build fails (missing weights, no CUDA, engine
   build error) the change is rejected with the build error as its reason and the old pipeline
   keeps running.
-- `APPLY_LIVE` (output_encoding, publish_points, point_cloud_rgb, point_stride, assume_registered,
-  tf_timeout, max_image_pixels): applied from the next frame on.
+- `APPLY_LIVE` (output_encoding, publish_points, point_cloud_rgb, point_stride, publish_confidence,
+  point_cloud_confidence, min_confidence, assume_registered, tf_timeout, max_image_pixels):
+  applied from the next frame on.
 - `APPLY_ON_ACTIVATE` (queue_size, slop, exact_sync, input_mode, rgb_transport,
   depth_transport, health_period, registration): read when the node activates, because they shape the
   subscriptions and timers. While the node is active a change is refused with a reason that
@@ -53,12 +54,13 @@ __all__ = [  # the table's names, so that `parameters` stays the one module to i
     "LAUNCH_PARAMETERS", "NETWORK_BACKBONES", "PARAMETERS", "PARAMETER_BY_NAME", "SCALES", "ChangePlan",
     "NodeParams", "ParamSpec", "ParameterRejected", "launch_overrides", "output_config", "parameters_yaml",
     "parse_launch_value", "plan_change", "render_parameters_yaml", "resolve_device", "sr_config", "validated",
-    "want_points",
+    "want_confidence", "want_points",
 ]
 
 
 # APPLY_LIVE parameters the FrameProcessor holds: a change gives the node a new one (`set_output`)
-OUTPUT_PARAMETERS = ("output_encoding", "point_cloud_rgb", "point_stride", "assume_registered", "max_image_pixels")
+OUTPUT_PARAMETERS = ("output_encoding", "point_cloud_rgb", "point_stride", "assume_registered", "max_image_pixels",
+                     "min_confidence", "point_cloud_confidence")
 
 
 class ParameterRejected(ValueError):
@@ -85,6 +87,9 @@ class NodeParams:
     publish_points: bool
     point_cloud_rgb: bool
     point_stride: int
+    publish_confidence: bool
+    point_cloud_confidence: bool
+    min_confidence: float
     queue_size: int
     slop: float
     exact_sync: bool
@@ -249,6 +254,13 @@ def want_points(params: NodeParams, subscriber_count: int) -> bool:
     return params.publish_points and subscriber_count > 0
 
 
+def want_confidence(params: NodeParams, subscriber_count: int) -> bool:
+    """Build (and publish) the confidence image only when it is enabled and somebody listens.
+    (The FrameProcessor computes the confidence on its own for `min_confidence` and the cloud's
+    confidence field.)"""
+    return params.publish_confidence and subscriber_count > 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Parameters -> core configuration
 
@@ -295,4 +307,6 @@ def output_config(params: NodeParams) -> Any:
         point_cloud_rgb=params.point_cloud_rgb,
         point_stride=params.point_stride,
         assume_registered=params.assume_registered,
+        min_confidence=params.min_confidence,
+        point_cloud_confidence=params.point_cloud_confidence,
     )

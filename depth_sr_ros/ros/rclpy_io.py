@@ -87,7 +87,7 @@ def _overridable() -> Any:
 
 
 class Outputs:
-    """The three lifecycle publishers; `publish` returns the milliseconds rclpy took."""
+    """The lifecycle publishers of the outputs; `publish` returns the milliseconds rclpy took."""
 
     def __init__(self, node: Any) -> None:
         from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -102,20 +102,28 @@ class Outputs:
         self.points = node.create_lifecycle_publisher(
             PointCloud2, topics.OUT_POINTS, output_qos(), qos_overriding_options=_overridable()
         )
+        self.confidence = node.create_lifecycle_publisher(
+            Image, topics.OUT_CONFIDENCE, output_qos(), qos_overriding_options=_overridable()
+        )
 
     def points_wanted(self) -> bool:
         return bool(self.points.get_subscription_count() > 0)
 
-    def publish(self, image: Any, info: Any, points: Any | None) -> float:
+    def confidence_wanted(self) -> bool:
+        return bool(self.confidence.get_subscription_count() > 0)
+
+    def publish(self, image: Any, info: Any, points: Any | None, confidence: Any | None = None) -> float:
         start = time.perf_counter()
         self.image.publish(image)
         self.info.publish(info)
         if points is not None:
             self.points.publish(points)
+        if confidence is not None:
+            self.confidence.publish(confidence)
         return (time.perf_counter() - start) * 1000.0
 
     def destroy(self) -> None:
-        for publisher in (self.image, self.info, self.points):
+        for publisher in (self.image, self.info, self.points, self.confidence):
             self._node.destroy_lifecycle_publisher(publisher)
 
 

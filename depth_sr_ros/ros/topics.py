@@ -15,6 +15,7 @@ LIDAR_POINTS = "lidar/points"
 OUT_IMAGE = "depth_sr/image"
 OUT_INFO = "depth_sr/camera_info"
 OUT_POINTS = "depth_sr/points"
+OUT_CONFIDENCE = "depth_sr/confidence"  # 32FC1 in [0, 1] beside depth_sr/image (docs/confidence.md)
 
 INPUT_MODES = ("depth", "unaligned_depth", "lidar")
 TF_INPUT_MODES = ("unaligned_depth", "lidar")  # the depth source's pose comes from TF
@@ -55,8 +56,8 @@ def transport_topic(resolved_base: str, transport: str) -> str:
     return resolved_base if transport == "raw" else f"{resolved_base}/{transport}"
 
 
-def output_topics() -> tuple[str, str, str]:
-    return (OUT_IMAGE, OUT_INFO, OUT_POINTS)
+def output_topics() -> tuple[str, ...]:
+    return (OUT_IMAGE, OUT_INFO, OUT_POINTS, OUT_CONFIDENCE)
 
 
 _TOPIC_NAME = re.compile(r"^~?/?[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*$")

@@ -109,6 +109,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        default=REPLAY_OUTPUT.output_encoding)
     add_points_argument(parser)
     add_table_argument(parser, "--point-stride", "point_stride", "keep every n-th row/column in the cloud")
+    add_table_argument(parser, "--min-confidence", "min_confidence",
+                       "the node's min_confidence: output pixels whose confidence is below it are invalid in the "
+                       "written depth and cloud (0 in 16UC1, NaN in 32FC1 and the cloud), and the metrics score the "
+                       "pixels kept; 0 keeps every pixel (docs/confidence.md)")
     add_table_argument(parser, "--max-image-pixels", "max_image_pixels",
                        "largest image (width x height) an input Image, compressed image header or CameraInfo may "
                        "claim; larger ones are skipped as oversize before anything is decoded")
@@ -169,7 +173,7 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         sr=SRConfig(scale=args.scale, backbone=args.backbone, weights=args.weights, min_depth=NODE.min_depth,
                     max_depth=NODE.max_depth),
         output=OutputConfig(args.output_encoding, point_stride=args.point_stride,
-                            assume_registered=args.assume_registered),
+                            assume_registered=args.assume_registered, min_confidence=args.min_confidence),
         queue_size=args.queue_size,
         slop_s=args.slop,
         exact_sync=args.exact_sync,
