@@ -147,6 +147,26 @@ def test_frozen_keeps_the_estimate_and_stops_estimating() -> None:
     assert online.status().frozen and online.status().applied
 
 
+def test_an_estimate_that_ends_after_freezing_is_not_adopted() -> None:
+    online, window, _ = _run(budget=1.0, count=300)
+    applied = online.residual()
+    assert applied is not None
+    finish = window.update
+
+    def moved() -> RegistrationEstimate:  # freezing arrives while this estimate runs
+        online.frozen = True
+        result = finish()
+        result.params = np.array([0.09, 0.0, 0.0, 0.0, 0.0, 0.0])
+        return result
+
+    window.update = moved  # type: ignore[method-assign]
+    online._since_update = online.config.update_every
+    online.frozen = False
+    online.clocks.wall.now += 3600.0  # type: ignore[attr-defined]
+    assert online.step()
+    np.testing.assert_array_equal(online.residual().translation, applied.translation)
+
+
 @pytest.mark.parametrize("mode", ["none", "tf"])
 def test_modes_without_an_estimate(mode: str) -> None:
     wall, cpu = _FakeClock(), _FakeClock()
