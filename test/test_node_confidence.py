@@ -166,3 +166,47 @@ class _NoLog:
         raise AssertionError(message)
 
     warning = error = info
+
+
+# ---------------------------------------------------------------------------- replay parity
+
+
+def test_replay_min_confidence_gives_the_nodes_depth(tmp_path):
+    """`depth-sr replay --min-confidence` and the node's frame path with `min_confidence` publish
+    the same depth for the same recorded frame (the pixels below it invalid in both)."""
+    import argparse
+
+    from depth_sr_ros.replay import sample_bag
+    from depth_sr_ros.replay.bag_io import BagReader
+    from depth_sr_ros.tools import replay as replay_tool
+
+    threshold, bag = 0.3, tmp_path / "bag"
+    sample_bag.build_sample_bag(bag)
+    parser = argparse.ArgumentParser()
+    replay_tool.add_arguments(parser)
+    args = parser.parse_args([str(bag), "--out", str(tmp_path / "out"), "--backbone", "guided_filter",
+                              "--output-encoding", "32FC1", "--min-confidence", str(threshold), "--max-frames", "1",
+                              "--no-previews", "--no-progress"])
+    assert args.min_confidence == threshold
+    assert replay_tool.run(args) == 0
+    with BagReader(tmp_path / "out" / "sr_bag") as reader:
+        (replayed,) = [record.message for record in reader.records(["/depth_sr/image"])]
+
+    inputs = (sample_bag.RGB_TOPIC, sample_bag.RGB_INFO_TOPIC, sample_bag.DEPTH_TOPIC, sample_bag.DEPTH_INFO_TOPIC)
+    with BagReader(bag) as reader:
+        first: dict = {}
+        for record in reader.records(inputs):
+            first.setdefault(record.topic, record.message)
+    handler = _handler()
+    handler.rgb_infos.put(first[sample_bag.RGB_INFO_TOPIC])
+    handler.depth_infos.put(first[sample_bag.DEPTH_INFO_TOPIC])
+    processor = _processor(backbone="guided_filter", min_confidence=threshold)
+    result = handler.handle(processor, FrameInputs(first[sample_bag.RGB_TOPIC], first[sample_bag.DEPTH_TOPIC]),
+                            False, lambda *_: None, want_confidence=True)
+    node_depth, replay_depth = depth_from_image(result.messages.image), depth_from_image(replayed)
+    assert result.messages.image.header.stamp == replayed.header.stamp
+    low = confidence_values(result.messages.confidence) < threshold
+    assert low.any() and (~low).any()
+    np.testing.assert_array_equal(np.isnan(node_depth), low)
+    np.testing.assert_array_equal(np.isnan(replay_depth), low)
+    np.testing.assert_array_equal(replay_depth[~low], node_depth[~low])
