@@ -52,3 +52,27 @@ def test_evaluate_flag_mistakes_are_one_line(flags: list[str], shared_data, caps
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("--baseline" in err or "--registration" in err)
+
+
+def _evaluate(shared_data, tmp_path, name: str, *flags: str) -> dict:
+    """`depth-sr evaluate` (bicubic, x4) of 10 held-out rgbdd_dev frames spread over the day."""
+    import json
+
+    names = sorted(p.stem for p in (shared_data / "rgbdd_dev" / "depth").glob("20200605*.png"))
+    scenes = ",".join(names[int(i)] for i in np.linspace(0, len(names) - 1, 10).round())
+    out = tmp_path / f"{name}.json"
+    assert main(["evaluate", "--data", str(shared_data / "rgbdd_dev"), "--scale", "4", "--backbone", "bicubic",
+                 "--scenes", scenes, "--json", str(out), "--no-progress", *flags]) == 0
+    return json.loads(out.read_text())
+
+
+def test_evaluate_registers_by_default_and_leaves_registered_inputs_alone(shared_data, tmp_path) -> None:
+    unregistered = _evaluate(shared_data, tmp_path, "none", "--degrade", "parallax", "--registration", "none")
+    default = _evaluate(shared_data, tmp_path, "default", "--degrade", "parallax")
+    assert default["degrade"] == "parallax+registration_auto", default["registration"]
+    assert default["registration"].endswith("; applied")
+    assert default["methods"]["bicubic"]["rmse"] < 0.4 * unregistered["methods"]["bicubic"]["rmse"]
+    plain, as_made = _evaluate(shared_data, tmp_path, "plain"), _evaluate(shared_data, tmp_path, "as_made",
+                                                                          "--registration", "none")
+    assert plain["degrade"] == as_made["degrade"] == "bicubic" and "not applied" in plain["registration"]
+    assert plain["methods"]["bicubic"]["rmse"] == as_made["methods"]["bicubic"]["rmse"]

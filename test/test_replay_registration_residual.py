@@ -114,20 +114,22 @@ def bags(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "parallax": _write_bag(root / "parallax", Parallax(BASELINE_M))}
 
 
-def _config(bag: Path, out: Path, mode: str, extrinsic: Extrinsic | None = None) -> ReplayConfig:
+def _config(bag: Path, out: Path, mode: str | None = None, extrinsic: Extrinsic | None = None) -> ReplayConfig:
+    """The replay of `bag` with `--registration mode` (None: the default)."""
+    chosen = {"registration": mode} if mode is not None else {}
     return ReplayConfig(bag=bag, out_dir=out, rgb_topic=RGB, rgb_info_topic=RGB_INFO, depth_topic=DEPTH,
                         depth_info_topic=DEPTH_INFO, gt_topic=GT, sr=SRConfig(scale=SCALE, backbone="bicubic"),
-                        previews=False, progress=False, registration=mode, extrinsic=extrinsic)
+                        previews=False, progress=False, extrinsic=extrinsic, **chosen)
 
 
-def _cli_config(bag: Path, out: Path, mode: str) -> ReplayConfig:
-    """The same replay as `depth-sr replay` builds it from its flags."""
+def _cli_config(bag: Path, out: Path, mode: str | None = None) -> ReplayConfig:
+    """The same replay as `depth-sr replay` builds it from its flags (mode None: no --registration)."""
     parser = argparse.ArgumentParser()
     replay_tool.add_arguments(parser)
     return replay_tool.config_from_args(parser.parse_args([
         str(bag), "--out", str(out), "--rgb-topic", RGB, "--rgb-info-topic", RGB_INFO, "--depth-topic", DEPTH,
         "--depth-info-topic", DEPTH_INFO, "--gt-topic", GT, "--backbone", "bicubic", "--scale", str(SCALE),
-        "--registration", mode, "--no-previews", "--no-progress"]))
+        "--no-previews", "--no-progress"] + (["--registration", mode] if mode is not None else [])))
 
 
 def _replay(config: ReplayConfig) -> tuple[float, dict]:
@@ -145,11 +147,12 @@ def test_auto_registers_a_sensor_beside_the_camera_and_leaves_registered_depth(b
     unregistered, _ = _replay(_config(bags["parallax"], tmp_path / "par_none", "none"))
     assert unregistered > 3 * reference  # the simulation bites: edges displaced by f * B / Z
 
-    registered_auto, kept = _replay(_config(bags["registered"], tmp_path / "reg_auto", "auto"))
-    assert kept["applied"] is False and kept["pairs_used"] == FRAMES, kept
+    registered_auto, kept = _replay(_config(bags["registered"], tmp_path / "reg_auto"))  # auto by default
+    assert kept["mode"] == "auto" and kept["applied"] is False and kept["pairs_used"] == FRAMES, kept
     assert registered_auto == pytest.approx(reference, rel=1e-6)  # correctly registered input unchanged
 
-    fixed, estimate = _replay(_cli_config(bags["parallax"], tmp_path / "par_auto", "auto"))
+    fixed, estimate = _replay(_cli_config(bags["parallax"], tmp_path / "par_auto"))  # the CLI's default: auto
+    assert estimate["mode"] == "auto"
     assert estimate["applied"] is True and estimate["status"] == "ok", estimate
     assert np.abs(np.array(estimate["params"][:2]) - BASELINE_M[:2]).max() < 0.004, estimate
     assert all(s > 0 for s in estimate["std"][:2])
@@ -169,6 +172,16 @@ def test_tf_prefers_the_extrinsic_flag_and_without_either_applies_nothing(bags, 
     with BagReader(bags["registered"]) as reader:  # no /tf_static
         residual = decide_residual(reader, _config(bags["registered"], tmp_path, "tf"), None)
     assert residual.extrinsic is None and residual.report["applied"] is False
+
+
+def test_auto_spreads_its_window_over_the_bag_and_needs_enough_views(bags, tmp_path: Path) -> None:
+    """A window of 3 over the 10 pairs takes every 3rd pair; 3 views are too few to apply anything."""
+    with BagReader(bags["parallax"]) as reader:
+        residual = decide_residual(reader, _config(bags["parallax"], tmp_path), None, window=3)
+    report = residual.report
+    assert report["every_nth_pair"] == FRAMES // 3 and report["pairs_used"] == 3, report
+    assert residual.extrinsic is None and report["applied"] is False and report["status"] == "unconstrained"
+    assert any("distinct views" in note for note in report["notes"]), report
 
 
 def test_a_bad_registration_mode_is_a_usage_error(bags, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from conftest import require_shared
 
+from depth_sr_ros.core.registration_estimate import EstimateConfig, view_labels
 from depth_sr_ros.core.registration_window import SelfRegistration
 from depth_sr_ros.core.reprojection import (
     assumed_intrinsics,
@@ -139,6 +140,23 @@ def test_a_flat_scene_is_unconstrained_and_keeps_the_last_good_estimate(rgbdd) -
     assert "flat" in " ".join(result.notes)
     assert np.array_equal(registration.current.params, good)
     assert registration.apply(wall, camera) is not wall  # the last good estimate is still applied
+
+
+def test_a_window_of_few_distinct_views_is_unconstrained(rgbdd) -> None:
+    """The window repeats 3 frames 10 times each (a camera standing still): 3 views, not 30
+    frames; the jackknife over them would understate the uncertainty, so nothing is applied."""
+    truth = np.array([0.03, 0.01, 0.0, 0.0, 0.0, 0.0])
+    registration = SelfRegistration()
+    for frame in rgbdd[:3]:
+        lr = _sensor_lr(frame.depth, truth)
+        camera = assumed_intrinsics(lr.shape[1] * SCALE, lr.shape[0] * SCALE)
+        for _ in range(10):
+            registration.add(frame.rgb[: camera.height, : camera.width], lr, camera)
+    assert list(view_labels(list(registration.frames), EstimateConfig())) == [0] * 10 + [1] * 10 + [2] * 10
+    result = registration.update()
+    assert result.status == "unconstrained"
+    assert "3 distinct views" in " ".join(result.notes)
+    assert registration.current is None and not result.significant
 
 
 def test_frames_that_disagree_are_rejected(nyu) -> None:

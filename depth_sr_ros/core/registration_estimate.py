@@ -42,8 +42,12 @@ class EstimateConfig:
     solve: the parameters to try beyond (tx, ty) (dropped when not constrained); max_std_m: (tx,
     ty) are constrained when their standard deviations are within this (metres); max_extra_std_m:
     the `solve` ones are kept when theirs, in metres of equivalent displacement at the contours'
-    median depth, are within this; min_points, min_frames: fewer contour points per
-    frame / usable frames -> unconstrained; outlier_z: robust z-score of its own translation beyond
+    median depth, are within this; min_points: fewer contour points -> the frame is not used;
+    min_views: fewer distinct views among the frames kept -> unconstrained (`view_labels`: frames
+    whose contours fall in the same cells of `view_cell_px` colour pixels, Jaccard overlap at least
+    `same_view_overlap`, are one view: a camera standing still, a depth image repeated; the
+    jackknife over a few views underestimates the spread: the 4 TUM frames, 3 views, gave
+    +-0.8 mm for scenes whose own estimates lie 15 mm apart, docs/registration.md); outlier_z: robust z-score of its own translation beyond
     which a frame is dropped; min_contrast: a frame is dropped when its score at the estimate is
     less than this times its mean score contrast_offset_m away (`frame_contrast`: its colour does
     not show its depth; 1.02-1.08 for mismatched NYU frames, 1.25-1.9 for matched ones); min_edge: the least normalised colour gradient that counts as an edge; groups: of the
@@ -58,7 +62,9 @@ class EstimateConfig:
     max_std_m: float = 0.004
     max_extra_std_m: float = 0.002
     min_points: int = 40
-    min_frames: int = 3
+    min_views: int = 8
+    view_cell_px: float = 8.0
+    same_view_overlap: float = 0.5
     outlier_z: float = 3.5
     min_contrast: float = 1.15
     contrast_offset_m: float = 0.02
@@ -247,12 +253,40 @@ def robust_inliers(values: np.ndarray, z_max: float, floor: float) -> np.ndarray
     return finite & np.all(np.abs(values - median) <= z_max * spread, axis=1)
 
 
+def _contour_cells(frame: FrameFeatures, cell_px: float) -> np.ndarray:
+    """The cells (`cell_px` colour pixels square) the frame's contours fall in, as sorted keys."""
+    u, v = _pixels(frame, np.zeros(6))
+    ok = np.isfinite(u) & np.isfinite(v)
+    return np.unique(np.floor(v[ok] / cell_px).astype(np.int64) * (1 << 20) + np.floor(u[ok] / cell_px).astype(np.int64))
+
+
+def view_labels(frames: Sequence[FrameFeatures], config: EstimateConfig) -> np.ndarray:
+    """Per frame, the index of its view: a frame joins the first earlier view whose first frame's
+    contour cells overlap its own by a Jaccard index of at least `same_view_overlap` (the same
+    scene from the same place), else starts a new one."""
+    leaders: list[np.ndarray] = []
+    labels = np.zeros(len(frames), dtype=int)
+    for index, frame in enumerate(frames):
+        cells = _contour_cells(frame, config.view_cell_px)
+        for view, lead in enumerate(leaders):
+            union = np.union1d(cells, lead).size
+            if union and np.intersect1d(cells, lead).size / union >= config.same_view_overlap:
+                labels[index] = view
+                break
+        else:
+            labels[index] = len(leaders)
+            leaders.append(cells)
+    return labels
+
+
 def _solve(frames: Sequence[FrameFeatures], start: np.ndarray, active: list[int],
-           config: EstimateConfig) -> tuple[np.ndarray, np.ndarray]:
+           config: EstimateConfig, views: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The refined parameters over `frames` and their grouped-jackknife standard deviations (NaN
-    for the inactive ones)."""
+    for the inactive ones); `views`: each frame's view (`view_labels`), never split across groups."""
     params = refine(frames, start, active, config)
-    groups = [g for g in np.array_split(np.arange(len(frames)), min(config.groups, len(frames))) if g.size]
+    distinct = np.unique(views)
+    groups = [np.flatnonzero(np.isin(views, chunk))
+              for chunk in np.array_split(distinct, min(config.groups, distinct.size)) if chunk.size]
     samples = []
     for group in groups:
         rest = [f for i, f in enumerate(frames) if i not in set(group.tolist())]
@@ -299,22 +333,28 @@ def estimate(frames: Sequence[FrameFeatures], config: EstimateConfig = EstimateC
                                     len(usable), rejected, notes=notes + [reason],
                                     significant=bool(previous and previous.significant))
 
-    if len(usable) < config.min_frames:
-        return unconstrained(f"{len(usable)} frames with depth contours; at least {config.min_frames} needed "
-                             "(a flat scene does not constrain the registration)")
+    if len(usable) < config.min_views:
+        return unconstrained(f"{len(usable)} frames with depth contours; at least {config.min_views} distinct views "
+                             "needed (too few frames, or a flat scene: it does not constrain the registration)")
+    seen = np.unique(view_labels(usable, config)).size
+    if seen < config.min_views:
+        return unconstrained(f"{len(usable)} frames with depth contours from {seen} distinct views; at least "
+                             f"{config.min_views} needed")
     params = refine(usable, coarse_search(usable, config), [0, 1], config)
     inliers = robust_inliers(frame_shifts(usable, params, config), config.outlier_z, config.max_std_m / 2)
     inliers &= np.array([frame_contrast(f, params, config.contrast_offset_m) for f in usable]) >= config.min_contrast
     kept = [f for f, ok in zip(usable, inliers) if ok]
     rejected = len(usable) - len(kept)
-    if len(kept) < config.min_frames:
-        return unconstrained(f"only {len(kept)} frames agree on the registration", rejected)
+    views = view_labels(kept, config)
+    if np.unique(views).size < config.min_views:
+        return unconstrained(f"{len(kept)} frames agree on the registration, from {np.unique(views).size} distinct "
+                             f"views; at least {config.min_views} needed", rejected)
     depth_m = float(np.median(np.concatenate([f.contours.points[:, 2] for f in kept])))
-    params, std = _solve(kept, params, [0, 1], config)
+    params, std = _solve(kept, params, [0, 1], config, views)
     solved: tuple[str, ...] = ("tx", "ty")
     extra = [PARAM_NAMES.index(name) for name in config.solve if name not in solved]
     if extra:
-        full, full_std = _solve(kept, params, [0, 1] + extra, config)
+        full, full_std = _solve(kept, params, [0, 1] + extra, config, views)
         if np.all(_metres(full_std, depth_m)[[0, 1] + extra] <= config.max_extra_std_m):
             params, std, solved = full, full_std, ("tx", "ty") + tuple(PARAM_NAMES[j] for j in extra)
         else:

@@ -66,8 +66,13 @@ class SelfRegistration:
             self.current = self.last
         return self.last
 
+    @property
+    def applies(self) -> bool:
+        """Whether `apply` registers: there is a current estimate and it is significant."""
+        return self.current is not None and self.current.significant
+
     def apply(self, depth: np.ndarray, intrinsics: Any) -> np.ndarray:
         """`depth` registered with the current estimate when it is significant, else `depth` itself."""
-        if self.current is None or not self.current.significant:
+        if self.current is None or not self.applies:
             return depth
         return register_residual(depth, intrinsics, self.current.extrinsic, self.config.supersample)

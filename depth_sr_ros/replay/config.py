@@ -77,7 +77,7 @@ class ReplayConfig:
     lidar_topic: str = ""  # PointCloud2 in place of depth_topic (depth_info_topic unused)
     unaligned_depth: bool = False  # depth in its own frame: registered with `extrinsic` or TF
     extrinsic: Extrinsic | None = None  # LiDAR/depth frame -> RGB optical frame; None: the bag's /tf_static, /tf
-    registration: str = "none"  # residual of depth labelled registered: none, tf (--extrinsic), auto (replay/residual.py)
+    registration: str = "auto"  # residual of depth labelled registered: none, tf (--extrinsic), auto (replay/residual.py)
 
     def __post_init__(self) -> None:
         """UsageError for settings that cannot work together (flag names as `depth-sr replay`'s)."""

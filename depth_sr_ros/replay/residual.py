@@ -1,17 +1,19 @@
 """`depth-sr replay --registration none|tf|auto`: the residual registration of depth labelled as
 registered to the colour camera, decided once before the replay.
 
-- `none`: the depth is taken as labelled (the default).
+- `none`: the depth is taken as labelled.
 - `tf`: the residual as given: `--extrinsic`, else the recording's /tf_static from the colour
   frame to the depth sensor (the depth image's frame when it names another, else
   `<colour frame>_depth_sensor`, the child of `depth-sr calibrate`'s launch snippet); with
   neither, nothing is applied. Depth from another camera (`registration.py`) is registered with TF or
   `--extrinsic` in every mode, as before.
-- `auto`: the residual is estimated over the window of the first colour/depth pairs, paired the
-  way the replay pairs them (`StampSync`), from colour and depth alone
-  (`core/registration_window.py`), and applied to every frame only when the estimate says it is
-  significant (constrained, beyond 3 standard deviations from identity, moving depth edges by at
-  least one colour pixel). Correctly registered depth is then left as it is.
+- `auto` (the default): the residual is estimated over a window of colour/depth pairs spread
+  evenly over the bag (every n-th pair, paired the way the replay pairs them, `StampSync`), from
+  colour and depth alone (`core/registration_window.py`), and applied to every frame only when the
+  estimate says it is significant (at least 8 distinct views, constrained, beyond 3 standard
+  deviations from identity, moving depth edges by at least one colour pixel). Correctly
+  registered depth is then left as it is (docs/registration.md: registered RGB-D-D, Middlebury,
+  NYU and TUM inputs get no estimate applied).
 
 Frames: the residual maps the depth sensor's optical frame into the colour optical frame,
 `p_colour = R p_depth + t` (metres), applied by `FrameProcessor.process(residual=...)`.
@@ -19,6 +21,7 @@ Frames: the residual maps the depth sensor's optical frame into the colour optic
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -105,8 +108,9 @@ def _estimated(reader: BagReader, config: ReplayConfig, realsense: RealSenseStre
     skipped: Counter[str] = Counter()
     intrinsics = _colour_intrinsics(reader, config, realsense)
     used = 0
+    stride = _stride(reader, config, window)
     if intrinsics is not None:
-        for pair in _pairs(reader, config, realsense):
+        for pair in itertools.islice(_pairs(reader, config, realsense), 0, None, stride):
             try:
                 rgb = rgb_from_image(pair.rgb.payload, config.max_image_pixels)
                 depth = depth_from_image(pair.depth.payload, config.max_image_pixels)
@@ -120,20 +124,32 @@ def _estimated(reader: BagReader, config: ReplayConfig, realsense: RealSenseStre
             used += 1
             if used >= window:
                 break
-    report: dict[str, Any] = {"mode": "auto", "window": window, "pairs_used": used, "pairs_skipped": dict(skipped)}
+    report: dict[str, Any] = {"mode": "auto", "window": window, "every_nth_pair": stride, "pairs_used": used,
+                              "pairs_skipped": dict(skipped)}
     if used == 0:
         LOG.warning("--registration auto: no usable colour/depth pair (colour CameraInfo %s, skipped %s); "
                     "the depth is taken as labelled", "missing" if intrinsics is None else "found", dict(skipped))
         return Residual(None, {**report, "applied": False, "status": "no_pairs"})
     result = registration.update()
     current = registration.current
-    applied = current is not None and current.significant
-    LOG.info("--registration auto over the first %d pairs: %s", used, describe(result))
+    applied = registration.applies
+    LOG.info("--registration auto over %d pairs (one in %d): %s", used, stride, describe(result))
     report.update(applied=applied, status=result.status, solved=list(result.solved),
                   params=_rounded(result.params), std=_rounded(result.std), shift_px=round(float(result.shift_px), 3),
-                  frames_used=result.frames_used, frames_rejected=result.frames_rejected,
+                  frames_used=result.frames_used, frames_rejected=result.frames_rejected, notes=list(result.notes),
                   units="params, std: tx ty tz metres, rx ry rz radians (depth optical -> colour optical)")
     return Residual(current.extrinsic if current is not None and applied else None, report)
+
+
+def _stride(reader: BagReader, config: ReplayConfig, window: int) -> int:
+    """Every how many pairs the window takes one, to spread it over the pairs the replay processes
+    (the bag's declared message counts; `--max-frames` when smaller): a camera standing still at
+    the start of a recording gives one view, not `window` (`EstimateConfig.min_views`)."""
+    counts = reader.topics()
+    pairs = min(counts.get(config.rgb_topic, ("", 0))[1], counts.get(config.depth_topic, ("", 0))[1])
+    if config.max_frames:
+        pairs = min(pairs, config.max_frames)
+    return max(1, pairs // window)
 
 
 def _colour_intrinsics(reader: BagReader, config: ReplayConfig, realsense: RealSenseStreams | None

@@ -79,10 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "metres (x right, y down, z forward; default 0.03 0.01 0)")
     parser.add_argument("--rotation", type=float, nargs=3, metavar=("RX", "RY", "RZ"),
                         help="with --degrade parallax: the depth sensor's rotation vector in degrees (default 0 0 0)")
-    parser.add_argument("--registration", choices=("none", "tf", "auto"), default="none",
-                        help="auto: estimate the depth sensor's residual extrinsic from colour and input depth (no "
-                        "ground truth) and register every input with it; tf (with --degrade parallax): register "
-                        "with the simulated sensor's true pose (eval/registration.py)")
+    parser.add_argument("--registration", choices=("none", "tf", "auto"), default="auto",
+                        help="auto: estimate the depth sensor's residual extrinsic from colour and input depth over "
+                        "30 frames (no ground truth) and register every input with it when significant (registered "
+                        "inputs are left as they are); none: the inputs as made; tf (with --degrade parallax): "
+                        "register with the simulated sensor's true pose (eval/registration.py)")
     parser.add_argument("--split", choices=("heldout", "train", "all"),
                         help="frames of a recognised set to score (default: heldout for a recognised set "
                         "without --scenes, else all)")
@@ -270,7 +271,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         summary[name] = stats
     source = frames[0]["source"] if frames else "bicubic"
     degrade = degradation_label(args.degrade, args.misregistration) or ("depth_lr" if source == "depth_lr" else "bicubic")
-    degrade += f"+registration_{args.registration}" if registration is not None else ""
+    if registration is not None and registration.applies:  # inputs left as made keep their label
+        degrade += f"+registration_{args.registration}"
     classic = get_backbone(backbone).kind == "classic"
     seen = yardsticks.seen_test_frames(backbone, args.scale, weights, classic)
     result = {

@@ -85,11 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extrinsic", type=extrinsic_flag, default=None,
                         help=f"LiDAR (or unaligned depth camera) extrinsic {EXTRINSIC_HELP}; "
                         "default: the bag's /tf_static and /tf")
-    parser.add_argument("--registration", choices=REGISTRATION_MODES, default="none",
+    parser.add_argument("--registration", choices=REGISTRATION_MODES, default="auto",
                         help="residual registration of depth labelled registered to the colour camera: none (as "
                         "labelled), tf (the residual given as --extrinsic, else on /tf_static as depth-sr calibrate's "
-                        "snippet publishes it), auto (estimated "
-                        "over the first 30 pairs from colour and depth alone, applied only when significant; the "
+                        "snippet publishes it), auto (estimated over 30 pairs spread over the bag from colour and "
+                        "depth alone, applied only when significant, so registered depth is left as it is; the "
                         "estimate goes to the log and metrics.json). docs/registration.md")
     parser.add_argument("--gt-topic", default="", help="ground-truth depth Image at the RGB resolution ('' = none)")
     add_table_argument(parser, "--backbone", "backbone", "backbone name, or 'auto' for the best shipped weights")
