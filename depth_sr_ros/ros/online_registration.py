@@ -207,8 +207,9 @@ class OnlineRegistration:
         self._note = "; ".join(result.notes)
         if result.status == "ok" and not self.frozen:  # one frozen while it ran is not adopted
             self._estimate = result
-        if self._on_change is not None and self._in_use() != before:
-            self._on_change(self.status())
+        notify = self._on_change
+        if notify is not None and self._in_use() != before:
+            notify(self.status())
 
     def _in_use(self) -> tuple[tuple[float, ...], bool] | None:
         """The constrained estimate's parameters and whether it is applied (what `on_change` reports)."""
@@ -227,13 +228,15 @@ class OnlineRegistration:
         self._thread = threading.Thread(target=self._loop, name="depth_sr_registration", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Ends the thread after the job in flight (an estimate can take seconds)."""
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Ends the thread after the job in flight (an estimate can take seconds); after `timeout_s`
+        that job is left to end on its own (a daemon thread), and reports nothing more."""
         with self._lock:
             self._running = False
+            self._on_change = None
             self._lock.notify()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout_s)
         self._thread = None
 
     def _loop(self) -> None:

@@ -33,6 +33,7 @@ from depth_sr_ros.ros.parameters import NodeParams
 
 REGISTRATION_TOPIC = "depth_sr/registration"
 LOOKUP_PERIOD_S = 1.0  # seconds between TF lookups of the given residual
+STOP_WAIT_S = 1.0  # seconds deactivation waits for the estimator's job in flight
 
 
 def registration_qos() -> Any:
@@ -99,7 +100,8 @@ class RegistrationIO:
         return self.online.status().diagnostic_values()
 
     def destroy(self) -> None:
-        self.online.stop()
+        """At deactivation: an estimate in flight is not waited for beyond STOP_WAIT_S (it ends on its own)."""
+        self.online.stop(STOP_WAIT_S)
         if self._publisher is not None:
             self._node.destroy_publisher(self._publisher)
         if self._tf_listener is not None:
