@@ -24,10 +24,17 @@ The weights are tuned on the training split of `rgbdd_dev` with the shipped `lit
 (docs/confidence.md: the sweep, the held-out sparsification figures and the command). The
 ordering of pixels (what the sparsification curve scores) depends on the weights only; the
 mapping to [0, 1] (what a `min_confidence` threshold means) on `error_scale_m` as well.
+
+Cost: `ConfidenceEstimator` keeps its H x W float32 working arrays from one frame to the next
+(a fresh multi-megabyte array costs a page fault per 4 KiB page on its first write, which was
+most of the cost) and computes each full-size stage as one OpenCV pass into them, the weights
+and the `-1 / error_scale_m` of the exponent folded into the sums (BENCHMARKS.md, "The
+confidence map's cost"). The module functions build a fresh estimator per call.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -64,88 +71,160 @@ class ConfidenceConfig:
             raise ValueError("invalid_decay_px and error_scale_m must be > 0")
 
 
+class ConfidenceEstimator:
+    """Predicted error and confidence maps of a stream's frames (the module docstring's), reusing
+    five float32 working arrays of the output's size (the padded one: grid x scale) between calls.
+
+    One estimator per stream: a lock serialises calls from several threads. Arguments of every
+    method: `depth_hr` H x W output depth in metres (RGB optical frame), NaN invalid, covering at
+    most `filled_lr`'s grid times `scale` (the pipeline crops the padded grid back to the RGB
+    size); `filled_lr` h x w input depth on the model grid, metres, holes filled (NaN-free);
+    `valid_lr` h x w bool, False where the input was invalid (filled).
+    """
+
+    def __init__(self, config: ConfidenceConfig | None = None) -> None:
+        self.config = config if config is not None else ConfidenceConfig()
+        self._scratch: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def confidence(self, depth_hr: np.ndarray, filled_lr: np.ndarray, valid_lr: np.ndarray,
+                   scale: int) -> np.ndarray:
+        """Confidence in [0, 1] (a new H x W float32 array): `exp(-sigma / error_scale_m)`, 0 where
+        the depth is invalid."""
+        with self._lock:
+            exponent, finite = self._scaled_error(depth_hr, filled_lr, valid_lr, scale,
+                                                  -1.0 / self.config.error_scale_m)
+            confidence = cv2.exp(exponent)
+            if not finite:
+                confidence = cv2.patchNaNs(confidence, 0.0)  # NaN depth, and so NaN sigma
+            return confidence
+
+    def predicted_error(self, depth_hr: np.ndarray, filled_lr: np.ndarray, valid_lr: np.ndarray,
+                        scale: int) -> np.ndarray:
+        """Predicted absolute error `sigma` (metres, a new H x W float32 array); NaN where the
+        depth is not finite."""
+        with self._lock:
+            return self._scaled_error(depth_hr, filled_lr, valid_lr, scale, 1.0)[0].copy()
+
+    def input_confidence(self, depth_hr: np.ndarray, depth_in: np.ndarray, scale: int, min_depth: float,
+                         max_depth: float) -> np.ndarray:
+        """`confidence` from the pipeline's own input: `depth_in` (metres, NaN invalid, registered
+        to the RGB camera, any size of its aspect ratio) is brought to the model grid of the output
+        and its holes filled as `DepthSR.process` does (`core/resample.py`); valid input is depth in
+        [`min_depth`, `max_depth`] (`SRConfig`'s). All zeros when no input pixel is valid. (The
+        pipeline's result carries its own filled grid and mask: `SRResult.filled_lr`, `valid_lr`.)
+        """
+        grid = resample_to_grid(np.asarray(depth_in, dtype=np.float32), depth_hr.shape, scale)
+        with np.errstate(invalid="ignore"):
+            valid = (grid >= min_depth) & (grid <= max_depth)  # False for NaN and inf
+        if not valid.any():
+            return np.zeros(depth_hr.shape, dtype=np.float32)
+        return self.confidence(depth_hr, fill_holes(grid, valid), valid, scale)
+
+    def _scaled_error(self, depth_hr: np.ndarray, filled_lr: np.ndarray, valid_lr: np.ndarray, scale: int,
+                      factor: float) -> tuple[np.ndarray, bool]:
+        """`factor * sigma` in a working array (valid until the next call), and whether the depth
+        was all finite. Each cue is added by one OpenCV pass, its weight times `factor` folded in:
+        `factor * (|depth - smooth| + range_weight * range) + depth * (factor * noise * depth +
+        factor * invalid_rel * nearness)`."""
+        height, width = depth_hr.shape
+        grid_h, grid_w = filled_lr.shape
+        if filled_lr.shape != valid_lr.shape or height > grid_h * scale or width > grid_w * scale:
+            raise ValueError(
+                f"output {depth_hr.shape} does not fit the input grid {filled_lr.shape} x{scale} "
+                f"(validity {valid_lr.shape})"
+            )
+        config = self.config
+        depth = np.ascontiguousarray(depth_hr, dtype=np.float32)
+        finite = _all_finite(depth)
+        if not finite and np.isinf(depth).any():  # +-inf: invalid like NaN, to every cue
+            depth = np.where(np.isinf(depth), np.float32(np.nan), depth)
+        sigma = self._buffer("sigma", (height, width))
+        smooth = self._upsampled(filled_lr, scale, cv2.INTER_CUBIC, (height, width))
+        sigma = cv2.absdiff(depth, smooth, dst=sigma)
+        if config.range_weight:
+            spread = self._local_range(depth, _range_radius(config, scale), finite)
+            sigma = cv2.addWeighted(sigma, factor, spread, factor * config.range_weight, 0.0, dst=sigma)
+        elif factor != 1.0:
+            np.multiply(sigma, np.float32(factor), out=sigma)
+        per_metre = self._per_metre(depth, valid_lr, scale, factor)
+        if per_metre is not None:
+            cv2.accumulateProduct(depth, per_metre, sigma)
+        return sigma, finite
+
+    def _local_range(self, depth: np.ndarray, radius: int, finite: bool) -> np.ndarray:
+        """max - min of the valid depth within a disc of `radius` pixels, in a working array; -inf
+        where the disc holds no valid depth (only over invalid depth, where sigma is NaN anyway)."""
+        kernel = disc_kernel(radius)
+        high = self._buffer("high", depth.shape)
+        low = self._buffer("low", depth.shape)
+        if finite:
+            high = cv2.dilate(depth, kernel, dst=high, borderType=cv2.BORDER_REPLICATE)
+            low = cv2.erode(depth, kernel, dst=low, borderType=cv2.BORDER_REPLICATE)
+        else:
+            # Invalid pixels are -inf to the max and +inf to the min, so they widen no window's range.
+            high = cv2.dilate(self._nan_as(depth, -np.inf), kernel, dst=high, borderType=cv2.BORDER_REPLICATE)
+            low = cv2.erode(self._nan_as(depth, np.inf), kernel, dst=low, borderType=cv2.BORDER_REPLICATE)
+        return cv2.subtract(high, low, dst=high)
+
+    def _per_metre(self, depth: np.ndarray, valid_lr: np.ndarray, scale: int, factor: float) -> np.ndarray | None:
+        """`factor * (noise_m_per_m2 * depth + invalid_rel * nearness)`: the noise and input
+        validity cues divided by the depth, in a working array; None when both are 0."""
+        config = self.config
+        noise = factor * config.noise_m_per_m2
+        out = self._buffer("low", depth.shape)  # the range's minimum is spent by now
+        if config.invalid_rel and not valid_lr.all():
+            near = _nearness_grid(valid_lr, scale, config.invalid_decay_px)
+            near_hr = self._upsampled(near, scale, cv2.INTER_NEAREST, depth.shape)
+            return cv2.addWeighted(depth, noise, near_hr, factor * config.invalid_rel, 0.0, dst=out)
+        if noise:
+            return np.multiply(depth, np.float32(noise), out=out)
+        return None
+
+    def _upsampled(self, grid: np.ndarray, scale: int, interpolation: int, size: tuple[int, ...]) -> np.ndarray:
+        """`grid` resized by `scale` with `interpolation` into the padded working array, cropped to
+        `size` (a view)."""
+        padded = self._buffer("padded", (grid.shape[0] * scale, grid.shape[1] * scale))
+        padded = cv2.resize(np.ascontiguousarray(grid, dtype=np.float32), (padded.shape[1], padded.shape[0]),
+                            dst=padded, interpolation=interpolation)
+        return padded[: size[0], : size[1]]
+
+    def _nan_as(self, depth: np.ndarray, value: float) -> np.ndarray:
+        """`depth` with NaN replaced by `value`, in a working array."""
+        work = self._buffer("work", depth.shape)
+        np.copyto(work, depth)
+        return cv2.patchNaNs(work, value)
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The working array `name` of `shape` (float32), reallocated when the shape changes."""
+        buffer = self._scratch.get(name)
+        if buffer is None or buffer.shape != shape:
+            buffer = self._scratch[name] = np.empty(shape, dtype=np.float32)
+        return buffer
+
+
 def predicted_error(depth_hr: np.ndarray, filled_lr: np.ndarray, valid_lr: np.ndarray, scale: int,
                     config: ConfidenceConfig) -> np.ndarray:
     """Predicted absolute error (metres, H x W float32) of the output depth; NaN where it is NaN.
-
-    depth_hr: H x W output depth in metres, NaN invalid, covering at most `filled_lr`'s grid
-    times `scale` (the pipeline crops the padded grid back to the RGB size).
-    filled_lr: h x w input depth on the model grid, metres, holes filled (NaN-free).
-    valid_lr: h x w bool, False where the input was invalid (filled).
-    """
-    height, width = depth_hr.shape
-    grid_h, grid_w = filled_lr.shape
-    if filled_lr.shape != valid_lr.shape or height > grid_h * scale or width > grid_w * scale:
-        raise ValueError(
-            f"output {depth_hr.shape} does not fit the input grid {filled_lr.shape} x{scale} "
-            f"(validity {valid_lr.shape})"
-        )
-    depth = depth_hr.astype(np.float32, copy=False)
-    smooth = cv2.resize(np.ascontiguousarray(filled_lr, dtype=np.float32), (grid_w * scale, grid_h * scale),
-                        interpolation=cv2.INTER_CUBIC)[:height, :width]
-    sigma = np.subtract(depth, smooth)
-    np.abs(sigma, out=sigma)
-    if config.range_weight:
-        spread = _local_range(depth, _range_radius(config, scale))
-        spread *= np.float32(config.range_weight)
-        sigma += spread
-    if config.noise_m_per_m2:
-        noise = np.square(depth)
-        noise *= np.float32(config.noise_m_per_m2)
-        sigma += noise
-    if config.invalid_rel and not valid_lr.all():
-        near = _nearness_to_invalid(valid_lr, scale, config.invalid_decay_px, (height, width))
-        near *= depth
-        near *= np.float32(config.invalid_rel)
-        sigma += near
-    return sigma
+    Arguments as `ConfidenceEstimator`'s (one made for this call)."""
+    return ConfidenceEstimator(config).predicted_error(depth_hr, filled_lr, valid_lr, scale)
 
 
 def confidence_map(depth_hr: np.ndarray, filled_lr: np.ndarray, valid_lr: np.ndarray, scale: int,
                    config: ConfidenceConfig | None = None) -> np.ndarray:
     """Confidence in [0, 1] (H x W float32) of the output depth: `exp(-sigma / error_scale_m)`
     with `sigma` from `predicted_error` (same arguments), and 0 where the depth is invalid."""
-    config = config if config is not None else ConfidenceConfig()
-    sigma = predicted_error(depth_hr, filled_lr, valid_lr, scale, config)
-    sigma *= np.float32(-1.0 / config.error_scale_m)
-    confidence = cv2.exp(sigma, dst=sigma)
-    if not _all_finite(confidence):
-        confidence[~np.isfinite(confidence)] = 0.0  # NaN depth (and so NaN sigma)
-    return confidence
+    return ConfidenceEstimator(config).confidence(depth_hr, filled_lr, valid_lr, scale)
 
 
 def input_confidence(depth_hr: np.ndarray, depth_in: np.ndarray, scale: int, min_depth: float, max_depth: float,
                      config: ConfidenceConfig | None = None) -> np.ndarray:
-    """`confidence_map` from the pipeline's own input: `depth_in` (metres, NaN invalid, registered
-    to the RGB camera, any size of its aspect ratio) is brought to the model grid of the output
-    and its holes filled as `DepthSR.process` does (`core/resample.py`); valid input is depth in
-    [`min_depth`, `max_depth`] (`SRConfig`'s). All zeros when no input pixel is valid.
-    """
-    grid = resample_to_grid(np.asarray(depth_in, dtype=np.float32), depth_hr.shape, scale)
-    with np.errstate(invalid="ignore"):
-        valid = (grid >= min_depth) & (grid <= max_depth)  # False for NaN and inf
-    if not valid.any():
-        return np.zeros(depth_hr.shape, dtype=np.float32)
-    return confidence_map(depth_hr, fill_holes(grid, valid), valid, scale, config)
+    """`ConfidenceEstimator.input_confidence` with an estimator made for this call."""
+    return ConfidenceEstimator(config).input_confidence(depth_hr, depth_in, scale, min_depth, max_depth)
 
 
 def _range_radius(config: ConfidenceConfig, scale: int) -> int:
     return max(1, round(config.range_radius_lr * scale))
-
-
-def _local_range(depth: np.ndarray, radius: int) -> np.ndarray:
-    """max - min of the valid depth within a disc of `radius` pixels (0 where there is none)."""
-    kernel = disc_kernel(radius)
-    if _all_finite(depth):
-        spread = cv2.dilate(depth, kernel, borderType=cv2.BORDER_REPLICATE)
-        return np.subtract(spread, cv2.erode(depth, kernel, borderType=cv2.BORDER_REPLICATE), out=spread)
-    finite = np.isfinite(depth)
-    # Invalid pixels are -inf to the max and +inf to the min, so they widen no window's range.
-    high = cv2.dilate(np.where(finite, depth, np.float32(-np.inf)), kernel, borderType=cv2.BORDER_REPLICATE)
-    low = cv2.erode(np.where(finite, depth, np.float32(np.inf)), kernel, borderType=cv2.BORDER_REPLICATE)
-    spread = high - low
-    spread[~np.isfinite(spread)] = 0.0  # no valid depth in the window
-    return spread
 
 
 def _all_finite(values: np.ndarray) -> bool:
@@ -153,12 +232,9 @@ def _all_finite(values: np.ndarray) -> bool:
     return bool(np.isfinite(values.min()) and np.isfinite(values.max()))
 
 
-def _nearness_to_invalid(valid_lr: np.ndarray, scale: int, decay_px: float, size: tuple[int, int]) -> np.ndarray:
-    """`exp(-distance / decay_px)` at every output pixel (H x W float32), with `distance` the output
-    pixels from its input pixel to the nearest invalid input pixel, `(grid distance - 0.5) * scale`
-    (0 over an invalid pixel itself), constant over each input pixel's footprint."""
+def _nearness_grid(valid_lr: np.ndarray, scale: int, decay_px: float) -> np.ndarray:
+    """`exp(-distance / decay_px)` at every input (grid) pixel, h x w float32, with `distance` the
+    output pixels from it to the nearest invalid input pixel, `(grid distance - 0.5) * scale`
+    (0 over an invalid pixel itself); upsampled by nearest, constant over each pixel's footprint."""
     grid = cv2.distanceTransform(valid_lr.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    near = np.exp(np.maximum(grid - np.float32(0.5), 0) * np.float32(-scale / decay_px))
-    upsampled = cv2.resize(near, (valid_lr.shape[1] * scale, valid_lr.shape[0] * scale),
-                           interpolation=cv2.INTER_NEAREST)
-    return upsampled[: size[0], : size[1]]
+    return np.exp(np.maximum(grid - np.float32(0.5), 0) * np.float32(-scale / decay_px))

@@ -42,7 +42,7 @@ from depth_sr_ros.core.camera_info import (
     scaled_camera_info_fields,
 )
 from depth_sr_ros.core.cloud_read import points_from_cloud
-from depth_sr_ros.core.confidence import input_confidence
+from depth_sr_ros.core.confidence import ConfidenceEstimator
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.image_msg import (
     ImageFields,
@@ -52,7 +52,7 @@ from depth_sr_ros.core.image_msg import (
     rgb_from_image,
 )
 from depth_sr_ros.core.limits import InputBounds, Size, check_pixels
-from depth_sr_ros.core.pipeline import DepthSR
+from depth_sr_ros.core.pipeline import DepthSR, SRResult
 from depth_sr_ros.core.pointcloud import PointCloudFields, point_cloud_fields
 from depth_sr_ros.core.projection import Extrinsic, ProjectionResult, project_points, register_depth
 from depth_sr_ros.core.reprojection import register_residual
@@ -140,6 +140,7 @@ class FrameProcessor:
         self.pipeline = pipeline
         self.output = output if output is not None else OutputConfig()
         self.bounds = bounds if bounds is not None else InputBounds()
+        self._confidence_estimator = ConfidenceEstimator()  # keeps its working arrays between frames
 
     def process(self, rgb_msg: Any, rgb_info_msg: Any, depth_msg: Any, depth_info_msg: Any | None,
                 want_points: bool, residual: Extrinsic | None = None, want_confidence: bool = False,
@@ -241,7 +242,7 @@ class FrameProcessor:
         result = self.pipeline.process(rgb, depth)
         timings.update(result.timings_ms)
         cloud_confidence = want_points and self.output.point_cloud_confidence
-        confidence = self._confidence(result.depth, depth, timings, want_confidence or cloud_confidence)
+        confidence = self._confidence(result, timings, want_confidence or cloud_confidence)
 
         mark = time.perf_counter()
         height, width = result.depth.shape
@@ -259,18 +260,18 @@ class FrameProcessor:
         timings["total"] = _ms_since(start)
         return FrameOutput(image, camera_info, points, result.depth, timings, confidence=confidence)
 
-    def _confidence(self, depth_hr: np.ndarray, depth_in: np.ndarray, timings: dict[str, float],
-                    wanted: bool) -> np.ndarray | None:
+    def _confidence(self, result: SRResult, timings: dict[str, float], wanted: bool) -> np.ndarray | None:
         """The output's confidence when asked for (`wanted` by the call, or by the OutputConfig;
-        None otherwise); pixels below `min_confidence` are set invalid in `depth_hr` (the
-        pipeline's own array) before anything is encoded."""
+        None otherwise), from the pipeline's filled input grid and mask; pixels below
+        `min_confidence` are set invalid in `result.depth` (the pipeline's own array) before
+        anything is encoded."""
         if not (wanted or self.output.confidence or self.output.min_confidence > 0):
             return None
         mark = time.perf_counter()
-        config = self.pipeline.config
-        confidence = input_confidence(depth_hr, depth_in, self.pipeline.scale, config.min_depth, config.max_depth)
+        confidence = self._confidence_estimator.confidence(result.depth, result.filled_lr, result.valid_lr,
+                                                           self.pipeline.scale)
         if self.output.min_confidence > 0:
-            depth_hr[confidence < self.output.min_confidence] = np.nan
+            result.depth[confidence < self.output.min_confidence] = np.nan
         timings["confidence"] = _ms_since(mark)
         return confidence
 

@@ -71,9 +71,16 @@ class SRConfig:
 
 @dataclass
 class SRResult:
-    """depth: H x W float32 metres, NaN invalid. timings_ms: "preprocess", "network", "postprocess"."""
+    """depth: H x W float32 metres, NaN invalid. timings_ms: "preprocess", "network", "postprocess".
+
+    filled_lr, valid_lr: the input on the model grid as the backbone took it, holes filled (h x w
+    float32 metres), and its validity mask (h x w bool, False where filled); the pipeline's own
+    arrays, not copies (the confidence, `core/confidence.py`, starts from them). Read-only.
+    """
 
     depth: np.ndarray
+    filled_lr: np.ndarray
+    valid_lr: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -164,7 +171,7 @@ class DepthSR:
 
         depth_hr = self._apply_hole_policy(depth_hr, too_far, rgb.shape[:2])
         timings["postprocess"] = _elapsed_ms(start)
-        return SRResult(depth=depth_hr, timings_ms=timings)
+        return SRResult(depth=depth_hr, timings_ms=timings, filled_lr=filled, valid_lr=valid)
 
     def _apply_hole_policy(self, depth_hr: np.ndarray, too_far: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
         """Crop the padded output to `size`, NaN over large input holes and outside the depth range."""
