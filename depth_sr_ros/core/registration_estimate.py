@@ -47,14 +47,18 @@ class EstimateConfig:
     whose contours fall in the same cells of `view_cell_px` colour pixels, Jaccard overlap at least
     `same_view_overlap`, are one view: a camera standing still, a depth image repeated; the
     jackknife over a few views underestimates the spread: the 4 TUM frames, 3 views, gave
-    +-0.8 mm for scenes whose own estimates lie 15 mm apart, docs/registration.md); outlier_z: robust z-score of its own translation beyond
-    which a frame is dropped; min_contrast: a frame is dropped when its score at the estimate is
-    less than this times its mean score contrast_offset_m away (`frame_contrast`: its colour does
-    not show its depth; 1.02-1.08 for mismatched NYU frames, 1.25-1.9 for matched ones); min_edge: the least normalised colour gradient that counts as an edge; groups: of the
-    jackknife; apply_z, min_shift_px: an estimate is applied when some parameter differs from
-    identity by more than apply_z standard deviations and it moves contours by at least
-    min_shift_px colour pixels (1 = a quarter of an input pixel at x4: on correctly registered
-    RGB-D-D frames the estimate itself reaches 0.3-0.8 px, docs/registration.md)."""
+    +-0.8 mm for scenes whose own estimates lie 15 mm apart, docs/registration.md); outlier_z:
+    robust z-score of its own translation beyond which a frame is dropped; min_contrast: a frame
+    is dropped when its score at the estimate is less than this times its mean score
+    contrast_offset_m away (`frame_contrast`: its colour does not show its depth; 1.02-1.08 for
+    mismatched NYU frames, 1.25-1.9 for matched ones); min_edge: the least normalised colour
+    gradient that counts as an edge; groups: of the
+    jackknife; apply_z, min_shift_px, min_shift_input_px: an estimate is applied when some
+    parameter differs from identity by more than apply_z standard deviations and it moves contours
+    by at least min_shift_px colour pixels and min_shift_input_px input depth pixels (0.5 = 2
+    colour pixels at x4: on correctly registered RGB-D-D frames, windows of 30 consecutive ones,
+    the estimate itself reaches 0.5-1.7 colour pixels, and applying it made them worse; a smaller
+    residual is the 0-3 px misregistration the networks are trained with, docs/registration.md)."""
 
     search_m: float = 0.08
     coarse_step_m: float = 0.008
@@ -72,15 +76,18 @@ class EstimateConfig:
     groups: int = 5
     apply_z: float = 3.0
     min_shift_px: float = 1.0
+    min_shift_input_px: float = 0.5
 
 
 @dataclass
 class FrameFeatures:
-    """One frame's contours and colour edges, and the colour intrinsics they are drawn in."""
+    """One frame's contours and colour edges, the colour intrinsics they are drawn in, and the
+    colour pixels per input depth pixel (`input_px`: 4 for depth x4 smaller than the colour)."""
 
     contours: Contours
     edges: EdgeMap
     intrinsics: Any
+    input_px: float = 1.0
 
 
 @dataclass
@@ -366,5 +373,6 @@ def estimate(frames: Sequence[FrameFeatures], config: EstimateConfig = EstimateC
     shift = _contour_shift_px(kept, params)
     active = [PARAM_NAMES.index(name) for name in solved]
     z = np.abs(params[active]) / np.maximum(std[active], 1e-12)
-    significant = bool(np.any(z > config.apply_z) and shift >= config.min_shift_px)
+    least_px = max(config.min_shift_px, config.min_shift_input_px * float(np.median([f.input_px for f in kept])))
+    significant = bool(np.any(z > config.apply_z) and shift >= least_px)
     return RegistrationEstimate(params, std, solved, "ok", len(kept), rejected, shift, significant, notes)

@@ -56,7 +56,8 @@ class SelfRegistration:
     def add(self, rgb: np.ndarray, depth: np.ndarray, intrinsics: Any) -> int:
         """Keep one frame (rgb H x W x 3 uint8, depth h x w metres); returns its contour points."""
         contours = find_contours(depth, intrinsics, self.config.contours)
-        self.frames.append(FrameFeatures(contours, EdgeMap.from_rgb(rgb, self.config.edge_sigma_px), intrinsics))
+        edges = EdgeMap.from_rgb(rgb, self.config.edge_sigma_px)
+        self.frames.append(FrameFeatures(contours, edges, intrinsics, input_px=intrinsics.width / depth.shape[1]))
         return len(contours)
 
     def update(self) -> RegistrationEstimate:
