@@ -69,6 +69,21 @@ def test_record_fields(tiny_run):
     assert lite["weights"] is not None and lite["network_vs_bicubic"] > 0
 
 
+def test_confidence_stage_only_with_the_flag(tiny_run, tmp_path):
+    payload, _ = tiny_run
+    for record in payload["records"]:  # not asked for: not computed, no baseline
+        assert record["stages_ms"]["confidence"] == 0 and record["stage_copy_baseline_ms"]["confidence"] == 0
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--backbones", "bicubic", "--height", str(HEIGHT), "--width", str(WIDTH),
+                              "--scale", str(SCALE), "--frames", "2", "--warmup", "1", "--device", "cpu",
+                              "--points", "none", "--confidence", "--json", str(tmp_path / "bench.json")])
+    assert bench.run(args) == 0
+    (record,) = json.loads((tmp_path / "bench.json").read_text())["records"]
+    assert record["stages_ms"]["confidence"] > 0 and record["stage_copy_baseline_ms"]["confidence"] > 0
+    assert record["bytes"]["confidence"] == 2 * HEIGHT * WIDTH * 4  # the depth read, the confidence written
+
+
 def test_copy_baseline_covers_messages_in_and_out(tiny_run):
     payload, _ = tiny_run
     lr = (HEIGHT // SCALE) * (WIDTH // SCALE)

@@ -15,6 +15,7 @@ here. Stages, in milliseconds:
   preprocess  resampling, hole fill, normalisation, NCHW tensors    (DepthSR)
   network     the backbone (a network via its inference backend, or a classic upsampler)
   postprocess de-normalise, crop, hole policy                       (DepthSR)
+  confidence  per-pixel confidence map; 0 unless --confidence         (FrameProcessor)
   pointcloud  organised PointCloud2 fields                          (FrameProcessor)
   encode      depth -> Image fields, CameraInfo rescaled            (FrameProcessor)
   msg_build   field sets -> Image, CameraInfo, PointCloud2 messages (MessageBuilder)
@@ -24,7 +25,8 @@ is timed R times and its figures are the median of the R run medians (p90 over a
 run, beside every figure: the network against bicubic upsampling of the same frames (the
 `bicubic` backbone's network stage), and every other stage against one numpy copy of the bytes
 that stage reads plus the bytes it writes. The whole-frame copy baseline copies the input
-messages' bytes plus the output messages' bytes (depth image and point cloud). Memory: the
+messages' bytes plus the output messages' bytes (depth image and point cloud). The overhead is
+every stage but the network (the confidence included with `--confidence`). Memory: the
 process's peak RSS after the record, the peak of Python/numpy allocations during one frame
 (tracemalloc; memory held inside ONNX Runtime or torch is not seen by it), and the CUDA peak
 of torch's allocator where a GPU runs (TensorRT's I/O buffers are torch tensors; its own
@@ -79,6 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", choices=POINT_CHOICES, default=DEFAULT_POINTS,
                         help=f"point cloud fields, or none (default {DEFAULT_POINTS}, the node's)")
     add_table_argument(parser, "--point-stride", "point_stride", "point cloud stride")
+    parser.add_argument("--confidence", action="store_true",
+                        help="compute the confidence map every frame (as the node does for a depth_sr/confidence "
+                             "subscriber); its stage is in the overhead")
     parser.add_argument("--untrained", action="store_true",
                         help="time networks without shipped weights at their initial weights (speed only)")
     parser.add_argument("--cache-dir", default=None, help="ONNX/engine cache (default: the node's)")
@@ -200,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     settings = BenchSettings(
         backbones=list(args.backbones), backends=list(args.backends), height=args.height, width=args.width,
         scales=list(args.scale), frames=args.frames, warmup=args.warmup, repeats=args.repeats, precision=args.precision, device=device,
-        points=args.points, point_stride=args.point_stride, untrained=args.untrained,
+        points=args.points, point_stride=args.point_stride, confidence=args.confidence, untrained=args.untrained,
         engine_cache_dir=args.cache_dir, progress=not args.no_progress,
     )
     records, skipped, machine = run_bench(settings)

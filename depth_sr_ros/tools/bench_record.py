@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from depth_sr_ros.tools.bench_frames import SampleFrame
 
-STAGES = ("decode", "preprocess", "network", "postprocess", "pointcloud", "encode", "msg_build")
+STAGES = ("decode", "preprocess", "network", "postprocess", "confidence", "pointcloud", "encode", "msg_build")
 OVERHEAD_STAGES = tuple(s for s in STAGES if s != "network")
 CLASSIC_BACKEND = "numpy"
 
@@ -40,6 +40,7 @@ class BenchSettings:
     device: str = "cpu"
     points: str = "xyzrgb"  # "none", "xyz" or "xyzrgb" (the node's default)
     point_stride: int = 1
+    confidence: bool = False  # compute the confidence map every frame (its stage is 0 otherwise)
     untrained: bool = False
     engine_cache_dir: str | None = None
     progress: bool = True
@@ -74,6 +75,7 @@ def stage_bytes(frame: SampleFrame, out: Any) -> dict[str, int]:
         "decode": rgb_u8 + depth_in + rgb_u8 + lr_f32,
         "preprocess": rgb_u8 + lr_f32 + rgb_u8 * 4 + 2 * lr_f32,
         "postprocess": hr_f32 + hr_f32,
+        "confidence": hr_f32 + hr_f32 if out.confidence is not None else 0,  # depth in, confidence out
         "pointcloud": hr_f32 + (rgb_u8 if coloured else 0) + cloud,
         "encode": hr_f32 + image,
         "msg_build": 2 * (image + cloud),
@@ -102,7 +104,7 @@ def build_processor(backbone: str, backend: str, scale: int, settings: BenchSett
     if settings.engine_cache_dir:
         config = dataclasses.replace(config, engine_cache_dir=settings.engine_cache_dir)
     output = OutputConfig(output_encoding="32FC1", point_cloud_rgb=settings.points == "xyzrgb",
-                          point_stride=settings.point_stride)
+                          point_stride=settings.point_stride, confidence=settings.confidence)
     bounds = InputBounds(max(DEFAULT_MAX_PIXELS, settings.width * settings.height))  # the size asked for
     return FrameProcessor(DepthSR(config), output, bounds)
 
