@@ -137,7 +137,7 @@ class ConfidenceEstimator:
         config = self.config
         depth = np.ascontiguousarray(depth_hr, dtype=np.float32)
         finite = _all_finite(depth)
-        if not finite and np.isinf(depth).any():  # +-inf: invalid like NaN, to every cue
+        if not finite and _has_inf(depth):  # +-inf: invalid like NaN, to every cue
             depth = np.where(np.isinf(depth), np.float32(np.nan), depth)
         sigma = self._buffer("sigma", (height, width))
         smooth = self._upsampled(filled_lr, scale, cv2.INTER_CUBIC, (height, width))
@@ -230,6 +230,11 @@ def _range_radius(config: ConfidenceConfig, scale: int) -> int:
 def _all_finite(values: np.ndarray) -> bool:
     """No NaN or inf, by two reductions (a NaN makes `min` NaN)."""
     return bool(np.isfinite(values.min()) and np.isfinite(values.max()))
+
+
+def _has_inf(values: np.ndarray) -> bool:
+    """Any +-inf, by two NaN-skipping reductions (no mask)."""
+    return bool(np.isinf(np.fmax.reduce(values, axis=None)) or np.isinf(np.fmin.reduce(values, axis=None)))
 
 
 def _nearness_grid(valid_lr: np.ndarray, scale: int, decay_px: float) -> np.ndarray:
