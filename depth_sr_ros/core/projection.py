@@ -85,7 +85,9 @@ class Extrinsic:
         points = np.asarray(points, dtype=np.float64)
         if points.ndim != 2 or points.shape[1] != 3:
             raise ValueError(f"points must be N x 3; got shape {points.shape}")
-        return points @ self.rotation.T + self.translation
+        # einsum, not `points @ R.T`: a tall N x 3 matmul goes to a multi-threaded BLAS whose spinning
+        # threads made it 16x slower (197 vs 12 ms for 196k points) on a busy 2-core machine
+        return np.einsum("nj,ij->ni", points, self.rotation) + self.translation
 
 
 def quaternion_to_matrix(quaternion: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -114,8 +114,7 @@ class RegistrationEstimate:
 
 
 def _transform(points: np.ndarray, params: np.ndarray) -> np.ndarray:
-    extrinsic = extrinsic_from_params(params)
-    return points @ extrinsic.rotation.T + extrinsic.translation
+    return extrinsic_from_params(params).apply(points)
 
 
 def _pixels(frame: FrameFeatures, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
