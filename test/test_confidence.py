@@ -51,19 +51,24 @@ def test_confidence_falls_near_a_depth_step_and_skips_invalid_output():
     assert confidence[20, 2] > 0.99 and confidence[20, 37] > 0.99  # far from it
 
 
-def test_local_range_cue_is_max_minus_min_over_a_disc():
+@pytest.mark.parametrize("scale", [4, 8, 16])  # disc radius 3 (one disc pass), 6 and 12 (by rectangles)
+def test_local_range_cue_is_max_minus_min_over_a_disc(scale):
     lr = np.random.default_rng(2).uniform(1.0, 3.0, (5, 6)).astype(np.float32)
-    depth = cv2.resize(lr, (24, 20), interpolation=cv2.INTER_CUBIC)  # no disagreement: sigma is the range cue alone
+    height, width = 5 * scale, 6 * scale
+    depth = cv2.resize(lr, (width, height), interpolation=cv2.INTER_CUBIC)  # no disagreement: the range cue alone
     depth[7, 9] = np.nan
+    depth[height // 2, width // 2 + 1 :] = np.nan  # a run of invalid pixels across the middle
     config = ConfidenceConfig(range_weight=0.5, noise_m_per_m2=0.0, invalid_rel=0.0)
-    sigma = predicted_error(depth, lr, np.ones(lr.shape, bool), 4, config)
-    radius = round(config.range_radius_lr * 4)
+    sigma = predicted_error(depth, lr, np.ones(lr.shape, bool), scale, config)
+    radius = round(config.range_radius_lr * scale)
     rows, cols = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     disc = [(dy, dx) for dy, dx in zip(rows.ravel(), cols.ravel()) if dy * dy + dx * dx <= radius * radius]
-    for y, x in [(0, 0), (7, 8), (10, 12), (19, 23), (3, 17)]:
-        window = [depth[min(max(y + dy, 0), 19), min(max(x + dx, 0), 23)] for dy, dx in disc]
-        assert sigma[y, x] == pytest.approx(0.5 * (np.nanmax(window) - np.nanmin(window)), abs=1e-6)
-    assert np.isnan(sigma[7, 9])
+    points = [(0, 0), (7, 8), (10, 12), (height - 1, width - 1), (3, width - 7), (height // 2 - 1, width // 2),
+              (height // 2 + radius, width - 1), (height - 2, 1)]
+    for y, x in points:
+        window = [depth[min(max(y + dy, 0), height - 1), min(max(x + dx, 0), width - 1)] for dy, dx in disc]
+        assert sigma[y, x] == pytest.approx(0.5 * (np.nanmax(window) - np.nanmin(window)), abs=1e-6), (y, x)
+    assert np.isnan(sigma[7, 9]) and np.isnan(sigma[height // 2, -1])
 
 
 def test_invalid_input_lowers_confidence_beside_it_only_when_weighted():
