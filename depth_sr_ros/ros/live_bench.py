@@ -49,6 +49,7 @@ class LiveRecord:
     build_ms: float
     publish_ms: float
     stale_pairs: int
+    registration_cpu_share: float = float("nan")  # the estimator's CPU / wall time at the end (registration auto)
 
     @property
     def frame_ms(self) -> float:
@@ -105,6 +106,7 @@ def measure(probe: Any, frame: Any, rate_hz: float, seconds: float, cloud: bool,
     latencies = sorted((arrival - header_ns(msg.header) * 1e-9) * 1000.0 for arrival, msg in items) or [float("nan")]
     statuses = [s for s in statuses if "processing mean (ms)" in s]
     stale = [int(s.get("skipped stale_pair", 0)) for s in statuses]
+    shares = [float(s["registration cpu share"]) for s in statuses if "registration cpu share" in s]
     return LiveRecord(
         rate_in_hz=rate_hz,
         cloud=cloud,
@@ -119,6 +121,7 @@ def measure(probe: Any, frame: Any, rate_hz: float, seconds: float, cloud: bool,
         build_ms=_weighted(statuses, "message build mean (ms)"),
         publish_ms=_weighted(statuses, "publish mean (ms)"),
         stale_pairs=(max(stale) - min(stale)) if stale else 0,
+        registration_cpu_share=shares[-1] if shares else float("nan"),
     )
 
 
