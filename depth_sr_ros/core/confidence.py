@@ -26,8 +26,8 @@ ordering of pixels (what the sparsification curve scores) depends on the weights
 mapping to [0, 1] (what a `min_confidence` threshold means) on `error_scale_m` as well.
 
 Cost: `ConfidenceEstimator` keeps its H x W float32 working arrays from one frame to the next
-(a fresh multi-megabyte array costs a page fault per 4 KiB page on its first write, which was
-most of the cost) and computes each full-size stage as one OpenCV pass into them, the weights
+(a fresh multi-megabyte array costs a page fault per 4 KiB page on its first write) and
+computes each full-size stage as one OpenCV pass into them, the weights
 and the `-1 / error_scale_m` of the exponent folded into the sums (BENCHMARKS.md, "The
 confidence map's cost"). The module functions build a fresh estimator per call.
 """
