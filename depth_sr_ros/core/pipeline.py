@@ -162,21 +162,29 @@ class DepthSR:
             timings["network"] = _elapsed_ms(start)
             start = time.perf_counter()
             depth_hr = self.upsampler.postprocess(output, inputs)
+            owned = True  # a new array: NetworkUpsampler.postprocess clips into one
         else:
             timings["preprocess"] = _elapsed_ms(start)
             start = time.perf_counter()
             depth_hr = self.upsampler.upsample(rgb_padded, filled, valid, self.scale)
+            owned = False
             timings["network"] = _elapsed_ms(start)
             start = time.perf_counter()
 
-        depth_hr = self._apply_hole_policy(depth_hr, too_far, rgb.shape[:2])
+        depth_hr = self._apply_hole_policy(depth_hr, too_far, rgb.shape[:2], owned)
         timings["postprocess"] = _elapsed_ms(start)
         return SRResult(depth=depth_hr, timings_ms=timings, filled_lr=filled, valid_lr=valid)
 
-    def _apply_hole_policy(self, depth_hr: np.ndarray, too_far: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
-        """Crop the padded output to `size`, NaN over large input holes and outside the depth range."""
+    def _apply_hole_policy(self, depth_hr: np.ndarray, too_far: np.ndarray, size: tuple[int, ...],
+                           owned: bool) -> np.ndarray:
+        """Crop the padded output to `size`, NaN over large input holes and outside the depth range.
+        `owned`: `depth_hr` is a new array of the pipeline's own, written in place when nothing is
+        cropped; otherwise (or when it is not float32) the crop is copied first."""
         s = self.scale
-        out = np.array(depth_hr[: size[0], : size[1]], dtype=np.float32)  # own, writable copy
+        if owned and depth_hr.shape == tuple(size) and depth_hr.dtype == np.float32:
+            out = depth_hr
+        else:
+            out = np.array(depth_hr[: size[0], : size[1]], dtype=np.float32)  # own, writable copy
         # min/max tell cheaply whether any pixel leaves the range (a NaN fails the test and is checked too).
         if not (out.min() >= self.config.min_depth and out.max() <= self.config.max_depth):
             with np.errstate(invalid="ignore"):
