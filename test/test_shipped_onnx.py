@@ -29,7 +29,7 @@ from depth_sr_ros.models.weights import card_path, read_card, sha256_file
 from depth_sr_ros.optional import TORCH_INSTALL, MissingExtra
 
 SHIPPED = sorted(path for path in zoo.REPO_MODELS.glob("*.safetensors") if not read_card(path).foundation)
-LITE_SCALES = (4, 8, 16)
+LITE_SCALES = (2, 4, 8, 16)
 
 
 def copy_shipped(name: str, to: Path) -> Path:
