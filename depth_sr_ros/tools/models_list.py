@@ -1,7 +1,7 @@
 """`depth-sr models [--flops] [--json PATH] [--record-fps BENCH.json]`: the backbones, the shipped
 weights with their model card figures, and what `auto` picks per scale and why (`zoo.AUTO_RULE`:
 the most accurate shipped network holding 10 FPS for 640x480 through ONNX Runtime on one CPU thread;
-where none is shipped, as at x2, the classic fallback, said plainly).
+where none qualifies, the classic fallback, said plainly).
 
 Fast by default (no torch, no network built): backbone names come from the node's parameter
 table, weights from the `*.card.json` files the zoo finds (`depth_sr_ros.models.zoo`), each
