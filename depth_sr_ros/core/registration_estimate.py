@@ -55,10 +55,11 @@ class EstimateConfig:
     gradient that counts as an edge; groups: of the
     jackknife; apply_z, min_shift_px, min_shift_input_px: an estimate is applied when some
     parameter differs from identity by more than apply_z standard deviations and it moves contours
-    by at least min_shift_px colour pixels and min_shift_input_px input depth pixels (0.5 = 2
-    colour pixels at x4: on correctly registered RGB-D-D frames, windows of 30 consecutive ones,
-    the estimate itself reaches 0.5-1.7 colour pixels, and applying it made them worse; a smaller
-    residual is the 0-3 px misregistration the networks are trained with, docs/registration.md)."""
+    by at least min_shift_px colour pixels and min_shift_input_px input depth pixels (2 colour
+    pixels at x2 and x4, 4 at x8: on correctly registered RGB-D-D frames, windows of 30
+    consecutive ones, the estimate itself reaches 0.5-1.7 colour pixels, and 1.17 on the x2
+    point-sampled (`nearest`) inputs; applying it made them worse; a smaller residual is the
+    0-3 px misregistration the networks are trained with, docs/registration.md)."""
 
     search_m: float = 0.08
     coarse_step_m: float = 0.008
@@ -75,7 +76,7 @@ class EstimateConfig:
     min_edge: float = 0.12
     groups: int = 5
     apply_z: float = 3.0
-    min_shift_px: float = 1.0
+    min_shift_px: float = 2.0
     min_shift_input_px: float = 0.5
 
 
