@@ -25,7 +25,7 @@ def _worker(published: list, **overrides) -> FrameWorker:
     slot = PipelineSlot()
     slot.build(table.NodeParams.from_values({"backbone": "bicubic", "device": "cpu", **overrides}))
 
-    def publish(image, info, points):
+    def publish(image, info, points, confidence):
         published.append(image)
         return 1.0
 

@@ -75,9 +75,10 @@ def find_contours(depth: np.ndarray, intrinsics: Any, config: ContourConfig = Co
     blurred step's ringing), back-projected at the depth `config.depth_level` of the way from the
     near plateau to the far one."""
     depth = np.asarray(depth, dtype=np.float32)
+    depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan))  # 0 and inf: invalid
     h, w = depth.shape
     sx, sy = intrinsics.width / w, intrinsics.height / h
-    log_depth = np.log(np.where(np.isfinite(depth) & (depth > 0), depth, np.nan))
+    log_depth = np.log(depth)
     grad_x = cv2.Sobel(np.nan_to_num(log_depth), cv2.CV_32F, 1, 0, ksize=3)
     grad_y = cv2.Sobel(np.nan_to_num(log_depth), cv2.CV_32F, 0, 1, ksize=3)
     rows, cols, near, step_x, step_y, jump = [], [], [], [], [], []
