@@ -254,6 +254,18 @@ def undistort(
     return x, y
 
 
+def _nearest_first(pixel: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat pixel indices (uint64, below 2**32) and their depths (z > 0, metres) ordered by pixel,
+    the nearest first within a pixel: one sort of 64-bit keys, pixel in the high word and z's
+    float32 bits in the low (positive floats order as their bits). Points come nearly in pixel
+    order (back-projected row by row), which a stable sort runs through in a few passes (a
+    lexsort of the two keys took 3-4x as long). z comes back as float32, the output's type."""
+    key = pixel << np.uint64(32)
+    key |= z.astype(np.float32).view(np.uint32)
+    key.sort(kind="stable")
+    return key >> np.uint64(32), (key & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32)
+
+
 def project_points(points_cam: np.ndarray, intrinsics: Any, shape: tuple[int, int]) -> ProjectionResult:
     """Project camera-optical-frame points (`N x 3`, metres) into an `h x w` sparse depth image.
 
@@ -289,10 +301,7 @@ def project_points(points_cam: np.ndarray, intrinsics: Any, shape: tuple[int, in
     inside = foldable & (col >= 0) & (col < w) & (row >= 0) & (row < h)
     counts["outside"] = int(z.size - inside.sum())
 
-    pixel = row[inside].astype(np.int64) * w + col[inside].astype(np.int64)
-    z = z[inside]
-    order = np.lexsort((z, pixel))  # by pixel, nearest first within a pixel
-    pixel, z = pixel[order], z[order]
+    pixel, z = _nearest_first(row[inside].astype(np.uint64) * np.uint64(w) + col[inside].astype(np.uint64), z[inside])
     nearest = np.ones(pixel.size, dtype=bool)
     nearest[1:] = pixel[1:] != pixel[:-1]
     depth[pixel[nearest]] = z[nearest]
