@@ -92,6 +92,26 @@ def test_z_buffer_keeps_the_nearest_point_per_pixel(reverse: bool) -> None:
     assert result.counts["kept"] == 2
 
 
+def test_z_buffer_matches_a_per_pixel_minimum_on_random_crowded_points() -> None:
+    """Many points per pixel, in no order, with depths from millimetres to kilometres and ties:
+    each pixel holds the least depth that lands on it (float32), as a plain loop finds it."""
+    rng = np.random.default_rng(7)
+    points = rng.normal(0.0, 0.3, (5000, 3))
+    points[:, 2] = np.exp(rng.uniform(np.log(1e-3), np.log(1e3), 5000))
+    points[:500, 2] = np.round(points[:500, 2], 1) + 0.5  # ties
+    points[:, :2] *= points[:, 2:3]
+    result = project_points(points, SMALL, (12, 16))
+    expected = np.full((12, 16), np.inf, dtype=np.float32)
+    camera_u = np.floor(SMALL.fx / 4 * points[:, 0] / points[:, 2] + (SMALL.cx + 0.5) / 4 - 0.5 + 0.5)
+    camera_v = np.floor(SMALL.fy / 4 * points[:, 1] / points[:, 2] + (SMALL.cy + 0.5) / 4 - 0.5 + 0.5)
+    for u, v, z in zip(camera_u.astype(int), camera_v.astype(int), points[:, 2]):
+        if 0 <= u < 16 and 0 <= v < 12:
+            expected[v, u] = min(expected[v, u], np.float32(z))
+    expected[np.isinf(expected)] = np.nan
+    np.testing.assert_array_equal(result.depth, expected)
+    assert result.counts["kept"] == int(np.isfinite(expected).sum())
+
+
 def test_points_behind_outside_and_nan_are_dropped_and_counted() -> None:
     points = np.array(
         [
