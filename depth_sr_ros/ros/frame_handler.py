@@ -177,6 +177,7 @@ class FrameHandler:
             processed = time.perf_counter()
             header = pair.rgb.header
             confidence = out.confidence if want_confidence else None
+            confidence_msg = None if confidence is None else self.builder.image(header, float_image_fields(confidence))
             messages = OutputMessages(
                 image=self.builder.image(header, out.image),
                 camera_info=self.builder.camera_info(header, out.camera_info),
@@ -184,7 +185,7 @@ class FrameHandler:
                 stamp_s=stamp_seconds(header),
                 processing_ms=(processed - start) * 1000.0,
                 build_ms=(time.perf_counter() - processed) * 1000.0,
-                confidence=None if confidence is None else self.builder.image(header, float_image_fields(confidence)),
+                confidence=confidence_msg,
             )
         except FrameError as error:
             self.health.count_skip(error.reason)
