@@ -10,7 +10,7 @@ pytest.importorskip("torch", reason="the sensor models run on the optional torch
 from depth_sr_ros.cli import main
 from depth_sr_ros.core.reprojection import register_residual
 from depth_sr_ros.train.degradations import get_degradation
-from depth_sr_ros.train.parallax import Parallax, parallax_degradation
+from depth_sr_ros.train.parallax import Parallax, RegisteredParallax, parallax_degradation
 
 
 def _scene() -> np.ndarray:
@@ -43,6 +43,68 @@ def test_the_preset_and_the_batch_path_agree() -> None:
     assert lr.shape == (2, 1, 24, 32)
     single = degradation(_scene(), 4, np.random.default_rng(0))
     assert np.allclose(lr[0, 0].numpy(), single, atol=1e-6)
+
+
+def _batch(count: int = 4):
+    import torch
+
+    scenes = [np.roll(_scene(), shift, axis=1) for shift in range(0, 8 * count, 8)]
+    return torch.from_numpy(np.stack(scenes))[:, None]
+
+
+def test_registered_parallax_without_an_offset_is_the_bicubic_input() -> None:
+    import dataclasses
+
+    import torch
+
+    from depth_sr_ros.train.degradations import Context
+
+    still = dataclasses.replace(RegisteredParallax(), baseline_range_m=(0.0, 0.0), forward_offset_m=0.0,
+                                pose_error_m=0.0)
+    gt = _batch()
+    lr = still.apply(gt, Context(4, torch.Generator().manual_seed(0)))
+    bicubic = get_degradation("bicubic").apply(gt, Context(4, torch.Generator().manual_seed(0)))
+    assert torch.equal(lr, bicubic)
+
+
+def test_registered_parallax_undoes_most_of_the_offset_and_draws_per_sample() -> None:
+    import dataclasses
+
+    import torch
+
+    from depth_sr_ros.train.degradations import Context
+
+    degradation = get_degradation("parallax_registered")
+    assert isinstance(degradation, RegisteredParallax)
+    gt = _batch()
+    context = Context(4, torch.Generator().manual_seed(3))
+    true, estimate, focal = degradation.draw_poses(len(gt), context)
+    length = np.hypot(true[:, 0], true[:, 1])
+    assert ((length >= 0.01) & (length <= 0.05)).all() and len(np.unique(np.round(length, 6))) == len(gt)
+    assert (np.abs(estimate - true)[:, :3] <= degradation.pose_error_m + 1e-12).all()
+    assert ((focal >= 400) & (focal <= 560)).all()
+
+    lr = degradation.apply(gt, Context(4, torch.Generator().manual_seed(3)))
+    again = degradation.apply(gt, Context(4, torch.Generator().manual_seed(3)))
+    assert torch.equal(torch.nan_to_num(lr, 99.0), torch.nan_to_num(again, 99.0))  # the generator decides
+    bicubic = get_degradation("bicubic").apply(gt, Context(4, torch.Generator().manual_seed(0)))
+    inner = (..., slice(3, -3), slice(3, -3))  # away from the border band no sensor pixel reaches
+    registered_error = (lr - bicubic)[inner].abs().nanmean()
+    # Registered with the true pose, the input is at least as close as with the drawn estimate.
+    exact_pose = dataclasses.replace(degradation, pose_error_m=0.0)
+    exact = exact_pose.apply(gt, Context(4, torch.Generator().manual_seed(3)))
+    assert (exact - bicubic)[inner].abs().nanmean() <= registered_error + 1e-3
+    # The same sensors' inputs left unregistered are much further off.
+    seen = torch.from_numpy(np.stack([
+        degradation.downsample(Parallax(baseline_m=tuple(p[:3]), horizontal_fov_deg=_fov(f, 128)).render(g[0].numpy()),
+                                4, np.random.default_rng(0))
+        for g, p, f in zip(gt, true, focal, strict=True)]))[:, None]
+    assert registered_error < 0.5 * (seen - bicubic)[inner].abs().nanmean()
+
+
+def _fov(focal_px: float, width: int) -> float:
+    """The horizontal field of view (degrees) of a `width`-pixel image with this focal length."""
+    return float(np.degrees(2.0 * np.arctan(0.5 * width / focal_px)))
 
 
 @pytest.mark.parametrize("flags", [["--baseline", "0.03", "0", "0"], ["--registration", "tf"],

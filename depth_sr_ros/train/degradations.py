@@ -482,6 +482,8 @@ DEGRADATIONS: dict[str, Callable[[], Degradation]] = {
     )),
     # A sensor 3 cm right of and 1 cm below the camera, labelled as registered (train/parallax.py).
     "parallax": lambda: __import__("depth_sr_ros.train.parallax", fromlist=["_"]).parallax_degradation(),
+    # Such sensors at random poses, registered back by a slightly wrong estimate (train/parallax.py).
+    "parallax_registered": lambda: __import__("depth_sr_ros.train.parallax", fromlist=["_"]).RegisteredParallax(),
 }
 
 

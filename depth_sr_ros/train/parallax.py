@@ -15,7 +15,7 @@ and draws no random numbers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from depth_sr_ros.core.reprojection import (
     assumed_intrinsics,
     extrinsic_from_params,
     fill_disocclusions,
+    register_residual,
     reproject_depth,
 )
 from depth_sr_ros.train.degradations import Context, Degradation, Downsample, TorchStep
@@ -72,3 +73,60 @@ def parallax_degradation(baseline_m: Sequence[float] = DEFAULT_BASELINE_M,
     """The parallax sensor, then the protocol's bicubic downsampling (`Downsample("bicubic")`)."""
     step = Parallax(tuple(float(v) for v in baseline_m), tuple(float(v) for v in rotation_deg), intrinsics)
     return Degradation("parallax", (step, Downsample("bicubic")))
+
+
+@dataclass(frozen=True)
+class RegisteredParallax(Degradation):
+    """What `registration auto` hands the network from a sensor beside the camera (issue 19, item 4):
+    the sensor's view rendered as `Parallax` does (disocclusions filled), taken to its resolution by
+    the chain's one `Downsample`, then registered back at that resolution (`register_residual`, as
+    `core/registration_window.py` applies an estimate) with a pose that is off by up to
+    `pose_error_m` per axis, the residual misregistration an estimate leaves (0-2 px at 0.5-1 m).
+
+    Per sample, from the context's generator: the baseline's length uniform in `baseline_range_m`
+    and its direction uniform in the image plane (x right, y down), a forward offset within
+    +-`forward_offset_m`, the pose error, and the focal length uniform in `focal_range_px` (square
+    pixels, principal point at the crop's centre: a crop of a 512-640 px wide image of about 60
+    degrees). With a pure translation the parallax `f * B / Z` does not depend on where the crop
+    lies in its image, so a crop stands for its whole frame.
+    """
+
+    name: str = "parallax_registered"
+    steps: tuple[TorchStep, ...] = (Downsample("bicubic"),)
+    baseline_range_m: tuple[float, float] = (0.01, 0.05)
+    forward_offset_m: float = 0.005
+    pose_error_m: float = 0.002
+    focal_range_px: tuple[float, float] = (400.0, 560.0)
+    supersample: int = 4
+
+    def draw_poses(self, batch: int, ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per sample: the true pose's 6 parameters, the registering estimate's, the focal (px)."""
+        u = ctx.rand(batch, 7).cpu().numpy().astype(np.float64)
+        length = self.baseline_range_m[0] + (self.baseline_range_m[1] - self.baseline_range_m[0]) * u[:, 0]
+        angle = 2.0 * np.pi * u[:, 1]
+        true = np.zeros((batch, 6))
+        true[:, 0], true[:, 1] = length * np.cos(angle), length * np.sin(angle)
+        true[:, 2] = self.forward_offset_m * (2.0 * u[:, 2] - 1.0)
+        estimate = true.copy()
+        estimate[:, :3] += self.pose_error_m * (2.0 * u[:, 3:6] - 1.0)
+        focal = self.focal_range_px[0] + (self.focal_range_px[1] - self.focal_range_px[0]) * u[:, 6]
+        return true, estimate, focal
+
+    def apply(self, gt: torch.Tensor, ctx: Context) -> torch.Tensor:
+        true, estimate, focal = self.draw_poses(gt.shape[0], ctx)
+        height, width = gt.shape[-2:]
+        cameras = [Intrinsics(fx=f, fy=f, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0, width=width, height=height)
+                   for f in focal]
+        seen = []
+        for sample, params, camera in zip(gt, true, cameras, strict=True):
+            depth = sample[0].detach().cpu().numpy()
+            pose = extrinsic_from_params(params)
+            seen.append(fill_disocclusions(reproject_depth(depth, camera, pose.inverse(), camera, depth.shape).depth))
+        rendered = torch.from_numpy(np.stack(seen)[:, None])
+        lr = self.downsample.apply(rendered, replace(ctx, dense=bool(torch.isfinite(rendered).all()))).cpu().numpy()
+        registered = [
+            register_residual(image[0], camera.scaled(image.shape[-1], image.shape[-2]), extrinsic_from_params(params),
+                              self.supersample)
+            for image, params, camera in zip(lr, estimate, cameras, strict=True)
+        ]
+        return torch.from_numpy(np.stack(registered)[:, None]).to(gt.device)
