@@ -107,12 +107,16 @@ class _FakeWindow:
         return self.last
 
 
-def _run(budget: float, count: int = 3000, rate_hz: float = 30.0) -> tuple[OnlineRegistration, _FakeWindow, float]:
-    """`count` frames offered at `rate_hz` (fake wall clock), a step after each; (online, window, CPU charged)."""
+def _run(budget: float, count: int = 3000, rate_hz: float = 30.0,
+         kept: RegistrationEstimate | None = None) -> tuple[OnlineRegistration, _FakeWindow, float]:
+    """`count` frames offered at `rate_hz` (fake wall clock), a step after each, resumed from
+    `kept` when given; (online, window, CPU charged)."""
     wall, cpu = _FakeClock(), _FakeClock()
     window = _FakeWindow(cpu, add_s=0.02, update_s=2.0)
     online = OnlineRegistration(OnlineConfig(budget=budget), Clocks(cpu=cpu, wall=wall),
                                 estimator=window)  # type: ignore[arg-type]
+    if kept is not None:
+        online.resume(kept)
     image = np.zeros((4, 4, 3), np.uint8)
     for index in range(count):
         wall.now = index / rate_hz
@@ -145,6 +149,18 @@ def test_frozen_keeps_the_estimate_and_stops_estimating() -> None:
     assert online.residual() is not None
     np.testing.assert_array_equal(online.residual().translation, applied.translation)
     assert online.status().frozen and online.status().applied
+
+
+def test_a_kept_estimate_is_applied_from_the_first_frame_until_a_new_one_replaces_it() -> None:
+    kept = RegistrationEstimate(np.array([0.05, -0.02, 0, 0, 0, 0]), np.full(6, 0.001), ("tx", "ty"), "ok",
+                                10, 0, 8.0, True)  # the last activation's; the fake window finds (0.03, 0.01)
+    resumed, window, _ = _run(budget=1.0, count=0, kept=kept)
+    assert window.adds == 0 and resumed.residual() is not None  # before any frame of its own
+    np.testing.assert_array_equal(resumed.residual().translation, [0.05, -0.02, 0.0])
+    assert dict(resumed.status().diagnostic_values())["registration note"] == "kept from the last activation"
+    resumed, window, _ = _run(budget=1.0, count=300, kept=kept)
+    assert window.updates >= 1
+    np.testing.assert_array_equal(resumed.residual().translation, [0.03, 0.01, 0.0])
 
 
 def test_an_estimate_that_ends_after_freezing_is_not_adopted() -> None:

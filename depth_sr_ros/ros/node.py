@@ -17,6 +17,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from depth_sr_ros.core.registration_estimate import RegistrationEstimate
 from depth_sr_ros.ros import parameters as params_table
 from depth_sr_ros.ros import topics
 from depth_sr_ros.ros.frame_handler import FrameHandler, FrameInputs
@@ -50,6 +51,7 @@ class DepthSRNode(_LifecycleNode):
         self._health_timer: Any = None
         self._last_report: Any = None
         self._registration: RegistrationIO | None = None  # input_mode depth, while active
+        self._kept_registration: RegistrationEstimate | None = None  # the last activation's, until cleanup
         for spec in params_table.PARAMETERS:
             self.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
         # Registered after declaring, so values from the params file are checked in on_configure.
@@ -93,7 +95,8 @@ class DepthSRNode(_LifecycleNode):
         self._slot.bounds.reset()  # a new activation: the streams' sizes are fixed anew by their first good frames
         try:
             self._inputs = Inputs(self, p, self._on_pair, self._health.count_input, self._on_info, self._admit_image)
-            self._registration = RegistrationIO(self, p) if p.input_mode == "depth" else None
+            self._registration = (RegistrationIO(self, p, self._kept_registration)
+                                  if p.input_mode == "depth" else None)
         except Exception as error:  # noqa: BLE001 - e.g. message_filters or tf2_ros missing: say why
             self.get_logger().error(f"activate failed: {type(error).__name__}: {error}")
             return TransitionCallbackReturn.FAILURE
@@ -123,6 +126,7 @@ class DepthSRNode(_LifecycleNode):
 
     def on_cleanup(self, state: Any) -> Any:
         self._release()
+        self._kept_registration = None  # a new configuration may be another rig
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: Any) -> Any:
@@ -141,6 +145,7 @@ class DepthSRNode(_LifecycleNode):
         self._worker = None
         if self._registration is not None:
             self._registration.destroy()  # after the worker: no frame offers it more
+            self._kept_registration = self._registration.online.estimate or self._kept_registration
         self._registration = None
         if self._inputs is not None:
             self._inputs.destroy()

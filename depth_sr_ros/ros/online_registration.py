@@ -141,6 +141,17 @@ class OnlineRegistration:
         self._estimate: RegistrationEstimate | None = None  # the last constrained one
         self._note = ""
 
+    @property
+    def estimate(self) -> RegistrationEstimate | None:
+        """The last constrained estimate (applied when significant), or None."""
+        return self._estimate
+
+    def resume(self, estimate: RegistrationEstimate) -> None:
+        """Start from `estimate`, the last activation's (the same rig): applied from the first
+        frame as if this run had made it, until a new constrained estimate replaces it."""
+        self._estimate = estimate
+        self._note = "kept from the last activation"
+
     # ---------------------------------------------------------------------------- frame path
 
     def set_given(self, extrinsic: Extrinsic | None, note: str = "") -> None:

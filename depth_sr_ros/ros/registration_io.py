@@ -26,6 +26,7 @@ import numpy as np
 
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.projection import Extrinsic
+from depth_sr_ros.core.registration_estimate import RegistrationEstimate
 from depth_sr_ros.core.reprojection import extrinsic_from_params
 from depth_sr_ros.replay.residual import DEPTH_SENSOR_SUFFIX
 from depth_sr_ros.ros.frame_handler import extrinsic_from_transform
@@ -58,13 +59,19 @@ def sensor_frame(colour_frame: str, depth_frame: str) -> str:
 class RegistrationIO:
     """One activation's registration (module docstring). The frame path calls `residual(rgb_msg,
     depth_msg)` and `observe(rgb, depth, intrinsics)`; the node calls `set_params` on a change,
-    `diagnostic_values` for /diagnostics and `destroy` at deactivation."""
+    `diagnostic_values` for /diagnostics and `destroy` at deactivation, after which
+    `online.estimate` is what the next activation may keep."""
 
-    def __init__(self, node: Any, params: NodeParams) -> None:
+    def __init__(self, node: Any, params: NodeParams, kept: RegistrationEstimate | None = None) -> None:
+        """`kept`: the estimate of the node's last activation (`auto` starts from it and publishes
+        it at the first frame, when the colour frame is known)."""
         self._node = node
         self.online = OnlineRegistration(
             OnlineConfig(mode=params.registration, budget=params.registration_budget), on_change=self._publish)
         self.online.frozen = params.registration_frozen
+        self._publish_kept = kept is not None and params.registration == "auto"
+        if self._publish_kept:
+            self.online.resume(kept)
         self._colour_frame = ""
         self._next_lookup_s = 0.0
         self._said_missing = False
@@ -91,6 +98,9 @@ class RegistrationIO:
         """The residual to apply to this frame's depth (depth sensor -> colour optical frame)."""
         colour = str(rgb_msg.header.frame_id).lstrip("/")
         self._colour_frame = colour
+        if self._publish_kept:
+            self._publish_kept = False
+            self._publish(self.online.status())
         now = time.monotonic()
         if self._tf_buffer is not None and now >= self._next_lookup_s:
             self._next_lookup_s = now + LOOKUP_PERIOD_S

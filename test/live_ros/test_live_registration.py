@@ -5,7 +5,8 @@ right of and 2 cm above the colour camera sees it, x4 smaller (128x96 32FC1), la
 registered (the colour frame_id, the colour CameraInfo scaled): test_self_registration's frames.
 The node (bicubic, estimator budget 1.0 so that the test does not wait minutes) must publish
 depth_sr/registration within a few mm of the true pose after at most 30 sampled frames and apply
-it; `registration_frozen` must stop the estimate; `registration: none` must publish no estimate
+it; `registration_frozen` must stop the estimate; a deactivate/activate must keep the estimate (applied
+from the first frame, published again); `registration: none` must publish no estimate
 and give the depth as before (the same as a FrameProcessor without a residual in this process).
 """
 
@@ -172,6 +173,28 @@ def test_frozen_stops_the_estimate_and_keeps_applying_it(node, probe):
     # an estimate in flight when it froze may finish, but it is not adopted
     assert int(after["registration estimates"]) - int(frozen["registration estimates"]) <= 1
     assert after["registration applied"] == "true"
+
+
+def test_the_estimate_is_kept_across_deactivate_and_activate(node, probe):
+    frames, truths = _frames()
+    before = _latched(probe)
+    kept = before.wait_for(lambda got: len(got) >= 1, 30.0)[-1].transform.translation
+    before.close()
+    assert probe.change_state(NODE, "deactivate")
+    (result,) = probe.set_parameters(NODE, {"registration_frozen": False})  # estimating again, from the kept one
+    assert result.successful, result.reason
+    assert probe.change_state(NODE, "activate")
+    with (probe.collect(DiagnosticArray, "/diagnostics") as diagnostics,
+          probe.collect(Image, f"{NS}/depth_sr/image") as images):
+        probe.wait_for_subscribers(f"{NS}/depth/image", 1, harness.START_TIMEOUT_S)
+        first = _sr_of(probe, frames[0], images)  # the first frame of the new activation
+        status = harness.wait_for_status(diagnostics, lambda v: "registration applied" in v)
+    assert _rmse(first, truths[0]) < 0.8 * _rmse(_plain_sr(frames[0]), truths[0])
+    assert status["registration applied"] == "true" and int(status["registration estimates"]) == 0, status
+    late = _latched(probe)
+    republished = late.wait_for(lambda got: len(got) >= 1, 30.0)[-1].transform.translation
+    late.close()
+    assert (republished.x, republished.y, republished.z) == (kept.x, kept.y, kept.z)
 
 
 def test_none_publishes_no_estimate_and_leaves_the_depth_as_labelled(node, probe):
