@@ -10,7 +10,7 @@ pytest.importorskip("torch", reason="the sensor models run on the optional torch
 from depth_sr_ros.cli import main
 from depth_sr_ros.core.reprojection import register_residual
 from depth_sr_ros.train.degradations import get_degradation
-from depth_sr_ros.train.parallax import Parallax, RegisteredParallax, parallax_degradation
+from depth_sr_ros.train.parallax import PARALLAX_SENSORS, Parallax, RegisteredParallax, parallax_degradation
 
 
 def _scene() -> np.ndarray:
@@ -102,18 +102,37 @@ def test_registered_parallax_undoes_most_of_the_offset_and_draws_per_sample() ->
     assert registered_error < 0.5 * (seen - bicubic)[inner].abs().nanmean()
 
 
+@pytest.mark.parametrize(("name", "shape"), [("parallax_registered_tof", (24, 32)),
+                                             ("parallax_registered_phone_tof", (36, 48))])
+def test_registered_tof_sensors_come_at_their_own_resolution(name: str, shape: tuple[int, int]) -> None:
+    import torch
+
+    from depth_sr_ros.train.degradations import Context
+
+    gt = _batch()
+    lr = get_degradation(name).apply(gt, Context(4, torch.Generator().manual_seed(1)))
+    assert lr.shape == (len(gt), 1, *shape)  # the phone ToF: pitch 2/3 of a model-grid pixel (callers resample)
+    assert torch.isfinite(lr).float().mean() > 0.8 and not torch.equal(lr[0], lr[1])
+    near = lr[:, 0, shape[0] // 2 - 1 : shape[0] // 2 + 2, :].nanmedian()  # rows through the box
+    assert 0.9 < float(near) < 3.1
+
+
 def _fov(focal_px: float, width: int) -> float:
     """The horizontal field of view (degrees) of a `width`-pixel image with this focal length."""
     return float(np.degrees(2.0 * np.arctan(0.5 * width / focal_px)))
 
 
 @pytest.mark.parametrize("flags", [["--baseline", "0.03", "0", "0"], ["--registration", "tf"],
-                                   ["--degrade", "parallax", "--baseline", "3", "0", "0"]])
+                                   ["--degrade", "parallax", "--baseline", "3", "0", "0"],
+                                   ["--degrade", "real_tof", "--baseline", "0.03", "0", "0"],
+                                   ["--degrade", "real_tof", "--registration", "tf"]])
 def test_evaluate_flag_mistakes_are_one_line(flags: list[str], shared_data, capsys) -> None:
     code = main(["evaluate", "--data", str(shared_data / "nyu_test"), "--scale", "4", *flags])
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("--baseline" in err or "--registration" in err)
+    if "--degrade" not in flags or "real_tof" in flags:  # the sensors that take a pose, every one named
+        assert all(name in err for name in PARALLAX_SENSORS), err
 
 
 def _evaluate(shared_data, tmp_path, name: str, *flags: str) -> dict:

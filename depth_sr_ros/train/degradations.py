@@ -482,8 +482,17 @@ DEGRADATIONS: dict[str, Callable[[], Degradation]] = {
     )),
     # A sensor 3 cm right of and 1 cm below the camera, labelled as registered (train/parallax.py).
     "parallax": lambda: __import__("depth_sr_ros.train.parallax", fromlist=["_"]).parallax_degradation(),
-    # Such sensors at random poses, registered back by a slightly wrong estimate (train/parallax.py).
+    # The same sensor as a ToF camera (real_tof's effects), and the RGB-D-D phone ToF (ratio 8/3 at x4).
+    "parallax_tof": lambda: __import__("depth_sr_ros.train.parallax", fromlist=["_"]).parallax_sensor("parallax_tof"),
+    "parallax_phone_tof": lambda: __import__("depth_sr_ros.train.parallax", fromlist=["_"]).parallax_sensor(
+        "parallax_phone_tof"),
+    # Such sensors at random poses, registered back by a slightly wrong estimate (train/parallax.py):
+    # the bicubic footprint, the ToF camera and the phone ToF.
     "parallax_registered": lambda: __import__("depth_sr_ros.train.parallax", fromlist=["_"]).RegisteredParallax(),
+    "parallax_registered_tof": lambda: __import__("depth_sr_ros.train.parallax", fromlist=["_"]).registered_tof(
+        "parallax_registered_tof", 1.0),
+    "parallax_registered_phone_tof": lambda: __import__("depth_sr_ros.train.parallax", fromlist=["_"]).registered_tof(
+        "parallax_registered_phone_tof", 2.0 / 3.0),
 }
 
 

@@ -29,7 +29,19 @@ from depth_sr_ros.core.reprojection import (
     register_residual,
     reproject_depth,
 )
-from depth_sr_ros.train.degradations import Context, Degradation, Downsample, TorchStep
+from depth_sr_ros.train.degradations import (
+    BiasScale,
+    Context,
+    Degradation,
+    Downsample,
+    FilledHoles,
+    FlyingPixels,
+    MultipathBias,
+    Quantize,
+    RandomHoles,
+    ToFNoise,
+    TorchStep,
+)
 
 DEFAULT_BASELINE_M = (0.03, 0.01, 0.0)  # 3 cm right of the colour camera, 1 cm below (issue 19)
 
@@ -78,10 +90,12 @@ def parallax_degradation(baseline_m: Sequence[float] = DEFAULT_BASELINE_M,
 @dataclass(frozen=True)
 class RegisteredParallax(Degradation):
     """What `registration auto` hands the network from a sensor beside the camera (issue 19, item 4):
-    the sensor's view rendered as `Parallax` does (disocclusions filled), taken to its resolution by
-    the chain's one `Downsample`, then registered back at that resolution (`register_residual`, as
-    `core/registration_window.py` applies an estimate) with a pose that is off by up to
-    `pose_error_m` per axis, the residual misregistration an estimate leaves (0-2 px at 0.5-1 m).
+    the sensor's view rendered as `Parallax` does (disocclusions filled), made a sensor image by
+    the chain's `steps` (the bicubic footprint by default; a ToF camera's effects in
+    `parallax_registered_tof`), then registered back at the sensor's resolution
+    (`register_residual`, as `core/registration_window.py` applies an estimate) with a pose that is
+    off by up to `pose_error_m` per axis, the residual misregistration an estimate leaves (0-2 px
+    at 0.5-1 m).
 
     Per sample, from the context's generator: the baseline's length uniform in `baseline_range_m`
     and its direction uniform in the image plane (x right, y down), a forward offset within
@@ -122,11 +136,49 @@ class RegisteredParallax(Degradation):
             depth = sample[0].detach().cpu().numpy()
             pose = extrinsic_from_params(params)
             seen.append(fill_disocclusions(reproject_depth(depth, camera, pose.inverse(), camera, depth.shape).depth))
-        rendered = torch.from_numpy(np.stack(seen)[:, None])
-        lr = self.downsample.apply(rendered, replace(ctx, dense=bool(torch.isfinite(rendered).all()))).cpu().numpy()
+        rendered = torch.from_numpy(np.stack(seen)[:, None]).to(gt.device)
+        lr = super().apply(rendered, replace(ctx, dense=bool(torch.isfinite(rendered).all()))).cpu().numpy()
         registered = [
             register_residual(image[0], camera.scaled(image.shape[-1], image.shape[-2]), extrinsic_from_params(params),
                               self.supersample)
             for image, params, camera in zip(lr, estimate, cameras, strict=True)
         ]
         return torch.from_numpy(np.stack(registered)[:, None]).to(gt.device)
+
+
+def tof_steps(pitch: float) -> tuple[TorchStep, ...]:
+    """A ToF camera beside the colour camera: `real_tof`'s effects (train/degradations.py) without
+    its calibration misregistration, which the parallax takes the place of; `pitch` as `Downsample`'s."""
+    return (MultipathBias(), BiasScale(max_scale=0.02, max_bias_m=0.02), Downsample("area", pitch=pitch), ToFNoise(),
+            FilledHoles(count=2, area_fraction=0.04), FlyingPixels(jump_m=0.05, probability=0.5),
+            RandomHoles(fraction=0.005), Quantize(step_m=0.001))
+
+
+def registered_tof(name: str, pitch: float) -> RegisteredParallax:
+    """`RegisteredParallax` with a ToF camera of pixel pitch `pitch` (`tof_steps`) as the sensor."""
+    return RegisteredParallax(name, tof_steps(pitch))
+
+
+def parallax_tof_degradation(name: str = "parallax_tof", pitch: float = 1.0,
+                             baseline_m: Sequence[float] = DEFAULT_BASELINE_M,
+                             rotation_deg: Sequence[float] = (0.0, 0.0, 0.0),
+                             intrinsics: Intrinsics | None = None) -> Degradation:
+    """The parallax sensor as a ToF camera labelled registered (`tof_steps`); pitch 2/3 at x4 is
+    the RGB-D-D phone ToF (144x192 for a 384x512 image) beside the camera, issue 19's real case."""
+    step = Parallax(tuple(float(v) for v in baseline_m), tuple(float(v) for v in rotation_deg), intrinsics)
+    return Degradation(name, (step, *tof_steps(pitch)))
+
+
+# `--degrade` names of a sensor beside the camera labelled registered -> its ToF pixel pitch (None: the
+# protocol's bicubic footprint); `parallax_sensor` builds one at a given pose.
+PARALLAX_SENSORS: dict[str, float | None] = {"parallax": None, "parallax_tof": 1.0, "parallax_phone_tof": 2.0 / 3.0}
+
+
+def parallax_sensor(name: str, baseline_m: Sequence[float] = DEFAULT_BASELINE_M,
+                    rotation_deg: Sequence[float] = (0.0, 0.0, 0.0),
+                    intrinsics: Intrinsics | None = None) -> Degradation:
+    """The `PARALLAX_SENSORS` preset `name` with the sensor at `baseline_m`, rotated by `rotation_deg`."""
+    pitch = PARALLAX_SENSORS[name]
+    if pitch is None:
+        return parallax_degradation(baseline_m, rotation_deg, intrinsics)
+    return parallax_tof_degradation(name, pitch, baseline_m, rotation_deg, intrinsics)
