@@ -157,3 +157,10 @@ def test_evaluate_registers_by_default_and_leaves_registered_inputs_alone(shared
                                                                           "--registration", "none")
     assert plain["degrade"] == as_made["degrade"] == "bicubic" and "not applied" in plain["registration"]
     assert plain["methods"]["bicubic"]["rmse"] == as_made["methods"]["bicubic"]["rmse"]
+
+
+def test_evaluate_registers_the_phone_tof_beside_the_camera_with_its_pose(shared_data, tmp_path) -> None:
+    unregistered = _evaluate(shared_data, tmp_path, "none", "--degrade", "parallax_phone_tof", "--registration", "none")
+    given = _evaluate(shared_data, tmp_path, "tf", "--degrade", "parallax_phone_tof", "--registration", "tf")
+    assert given["degrade"] == "parallax_phone_tof+registration_tf"
+    assert given["methods"]["bicubic"]["rmse"] < 0.7 * unregistered["methods"]["bicubic"]["rmse"]
