@@ -9,8 +9,8 @@ pytest.importorskip("torch", reason="the sensor models run on the optional torch
 
 from depth_sr_ros.cli import main
 from depth_sr_ros.core.reprojection import register_residual
-from depth_sr_ros.train.degradations import get_degradation
 from depth_sr_ros.train.parallax import PARALLAX_SENSORS, Parallax, RegisteredParallax, parallax_degradation
+from depth_sr_ros.train.sensor_presets import get_degradation
 
 
 def _scene() -> np.ndarray:

@@ -69,9 +69,10 @@ class RegistrationIO:
         self.online = OnlineRegistration(
             OnlineConfig(mode=params.registration, budget=params.registration_budget), on_change=self._publish)
         self.online.frozen = params.registration_frozen
-        self._publish_kept = kept is not None and params.registration == "auto"
-        if self._publish_kept:
+        self._publish_kept = False
+        if kept is not None and params.registration == "auto":
             self.online.resume(kept)
+            self._publish_kept = True
         self._colour_frame = ""
         self._next_lookup_s = 0.0
         self._said_missing = False

@@ -92,7 +92,7 @@ def check_args(args: argparse.Namespace) -> Degradation | None:
         return None
     if not has_torch():
         raise missing_torch(f"--degrade {args.degrade}")
-    from depth_sr_ros.train.degradations import get_degradation
+    from depth_sr_ros.train.sensor_presets import get_degradation
 
     try:
         return get_degradation(args.degrade, args.misregistration)

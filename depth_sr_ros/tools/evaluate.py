@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=("gdsr", "metric"), default="gdsr")
     parser.add_argument("--degrade", metavar="NAME",
                         help="sensor model for the low-resolution input in place of the protocol's bicubic: a "
-                        "preset of train/degradations.py (real_tof, phone_tof, tof, misregistration, sensor_noise, "
+                        "preset of train/sensor_presets.py (real_tof, phone_tof, tof, misregistration, sensor_noise, "
                         "...; needs torch)")
     parser.add_argument("--misregistration", type=bounded(float, 0.0, 50.0), metavar="PX",
                         help="fix the sensor's misregistration at PX high-resolution pixels (with --degrade "
@@ -126,8 +126,8 @@ def check_args(args: argparse.Namespace) -> Degradation | None:
         return None
     if not has_torch():
         raise UsageError(f"--degrade {args.degrade}: the sensor models run on PyTorch, which is not installed")
-    from depth_sr_ros.train.degradations import get_degradation
     from depth_sr_ros.train.parallax import DEFAULT_BASELINE_M, PARALLAX_SENSORS, parallax_sensor
+    from depth_sr_ros.train.sensor_presets import get_degradation
 
     if args.degrade not in PARALLAX_SENSORS and (args.baseline or args.rotation or args.registration == "tf"):
         raise UsageError(f"--baseline, --rotation and --registration tf need --degrade {sensors_beside}")

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from depth_sr_ros.train.degradations import Context, Degradation, get_degradation
+from depth_sr_ros.train.degradations import Context, Degradation
+from depth_sr_ros.train.sensor_presets import get_degradation
 from depth_sr_ros.train.torch_ops import nearest_fill
 
 

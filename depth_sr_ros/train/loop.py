@@ -68,9 +68,9 @@ from depth_sr_ros.train.config import (
     resolve_root,
 )
 from depth_sr_ros.train.datasets import Frame
-from depth_sr_ros.train.degradations import get_degradation
 from depth_sr_ros.train.losses import get_loss
 from depth_sr_ros.train.prefetch import Prefetcher
+from depth_sr_ros.train.sensor_presets import get_degradation
 
 __all__ = ["DATA_ROOT_ENV", "DEFAULT_DATA_ROOT", "FINISH_S", "SourceConfig", "TrainConfig", "ValConfig",
            "build_model", "learning_rate", "load_frames", "resolve_root", "train", "training_card", "validate"]
