@@ -97,13 +97,19 @@ def reproject_depth(
     fine = np.repeat(np.repeat(depth, k, axis=0), k, axis=1)
     height, width = int(shape[0]), int(shape[1])
     result = register_depth(fine, source_intrinsics, extrinsic, target_intrinsics, (height * k, width * k))
-    blocks = result.depth.reshape(height, k, width, k)
+    return ProjectionResult(depth=_footprint_mean(result.depth, k), counts=result.counts)
+
+
+def _footprint_mean(fine: np.ndarray, k: int) -> np.ndarray:
+    """A `k H x k W` image (NaN where no point landed) -> `H x W` float32: each pixel the mean of
+    the valid fine pixels of its `k x k` footprint, NaN where there are none."""
+    height, width = fine.shape[0] // k, fine.shape[1] // k
+    blocks = fine.reshape(height, k, width, k)
     valid = np.isfinite(blocks)
     count = valid.sum(axis=(1, 3))
     total = np.where(valid, blocks, 0.0).sum(axis=(1, 3))
     with np.errstate(invalid="ignore", divide="ignore"):
-        coarse = np.where(count > 0, total / count, np.nan).astype(np.float32)
-    return ProjectionResult(depth=coarse, counts=result.counts)
+        return np.where(count > 0, total / count, np.nan).astype(np.float32)
 
 
 def register_residual(
@@ -137,12 +143,7 @@ def register_residual(
         keep = (z > 0) & (z_out > 0) & (col >= 0) & (col < fine[1]) & (row >= 0) & (row < fine[0])
     nearest = np.full(fine[0] * fine[1], np.inf, dtype=np.float32)
     np.minimum.at(nearest, (row[keep] * fine[1] + col[keep]).astype(np.intp), z_out[keep].astype(np.float32))
-    blocks = nearest.reshape(height, k, width, k)
-    valid = np.isfinite(blocks)
-    count = valid.sum(axis=(1, 3))
-    total = np.where(valid, blocks, 0.0).sum(axis=(1, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan).astype(np.float32)
+    return _footprint_mean(nearest.reshape(fine), k)
 
 
 @functools.lru_cache(maxsize=8)
