@@ -388,6 +388,17 @@ class ScanRings(TorchStep):
         return torch.where(keep.view(b_, 1, h, w) > 0, x, NAN)
 
 
+def tof_camera_steps(pitch: float) -> tuple[TorchStep, ...]:
+    """A separate ToF camera's effects around its footprint (module docstring), without its
+    calibration misregistration: multipath, depth bias and scale, the area footprint at a pixel
+    pitch of `pitch` model-grid pixels, noise, filled holes, flying pixels, dropouts, 1 mm steps.
+    `real_tof` and `phone_tof` put a `Misregister` before them; the sensors beside the camera
+    (train/parallax.py) their parallax."""
+    return (MultipathBias(), BiasScale(max_scale=0.02, max_bias_m=0.02), Downsample("area", pitch=pitch), ToFNoise(),
+            FilledHoles(count=2, area_fraction=0.04), FlyingPixels(jump_m=0.05, probability=0.5),
+            RandomHoles(fraction=0.005), Quantize(step_m=0.001))
+
+
 @dataclass(frozen=True)
 class Degradation:
     """A named chain of steps with exactly one `Downsample` (see the module docstring)."""

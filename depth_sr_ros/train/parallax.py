@@ -30,17 +30,11 @@ from depth_sr_ros.core.reprojection import (
     reproject_depth,
 )
 from depth_sr_ros.train.degradations import (
-    BiasScale,
     Context,
     Degradation,
     Downsample,
-    FilledHoles,
-    FlyingPixels,
-    MultipathBias,
-    Quantize,
-    RandomHoles,
-    ToFNoise,
     TorchStep,
+    tof_camera_steps,
 )
 
 DEFAULT_BASELINE_M = (0.03, 0.01, 0.0)  # 3 cm right of the colour camera, 1 cm below (issue 19)
@@ -83,8 +77,7 @@ def parallax_degradation(baseline_m: Sequence[float] = DEFAULT_BASELINE_M,
                          rotation_deg: Sequence[float] = (0.0, 0.0, 0.0),
                          intrinsics: Intrinsics | None = None) -> Degradation:
     """The parallax sensor, then the protocol's bicubic downsampling (`Downsample("bicubic")`)."""
-    step = Parallax(tuple(float(v) for v in baseline_m), tuple(float(v) for v in rotation_deg), intrinsics)
-    return Degradation("parallax", (step, Downsample("bicubic")))
+    return parallax_sensor("parallax", baseline_m, rotation_deg, intrinsics)
 
 
 @dataclass(frozen=True)
@@ -146,27 +139,9 @@ class RegisteredParallax(Degradation):
         return torch.from_numpy(np.stack(registered)[:, None]).to(gt.device)
 
 
-def tof_steps(pitch: float) -> tuple[TorchStep, ...]:
-    """A ToF camera beside the colour camera: `real_tof`'s effects (train/degradations.py) without
-    its calibration misregistration, which the parallax takes the place of; `pitch` as `Downsample`'s."""
-    return (MultipathBias(), BiasScale(max_scale=0.02, max_bias_m=0.02), Downsample("area", pitch=pitch), ToFNoise(),
-            FilledHoles(count=2, area_fraction=0.04), FlyingPixels(jump_m=0.05, probability=0.5),
-            RandomHoles(fraction=0.005), Quantize(step_m=0.001))
-
-
 def registered_tof(name: str, pitch: float) -> RegisteredParallax:
-    """`RegisteredParallax` with a ToF camera of pixel pitch `pitch` (`tof_steps`) as the sensor."""
-    return RegisteredParallax(name, tof_steps(pitch))
-
-
-def parallax_tof_degradation(name: str = "parallax_tof", pitch: float = 1.0,
-                             baseline_m: Sequence[float] = DEFAULT_BASELINE_M,
-                             rotation_deg: Sequence[float] = (0.0, 0.0, 0.0),
-                             intrinsics: Intrinsics | None = None) -> Degradation:
-    """The parallax sensor as a ToF camera labelled registered (`tof_steps`); pitch 2/3 at x4 is
-    the RGB-D-D phone ToF (144x192 for a 384x512 image) beside the camera, issue 19's real case."""
-    step = Parallax(tuple(float(v) for v in baseline_m), tuple(float(v) for v in rotation_deg), intrinsics)
-    return Degradation(name, (step, *tof_steps(pitch)))
+    """`RegisteredParallax` with a ToF camera of pixel pitch `pitch` (`tof_camera_steps`) as the sensor."""
+    return RegisteredParallax(name, tof_camera_steps(pitch))
 
 
 # `--degrade` names of a sensor beside the camera labelled registered -> its ToF pixel pitch (None: the
@@ -177,8 +152,10 @@ PARALLAX_SENSORS: dict[str, float | None] = {"parallax": None, "parallax_tof": 1
 def parallax_sensor(name: str, baseline_m: Sequence[float] = DEFAULT_BASELINE_M,
                     rotation_deg: Sequence[float] = (0.0, 0.0, 0.0),
                     intrinsics: Intrinsics | None = None) -> Degradation:
-    """The `PARALLAX_SENSORS` preset `name` with the sensor at `baseline_m`, rotated by `rotation_deg`."""
+    """The `PARALLAX_SENSORS` preset `name` with the sensor at `baseline_m`, rotated by `rotation_deg`:
+    the `Parallax` step, then the protocol's bicubic footprint or a ToF camera's effects
+    (`tof_camera_steps`; pitch 2/3 at x4 is the RGB-D-D phone ToF, 144x192 for a 384x512 image,
+    issue 19's real case)."""
+    step = Parallax(tuple(float(v) for v in baseline_m), tuple(float(v) for v in rotation_deg), intrinsics)
     pitch = PARALLAX_SENSORS[name]
-    if pitch is None:
-        return parallax_degradation(baseline_m, rotation_deg, intrinsics)
-    return parallax_tof_degradation(name, pitch, baseline_m, rotation_deg, intrinsics)
+    return Degradation(name, (step, *((Downsample("bicubic"),) if pitch is None else tof_camera_steps(pitch))))

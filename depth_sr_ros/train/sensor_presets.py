@@ -29,6 +29,7 @@ from depth_sr_ros.train.degradations import (
     StructuredHoles,
     ToFNoise,
     TorchStep,
+    tof_camera_steps,
 )
 from depth_sr_ros.train.parallax import (
     RegisteredParallax,
@@ -39,13 +40,9 @@ from depth_sr_ros.train.parallax import (
 
 
 def _real_tof(name: str, pitch: float) -> Degradation:
-    """A separate ToF camera registered by calibration (module docstring), misregistered by 0-3
+    """A separate ToF camera registered by calibration (train/degradations.py), misregistered by 0-3
     high-resolution pixels, with a pixel pitch of `pitch` model-grid pixels."""
-    return Degradation(name, (
-        Misregister(0.0, 3.0), MultipathBias(), BiasScale(max_scale=0.02, max_bias_m=0.02),
-        Downsample("area", pitch=pitch), ToFNoise(), FilledHoles(count=2, area_fraction=0.04),
-        FlyingPixels(jump_m=0.05, probability=0.5), RandomHoles(fraction=0.005), Quantize(step_m=0.001),
-    ))
+    return Degradation(name, (Misregister(0.0, 3.0), *tof_camera_steps(pitch)))
 
 
 def _single(name: str, step: TorchStep, before: bool = False) -> Degradation:
