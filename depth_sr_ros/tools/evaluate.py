@@ -75,15 +75,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fix the sensor's misregistration at PX high-resolution pixels (with --degrade "
                         "real_tof, phone_tof or misregistration; default: their 0-3 px mix)")
     parser.add_argument("--baseline", type=float, nargs=3, metavar=("X", "Y", "Z"),
-                        help="with --degrade parallax (or parallax_tof, parallax_phone_tof): the depth sensor's position from the colour camera in "
-                        "metres (x right, y down, z forward; default 0.03 0.01 0)")
+                        help="with --degrade parallax (or parallax_tof, parallax_phone_tof): the depth sensor's "
+                        "position from the colour camera in metres (x right, y down, z forward; default 0.03 0.01 0)")
     parser.add_argument("--rotation", type=float, nargs=3, metavar=("RX", "RY", "RZ"),
-                        help="with --degrade parallax (or parallax_tof, parallax_phone_tof): the depth sensor's rotation vector in degrees (default 0 0 0)")
+                        help="with --degrade parallax (or parallax_tof, parallax_phone_tof): the depth sensor's "
+                        "rotation vector in degrees (default 0 0 0)")
     parser.add_argument("--registration", choices=("none", "tf", "auto"), default="auto",
                         help="auto: estimate the depth sensor's residual extrinsic from colour and input depth over "
                         "30 frames (no ground truth) and register every input with it when significant (registered "
-                        "inputs are left as they are); none: the inputs as made; tf (with --degrade parallax, parallax_tof or parallax_phone_tof): "
-                        "register with the simulated sensor's true pose (eval/registration.py)")
+                        "inputs are left as they are); none: the inputs as made; tf (with --degrade parallax, "
+                        "parallax_tof or parallax_phone_tof): register with the simulated sensor's true pose "
+                        "(eval/registration.py)")
     parser.add_argument("--split", choices=("heldout", "train", "all"),
                         help="frames of a recognised set to score (default: heldout for a recognised set "
                         "without --scenes, else all)")
@@ -115,13 +117,14 @@ def check_args(args: argparse.Namespace) -> Degradation | None:
         raise UsageError("--update-card needs --weights: the card to update is the one beside that file")
     if args.misregistration is not None and not args.degrade:
         raise UsageError("--misregistration needs --degrade (real_tof, phone_tof or misregistration)")
-    sensors_beside = "parallax, parallax_tof or parallax_phone_tof"  # train/parallax.PARALLAX_SENSORS
-    if (args.baseline or args.rotation) and not args.degrade:
-        raise UsageError(f"--baseline and --rotation need --degrade {sensors_beside}")
+    posed = bool(args.baseline or args.rotation or args.registration == "tf")
+    # the sensors of train/parallax.PARALLAX_SENSORS (named here: that module needs torch)
+    needs_pose = ("--baseline, --rotation and --registration tf need --degrade parallax, parallax_tof or "
+                  "parallax_phone_tof (the sensor's pose)")
+    if posed and not args.degrade:
+        raise UsageError(needs_pose)
     if max(map(abs, args.baseline or [0.0])) > 0.5 or max(map(abs, args.rotation or [0.0])) > 10.0:
         raise UsageError("--baseline is metres (at most 0.5 each) and --rotation degrees (at most 10 each)")
-    if args.registration == "tf" and not args.degrade:
-        raise UsageError(f"--registration tf needs --degrade {sensors_beside} (the pose it registers with)")
     if not args.degrade:
         return None
     if not has_torch():
@@ -129,8 +132,8 @@ def check_args(args: argparse.Namespace) -> Degradation | None:
     from depth_sr_ros.train.parallax import DEFAULT_BASELINE_M, PARALLAX_SENSORS, parallax_sensor
     from depth_sr_ros.train.sensor_presets import get_degradation
 
-    if args.degrade not in PARALLAX_SENSORS and (args.baseline or args.rotation or args.registration == "tf"):
-        raise UsageError(f"--baseline, --rotation and --registration tf need --degrade {sensors_beside}")
+    if posed and args.degrade not in PARALLAX_SENSORS:
+        raise UsageError(needs_pose)
     if args.degrade in PARALLAX_SENSORS:
         return parallax_sensor(args.degrade, args.baseline or DEFAULT_BASELINE_M, args.rotation or (0.0, 0.0, 0.0),
                                folder.intrinsics)
