@@ -112,6 +112,21 @@ def test_register_residual_closed_form_equals_the_general_reprojection(supersamp
         assert np.array_equal(fast[np.isfinite(fast)], general[np.isfinite(general)])
 
 
+def test_register_residual_closed_form_on_hostile_depth_values() -> None:
+    """inf, -inf, negative, zero, denormal-small and 1e30 depths: invalid ones dropped as the
+    general path drops them, the rest projected alike; an empty image is a clear error."""
+    values = [np.nan, np.inf, -np.inf, -1.0, 0.0, 1e-9, 1e30, 2.0]
+    depth = np.array(np.random.default_rng(0).choice(values, (30, 40)), np.float32)
+    camera = assumed_intrinsics(40, 30)
+    residual = extrinsic_from_params([0.03, 0.01, 0.002, 0.001, 0.002, 0.0])
+    for supersample in (1, 4):
+        fast = register_residual(depth, camera, residual, supersample)
+        general = reproject_depth(depth, camera, residual, camera, depth.shape, supersample).depth
+        assert np.isfinite(fast).any() and np.array_equal(fast, general, equal_nan=True)
+    with pytest.raises(ValueError, match="shape must be positive"):
+        register_residual(np.zeros((0, 0), np.float32), camera, residual)
+
+
 def test_register_residual_with_a_distorted_camera_takes_the_general_path() -> None:
     import dataclasses
 
