@@ -29,3 +29,20 @@ def test_a_residual_moves_the_depth_by_its_parallax_and_none_leaves_it() -> None
     assert abs(_near_columns(moved.depth) - _near_columns(plain.depth) - shift_px) < 1.5
     rows = np.nonzero((plain.depth < 1.75).any(axis=1))[0]  # vertical extent unchanged: the residual is horizontal
     np.testing.assert_array_equal(np.nonzero((moved.depth < 1.75).any(axis=1))[0], rows)
+
+
+def test_what_the_sensor_does_not_see_gets_zero_confidence_and_min_confidence_drops_it() -> None:
+    residual = Extrinsic(np.eye(3), np.array([8.0 * 1.5 / FX, 0.0, 0.0]))  # 8 px at 1.5 m, 6 px at 2 m
+    kept = FrameProcessor(DepthSR(SRConfig(scale=S, backbone="bicubic")), OutputConfig())
+    dropping = FrameProcessor(DepthSR(SRConfig(scale=S, backbone="bicubic")), OutputConfig(min_confidence=0.05))
+    filled = kept.process(**inputs(), want_points=False, residual=residual, want_confidence=True)
+    dropped = dropping.process(**inputs(), want_points=True, residual=residual)
+    strip = (slice(None), slice(0, 5))  # the colour camera's left border: outside the sensor's view
+    assert filled.confidence is not None and filled.confidence.shape == (H, W)
+    assert (filled.confidence[strip] == 0).all() and np.isfinite(filled.depth[strip]).all()
+    assert np.isnan(dropped.depth[strip]).all()
+    seen = filled.confidence > 0.05
+    assert seen.mean() > 0.5
+    np.testing.assert_array_equal(dropped.depth[seen], filled.depth[seen])
+    assert np.isnan(dropped.depth[~seen]).all()
+    assert dropped.points is not None

@@ -55,8 +55,8 @@ from depth_sr_ros.core.limits import InputBounds, Size, check_pixels
 from depth_sr_ros.core.pipeline import DepthSR, SRResult
 from depth_sr_ros.core.pointcloud import PointCloudFields, point_cloud_fields
 from depth_sr_ros.core.projection import Extrinsic, ProjectionResult, project_points, register_depth
-from depth_sr_ros.core.reprojection import register_residual
 from depth_sr_ros.core.resample import grid_shape
+from depth_sr_ros.core.sensor_view import SensorView
 
 OUTPUT_ENCODINGS = ("32FC1", "16UC1")
 # Relative tolerance on focal lengths, and on the principal point as a fraction of the image size,
@@ -147,9 +147,10 @@ class FrameProcessor:
                 observe: Observer | None = None) -> FrameOutput:
         """Registered depth -> outputs. `residual`: the depth sensor's pose left over by the
         registration the depth claims (depth -> colour optical frame, metres; the self-registration
-        estimate, `core/registration_window.py`): the decoded depth is re-registered with it
-        (`reprojection.register_residual`, timed as "register") before super-resolution; None
-        takes the depth as registered. `observe(rgb, depth, intrinsics)` is given the decoded frame
+        estimate, `core/registration_window.py`): super-resolution then runs in the sensor's view
+        and its output is reprojected into the colour camera (`core/sensor_view.py`; the two warps
+        timed as "register"); None takes the depth as registered. `observe(rgb, depth, intrinsics)`
+        is given the decoded frame
         before the residual (the node's online self-registration keeps these arrays by reference:
         nothing on the frame path writes into them)."""
         start = time.perf_counter()
@@ -158,12 +159,9 @@ class FrameProcessor:
         timings["decode"] = _ms_since(start)
         if observe is not None:
             observe(rgb, depth, intrinsics)
-        if residual is not None:
-            mark = time.perf_counter()
-            depth = register_residual(depth, intrinsics, residual)
-            timings["register"] = _ms_since(mark)
+        view = SensorView(intrinsics, residual) if residual is not None else None
         output = self._super_resolve(rgb, depth, intrinsics, rgb_info_msg, (want_points, want_confidence), start,
-                                     timings)
+                                     timings, view)
         self._establish(rgb, depth)
         return output
 
@@ -236,17 +234,31 @@ class FrameProcessor:
         return output
 
     def _super_resolve(self, rgb: np.ndarray, depth: np.ndarray, intrinsics: Intrinsics, rgb_info_msg: Any,
-                       wants: tuple[bool, bool], start: float, timings: dict[str, float]) -> FrameOutput:
-        """`wants`: (want_points, want_confidence) of the call."""
+                       wants: tuple[bool, bool], start: float, timings: dict[str, float],
+                       view: SensorView | None = None) -> FrameOutput:
+        """`wants`: (want_points, want_confidence) of the call; `view`: the depth sensor's view to
+        super-resolve in (None: the colour camera's, the depth is registered)."""
         want_points, want_confidence = wants
-        result = self.pipeline.process(rgb, depth)
+        mark = time.perf_counter()
+        guide = rgb if view is None else view.colour(rgb, depth)
+        register_ms = _ms_since(mark)
+        result = self.pipeline.process(guide, depth)
         timings.update(result.timings_ms)
         cloud_confidence = want_points and self.output.point_cloud_confidence
         confidence = self._confidence(result, timings, want_confidence or cloud_confidence)
+        depth_hr = result.depth
+        if view is not None:
+            mark = time.perf_counter()
+            seen = view.to_colour(result.depth)
+            depth_hr = seen.depth
+            confidence = None if confidence is None else seen.carry(confidence)
+            timings["register"] = register_ms + _ms_since(mark)
+        if confidence is not None and self.output.min_confidence > 0:
+            depth_hr[confidence < self.output.min_confidence] = np.nan
 
         mark = time.perf_counter()
-        height, width = result.depth.shape
-        image = depth_to_image_fields(result.depth, self.output.output_encoding)
+        height, width = depth_hr.shape
+        image = depth_to_image_fields(depth_hr, self.output.output_encoding)
         camera_info = scaled_camera_info_fields(rgb_info_msg, width, height)
         timings["encode"] = _ms_since(mark)
 
@@ -254,24 +266,21 @@ class FrameProcessor:
         if want_points:
             mark = time.perf_counter()
             colour = rgb if self.output.point_cloud_rgb else None
-            points = point_cloud_fields(result.depth, intrinsics, colour, self.output.point_stride,
+            points = point_cloud_fields(depth_hr, intrinsics, colour, self.output.point_stride,
                                         confidence if cloud_confidence else None)
             timings["pointcloud"] = _ms_since(mark)
         timings["total"] = _ms_since(start)
-        return FrameOutput(image, camera_info, points, result.depth, timings, confidence=confidence)
+        return FrameOutput(image, camera_info, points, depth_hr, timings, confidence=confidence)
 
     def _confidence(self, result: SRResult, timings: dict[str, float], wanted: bool) -> np.ndarray | None:
         """The output's confidence when asked for (`wanted` by the call, or by the OutputConfig;
-        None otherwise), from the pipeline's filled input grid and mask; pixels below
-        `min_confidence` are set invalid in `result.depth` (the pipeline's own array) before
-        anything is encoded."""
+        None otherwise), from the pipeline's filled input grid and mask. `_super_resolve` sets the
+        pixels below `min_confidence` invalid before anything is encoded."""
         if not (wanted or self.output.confidence or self.output.min_confidence > 0):
             return None
         mark = time.perf_counter()
         confidence = self._confidence_estimator.confidence(result.depth, result.filled_lr, result.valid_lr,
                                                            self.pipeline.scale)
-        if self.output.min_confidence > 0:
-            result.depth[confidence < self.output.min_confidence] = np.nan
         timings["confidence"] = _ms_since(mark)
         return confidence
 

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from depth_sr_ros.train.degradations import Degradation
 
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
+ToColour = Callable[[np.ndarray], np.ndarray]  # H x W metres, sensor's view -> colour camera's
 
 NYU_BORDER_PX = 6
 REAL_INPUT_MULTIPLE = 4  # PROTOCOL.md: real RGB-D-D pairs are cropped to a multiple of 4
@@ -183,13 +184,18 @@ def gdsr_score(pred_native: np.ndarray, gt_native: np.ndarray, style: str, unit_
     return float(np.sqrt(np.mean((pred[valid] - gt[valid]) ** 2)))
 
 
-def gdsr_frame(method: Method, frame: Frame, inp: FrameInput, scale: int) -> tuple[np.ndarray, float]:
-    """Steps 3-6 for one method on one prepared input: (prediction in metres, RMSE)."""
+def gdsr_frame(method: Method, frame: Frame, inp: FrameInput, scale: int,
+               to_colour: ToColour | None = None) -> tuple[np.ndarray, float]:
+    """Steps 3-6 for one method on one prepared input: (prediction in metres, RMSE). `to_colour`:
+    the prediction (metres) is in the depth sensor's view and this takes it to the colour
+    camera's before it is scored (`eval/registration.py`)."""
     unit = np.float32(frame.depth_unit_m)
     gt_native = inp.gt / unit
     lo, hi = float(np.nanmin(gt_native)), float(np.nanmax(gt_native))
     native_inp = FrameInput(inp.name, inp.rgb, gt_native, inp.lr / unit, inp.valid_lr, inp.source, inp.gt_holes)
     pred_native = run_method(method, native_inp, scale, lo, hi, clamp=True)
+    if to_colour is not None:
+        pred_native = to_colour(pred_native * unit) / unit
     return pred_native * unit, gdsr_score(pred_native, gt_native, frame.gdsr_style, frame.depth_unit_m)
 
 
@@ -209,11 +215,15 @@ def discontinuity_mask(gt: np.ndarray, radius: int = EDGE_RADIUS_PX, jump_rel: f
     return cv2.dilate(edge.astype(np.uint8), kernel).astype(bool)
 
 
-def metric_frame(method: Method, inp: FrameInput, scale: int) -> tuple[np.ndarray, dict[str, float]]:
-    """Metric protocol for one method: (prediction in metres, metrics incl. `edge_rmse`)."""
+def metric_frame(method: Method, inp: FrameInput, scale: int,
+                 to_colour: ToColour | None = None) -> tuple[np.ndarray, dict[str, float]]:
+    """Metric protocol for one method: (prediction in metres, metrics incl. `edge_rmse`);
+    `to_colour` as in `gdsr_frame`."""
     valid_depth = inp.lr[inp.valid_lr]
     lo, hi = float(valid_depth.min()), float(valid_depth.max())
     pred = run_method(method, inp, scale, lo, hi, clamp=False)
+    if to_colour is not None:
+        pred = to_colour(pred)
     metrics = depth_metrics(pred, inp.gt)
     near_edge = discontinuity_mask(inp.gt) & np.isfinite(inp.gt)
     err = (pred - inp.gt)[near_edge].astype(np.float64)

@@ -2,9 +2,10 @@
 
 The low-resolution inputs of a run are taken to come from one rig (one sensor beside one colour
 camera, as `--degrade parallax` simulates): the residual extrinsic is estimated over the first
-`window` frames' inputs, from colour and input depth only (no ground truth), and every input is
-then registered with it when it is significant (`core/registration_window.py`). `tf` registers
-with the pose as given instead (with `--degrade parallax`, the simulated sensor's true pose: the
+`window` frames' inputs, from colour and input depth only (no ground truth), and when it is
+significant (`core/registration_window.py`) every method then runs in the depth sensor's view and
+its prediction is reprojected into the colour camera before it is scored (`core/sensor_view.py`,
+as the node does). `tf` uses the pose as given instead (with `--degrade parallax`, the simulated sensor's true pose: the
 best any estimate can do, disocclusions and all).
 
 Intrinsics: the folder's `intrinsics.json` (the colour camera) or, without one, the same assumed
@@ -26,7 +27,9 @@ from depth_sr_ros.core.projection import Extrinsic
 from depth_sr_ros.core.registration_estimate import PARAM_NAMES, RegistrationEstimate
 from depth_sr_ros.core.registration_window import SelfRegistration, SelfRegistrationConfig
 from depth_sr_ros.core.reprojection import assumed_intrinsics, extrinsic_params
-from depth_sr_ros.eval.protocol import FrameInput
+from depth_sr_ros.core.resample import pad_to_multiple
+from depth_sr_ros.core.sensor_view import SensorView
+from depth_sr_ros.eval.protocol import FrameInput, ToColour
 
 LOG = logging.getLogger(__name__)
 
@@ -61,13 +64,20 @@ def given(extrinsic: Extrinsic) -> SelfRegistration:
     return registration
 
 
-def register_input(registration: SelfRegistration, inp: FrameInput, intrinsics: Intrinsics | None) -> FrameInput:
-    """`inp` with its low-resolution depth registered by the current estimate (unchanged when the
-    estimate is not significant)."""
-    lr = registration.apply(inp.lr, input_intrinsics(intrinsics, inp))
-    if lr is inp.lr:
-        return inp
-    return dataclasses.replace(inp, lr=lr.astype(np.float32), valid_lr=np.isfinite(lr))
+def in_sensor_view(registration: SelfRegistration, inp: FrameInput, intrinsics: Intrinsics | None,
+                   scale: int) -> tuple[FrameInput, ToColour | None]:
+    """`inp` for the methods to run in the depth sensor's view, and what takes their predictions
+    (metres) to the colour camera, when the current estimate applies (`core/sensor_view.py`, as
+    the node does); `inp` itself and None when it does not."""
+    if registration.current is None or not registration.applies:
+        return inp, None
+    camera = input_intrinsics(intrinsics, inp)
+    height, width = inp.gt.shape
+    padded = pad_to_multiple(inp.rgb, scale)  # the input grid covers the colour image padded to the scale
+    grid_camera = dataclasses.replace(camera, width=padded.shape[1], height=padded.shape[0])
+    guide = SensorView(grid_camera, registration.current.extrinsic).colour(padded, inp.lr)[:height, :width]
+    view = SensorView(camera, registration.current.extrinsic)
+    return dataclasses.replace(inp, rgb=guide), lambda pred: view.to_colour(pred).depth
 
 
 def describe(result: RegistrationEstimate) -> str:

@@ -37,7 +37,7 @@ from depth_sr_ros.core.backbones import get_backbone
 from depth_sr_ros.core.metrics import mean_metrics
 from depth_sr_ros.eval import splits, yardsticks
 from depth_sr_ros.eval.protocol import Method, gdsr_frame, make_input, metric_frame, network_method
-from depth_sr_ros.eval.registration import calibrated, describe, given, register_input
+from depth_sr_ros.eval.registration import calibrated, describe, given, in_sensor_view
 from depth_sr_ros.optional import has_torch
 from depth_sr_ros.tools.usage import (
     UsageError,
@@ -240,8 +240,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         if frame is None:
             continue
         inp = frame_input(index, frame)
+        seen_by_methods, to_colour = inp, None  # what the methods take: in the sensor's view when registered
         if registration is not None:
-            inp = register_input(registration, inp, dataset.intrinsics)
+            seen_by_methods, to_colour = in_sensor_view(registration, inp, dataset.intrinsics, args.scale)
         holes += inp.gt_holes
         record: dict[str, Any] = {"name": frame.name, "split": selection["split_of"].get(frame.name, ""),
                                   "source": inp.source, "methods": {}}
@@ -249,10 +250,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         for name, method in methods.items():
             start = time.perf_counter()
             if args.protocol == "gdsr":
-                pred, rmse = gdsr_frame(method, frame, inp, args.scale)
+                pred, rmse = gdsr_frame(method, frame, seen_by_methods, args.scale, to_colour)
                 metrics = {"rmse": rmse}
             else:
-                pred, metrics = metric_frame(method, inp, args.scale)
+                pred, metrics = metric_frame(method, seen_by_methods, args.scale, to_colour)
             seconds[name] += time.perf_counter() - start
             record["methods"][name] = metrics
             predictions[name] = pred
