@@ -31,10 +31,30 @@ def test_a_residual_moves_the_depth_by_its_parallax_and_none_leaves_it() -> None
     np.testing.assert_array_equal(np.nonzero((moved.depth < 1.75).any(axis=1))[0], rows)
 
 
+def _in_sensor_view() -> DepthSR:
+    """A bicubic pipeline taken the way a network is (`is_network`): in the depth sensor's view."""
+    pipeline = DepthSR(SRConfig(scale=S, backbone="bicubic"))
+    pipeline.is_network = True
+    return pipeline
+
+
+def test_a_network_runs_in_the_sensors_view_and_a_classic_upsampler_on_registered_input() -> None:
+    residual = Extrinsic(np.eye(3), np.array([8.0 * 1.5 / FX, 0.0, 0.0]))
+    classic = FrameProcessor(DepthSR(SRConfig(scale=S, backbone="bicubic")), OutputConfig())
+    viewed = FrameProcessor(_in_sensor_view(), OutputConfig())
+    assert classic.pipeline.is_network is False
+    on_registered = classic.process(**inputs(), want_points=False, residual=residual).depth
+    in_view = viewed.process(**inputs(), want_points=False, residual=residual).depth
+    plain = classic.process(**inputs(), want_points=False).depth
+    for moved in (on_registered, in_view):  # both put the near square where the colour camera sees it
+        assert abs(_near_columns(moved) - _near_columns(plain) - 8.0) < 1.5
+    assert not np.array_equal(np.nan_to_num(in_view), np.nan_to_num(on_registered))
+
+
 def test_what_the_sensor_does_not_see_gets_zero_confidence_and_min_confidence_drops_it() -> None:
     residual = Extrinsic(np.eye(3), np.array([8.0 * 1.5 / FX, 0.0, 0.0]))  # 8 px at 1.5 m, 6 px at 2 m
-    kept = FrameProcessor(DepthSR(SRConfig(scale=S, backbone="bicubic")), OutputConfig())
-    dropping = FrameProcessor(DepthSR(SRConfig(scale=S, backbone="bicubic")), OutputConfig(min_confidence=0.05))
+    kept = FrameProcessor(_in_sensor_view(), OutputConfig())
+    dropping = FrameProcessor(_in_sensor_view(), OutputConfig(min_confidence=0.05))
     filled = kept.process(**inputs(), want_points=False, residual=residual, want_confidence=True)
     dropped = dropping.process(**inputs(), want_points=True, residual=residual)
     strip = (slice(None), slice(0, 5))  # the colour camera's left border: outside the sensor's view

@@ -55,6 +55,7 @@ from depth_sr_ros.core.limits import InputBounds, Size, check_pixels
 from depth_sr_ros.core.pipeline import DepthSR, SRResult
 from depth_sr_ros.core.pointcloud import PointCloudFields, point_cloud_fields
 from depth_sr_ros.core.projection import Extrinsic, ProjectionResult, project_points, register_depth
+from depth_sr_ros.core.reprojection import register_residual
 from depth_sr_ros.core.resample import grid_shape
 from depth_sr_ros.core.sensor_view import SensorView
 
@@ -147,9 +148,11 @@ class FrameProcessor:
                 observe: Observer | None = None) -> FrameOutput:
         """Registered depth -> outputs. `residual`: the depth sensor's pose left over by the
         registration the depth claims (depth -> colour optical frame, metres; the self-registration
-        estimate, `core/registration_window.py`): super-resolution then runs in the sensor's view
-        and its output is reprojected into the colour camera (`core/sensor_view.py`; the two warps
-        timed as "register"); None takes the depth as registered. `observe(rgb, depth, intrinsics)`
+        estimate, `core/registration_window.py`): a network then runs in the sensor's view and its
+        output is reprojected into the colour camera (`core/sensor_view.py`); a classic upsampler
+        takes the depth registered with it (`reprojection.register_residual`), which measured as
+        well with the true pose and better with an estimate (docs/registration.md); either timed
+        as "register". None takes the depth as registered. `observe(rgb, depth, intrinsics)`
         is given the decoded frame
         before the residual (the node's online self-registration keeps these arrays by reference:
         nothing on the frame path writes into them)."""
@@ -159,7 +162,13 @@ class FrameProcessor:
         timings["decode"] = _ms_since(start)
         if observe is not None:
             observe(rgb, depth, intrinsics)
-        view = SensorView(intrinsics, residual) if residual is not None else None
+        view = None
+        if residual is not None and self.pipeline.is_network:
+            view = SensorView(intrinsics, residual)
+        elif residual is not None:
+            mark = time.perf_counter()
+            depth = register_residual(depth, intrinsics, residual)
+            timings["register"] = _ms_since(mark)
         output = self._super_resolve(rgb, depth, intrinsics, rgb_info_msg, (want_points, want_confidence), start,
                                      timings, view)
         self._establish(rgb, depth)
@@ -249,7 +258,7 @@ class FrameProcessor:
         depth_hr = result.depth
         if view is not None:
             mark = time.perf_counter()
-            seen = view.to_colour(result.depth)
+            seen = view.to_colour(result.depth, self.pipeline.config.max_hole_radius * self.pipeline.scale)
             depth_hr = seen.depth
             confidence = None if confidence is None else seen.carry(confidence)
             timings["register"] = register_ms + _ms_since(mark)

@@ -88,13 +88,15 @@ class DepthSR:
     """RGB-guided depth super-resolution of one frame at a time; build once, call `process` per frame.
 
     Attributes: `config`, `scale`, `backbone_name` (the resolved name when config.backbone is
-    "auto"), `weights` (the weights path a network backbone was built from, else None).
+    "auto"), `weights` (the weights path a network backbone was built from, else None),
+    `is_network` (a network backbone, not a classic upsampler).
     """
 
     def __init__(self, config: SRConfig) -> None:
         self.config = config
         self.scale = config.scale
         self.backbone_name, self.weights = self._resolve_backbone(config)
+        self.is_network = get_backbone(self.backbone_name).kind == "network"
         self.upsampler = self._build_upsampler()
 
     @staticmethod

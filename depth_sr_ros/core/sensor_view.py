@@ -18,7 +18,8 @@ moves with its own, sharp depth.
 What the colour camera sees and the sensor does not gets filled, and counts in `SeenDepth.unseen`:
 a gap behind a foreground edge takes the farther of the two surfaces met along the epipolar
 direction (the background, which the edge uncovered), a strip along the image border the nearest
-reprojected pixel. Pixels the pipeline left invalid (NaN) stay invalid and are not filled.
+reprojected pixel; beyond the hole policy's reach (`fill_limit_px`) they stay NaN. Pixels the
+pipeline left invalid (NaN) stay invalid and are not filled.
 
 Frames and units: depth in metres along the optical axis, NaN invalid; both views share the colour
 intrinsics (depth labelled as registered has them); `residual` maps the sensor's optical frame
@@ -36,7 +37,7 @@ import numpy as np
 
 from depth_sr_ros.core.projection import Extrinsic, Pinhole, distort, max_monotonic_r2, pinhole_at
 from depth_sr_ros.core.reprojection import turned_rays
-from depth_sr_ros.core.resample import fill_holes
+from depth_sr_ros.core.resample import fill_holes, hole_mask
 
 
 @dataclass
@@ -84,8 +85,10 @@ class SensorView:
         return cv2.remap(rgb, col.reshape(height, width), row.reshape(height, width), cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE)
 
-    def to_colour(self, depth: np.ndarray) -> SeenDepth:
-        """`depth` (H x W metres in the sensor's view, NaN invalid) as the colour camera sees it."""
+    def to_colour(self, depth: np.ndarray, fill_limit_px: int | None = None) -> SeenDepth:
+        """`depth` (H x W metres in the sensor's view, NaN invalid) as the colour camera sees it.
+        `fill_limit_px`: unseen pixels farther than this from every seen pixel stay NaN (the
+        pipeline's hole policy at output resolution); None fills them all."""
         depth = np.asarray(depth, dtype=np.float32)
         height, width = depth.shape
         valid = (depth > 0) & (depth < np.inf)  # False for NaN
@@ -112,6 +115,8 @@ class SensorView:
         unseen = ~reached.reshape(height, width)
         out = seen.reshape(height, width)
         self._fill_unseen(out, unseen)
+        if fill_limit_px is not None:
+            out[hole_mask(~unseen, fill_limit_px)] = np.nan
         return SeenDepth(out, source.reshape(height, width), unseen)
 
     def _in_colour(self, shape: tuple[int, int], depth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

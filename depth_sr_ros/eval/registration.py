@@ -3,9 +3,10 @@
 The low-resolution inputs of a run are taken to come from one rig (one sensor beside one colour
 camera, as `--degrade parallax` simulates): the residual extrinsic is estimated over the first
 `window` frames' inputs, from colour and input depth only (no ground truth), and when it is
-significant (`core/registration_window.py`) every method then runs in the depth sensor's view and
-its prediction is reprojected into the colour camera before it is scored (`core/sensor_view.py`,
-as the node does). `tf` uses the pose as given instead (with `--degrade parallax`, the simulated sensor's true pose: the
+significant (`core/registration_window.py`) it is applied as the node applies it: a network runs
+in the depth sensor's view and its prediction is reprojected into the colour camera before it is
+scored (`core/sensor_view.py`); a classic upsampler takes the input registered with it
+(`reprojection.register_residual`). `tf` uses the pose as given instead (with `--degrade parallax`, the simulated sensor's true pose: the
 best any estimate can do, disocclusions and all).
 
 Intrinsics: the folder's `intrinsics.json` (the colour camera) or, without one, the same assumed
@@ -64,19 +65,25 @@ def given(extrinsic: Extrinsic) -> SelfRegistration:
     return registration
 
 
-def in_sensor_view(registration: SelfRegistration, inp: FrameInput, intrinsics: Intrinsics | None,
-                   scale: int) -> tuple[FrameInput, ToColour | None]:
-    """`inp` for the methods to run in the depth sensor's view, and what takes their predictions
-    (metres) to the colour camera, when the current estimate applies (`core/sensor_view.py`, as
-    the node does); `inp` itself and None when it does not."""
+def registered_input(registration: SelfRegistration, inp: FrameInput, intrinsics: Intrinsics | None, scale: int,
+                     network: bool) -> tuple[FrameInput, ToColour | None]:
+    """What a method takes when the current estimate applies, as the node applies it
+    (`core/frame_processor.py`): for a network (`network`), `inp` with its colour image in the
+    depth sensor's view and what takes the prediction (metres) back to the colour camera
+    (`core/sensor_view.py`); for a classic upsampler, `inp` with its low-resolution depth
+    registered (`reprojection.register_residual`) and None. `inp` and None when nothing applies."""
     if registration.current is None or not registration.applies:
         return inp, None
     camera = input_intrinsics(intrinsics, inp)
+    residual = registration.current.extrinsic
+    if not network:
+        lr = registration.apply(inp.lr, camera)
+        return dataclasses.replace(inp, lr=lr.astype(np.float32), valid_lr=np.isfinite(lr)), None
     height, width = inp.gt.shape
     padded = pad_to_multiple(inp.rgb, scale)  # the input grid covers the colour image padded to the scale
     grid_camera = dataclasses.replace(camera, width=padded.shape[1], height=padded.shape[0])
-    guide = SensorView(grid_camera, registration.current.extrinsic).colour(padded, inp.lr)[:height, :width]
-    view = SensorView(camera, registration.current.extrinsic)
+    guide = SensorView(grid_camera, residual).colour(padded, inp.lr)[:height, :width]
+    view = SensorView(camera, residual)
     return dataclasses.replace(inp, rgb=guide), lambda pred: view.to_colour(pred).depth
 
 

@@ -37,7 +37,7 @@ from depth_sr_ros.core.backbones import get_backbone
 from depth_sr_ros.core.metrics import mean_metrics
 from depth_sr_ros.eval import splits, yardsticks
 from depth_sr_ros.eval.protocol import Method, gdsr_frame, make_input, metric_frame, network_method
-from depth_sr_ros.eval.registration import calibrated, describe, given, in_sensor_view
+from depth_sr_ros.eval.registration import calibrated, describe, given, registered_input
 from depth_sr_ros.optional import has_torch
 from depth_sr_ros.tools.usage import (
     UsageError,
@@ -240,15 +240,18 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         if frame is None:
             continue
         inp = frame_input(index, frame)
-        seen_by_methods, to_colour = inp, None  # what the methods take: in the sensor's view when registered
-        if registration is not None:
-            seen_by_methods, to_colour = in_sensor_view(registration, inp, dataset.intrinsics, args.scale)
+        taken: dict[bool, tuple[Any, Any]] = {}  # network or not -> (the methods' input, ToColour or None)
         holes += inp.gt_holes
         record: dict[str, Any] = {"name": frame.name, "split": selection["split_of"].get(frame.name, ""),
                                   "source": inp.source, "methods": {}}
         predictions = {}
         for name, method in methods.items():
             start = time.perf_counter()
+            network = get_backbone(name).kind == "network"
+            if network not in taken:
+                taken[network] = (inp, None) if registration is None else registered_input(
+                    registration, inp, dataset.intrinsics, args.scale, network)
+            seen_by_methods, to_colour = taken[network]
             if args.protocol == "gdsr":
                 pred, rmse = gdsr_frame(method, frame, seen_by_methods, args.scale, to_colour)
                 metrics = {"rmse": rmse}
