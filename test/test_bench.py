@@ -125,3 +125,22 @@ def test_soak_beyond_its_bound_is_one_line_and_exit_2(capsys):
     assert main(["bench", "--soak", str(MAX_SOAK_FRAMES * 10)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "--soak" in line and f"expected from 10 to {MAX_SOAK_FRAMES}" in line, line
+
+
+def test_register_stage_only_with_a_residual(tiny_run, tmp_path):
+    payload, _ = tiny_run
+    for record in payload["records"]:  # no residual: nothing registered, no baseline
+        assert record["residual_m"] is None
+        assert record["stages_ms"]["register"] == 0 and record["stage_copy_baseline_ms"]["register"] == 0
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--backbones", "bicubic", "--height", str(HEIGHT), "--width", str(WIDTH),
+                              "--scale", str(SCALE), "--frames", "2", "--warmup", "1", "--device", "cpu",
+                              "--points", "none", "--residual", "0.03", "0.01", "0",
+                              "--json", str(tmp_path / "bench.json")])
+    assert bench.run(args) == 0
+    (record,) = json.loads((tmp_path / "bench.json").read_text())["records"]
+    assert record["residual_m"] == [0.03, 0.01, 0.0]
+    assert record["stages_ms"]["register"] > 0 and record["stage_copy_baseline_ms"]["register"] > 0
+    lr = (HEIGHT // SCALE) * (WIDTH // SCALE)
+    assert record["bytes"]["register"] == 2 * lr * 4  # a classic upsampler: the input re-registered

@@ -12,6 +12,9 @@ copy of the data into `array.array`), over the rosbags message classes since rcl
 here. Stages, in milliseconds:
 
   decode      Image/CameraInfo fields -> arrays, camera checks      (FrameProcessor)
+  register    an applied registration residual; 0 unless --residual (FrameProcessor: a network
+              in the depth sensor's view, core/sensor_view.py; a classic upsampler's input
+              re-registered, core/reprojection.py)
   preprocess  resampling, hole fill, normalisation, NCHW tensors    (DepthSR)
   network     the backbone (a network via its inference backend, or a classic upsampler)
   postprocess de-normalise, crop, hole policy                       (DepthSR)
@@ -84,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--confidence", action="store_true",
                         help="compute the confidence map every frame (as the node does for a depth_sr/confidence "
                              "subscriber); its stage is in the overhead")
+    parser.add_argument("--residual", type=float, nargs=3, metavar=("TX", "TY", "TZ"), default=None,
+                        help="apply this residual pose of the depth sensor (metres, colour optical frame) to every "
+                             "frame, as registration tf or an applied auto estimate does; its cost is the register stage")
     parser.add_argument("--untrained", action="store_true",
                         help="time networks without shipped weights at their initial weights (speed only)")
     parser.add_argument("--cache-dir", default=None, help="ONNX/engine cache (default: the node's)")
@@ -207,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
         scales=list(args.scale), frames=args.frames, warmup=args.warmup, repeats=args.repeats, precision=args.precision, device=device,
         points=args.points, point_stride=args.point_stride, confidence=args.confidence, untrained=args.untrained,
         engine_cache_dir=args.cache_dir, progress=not args.no_progress,
+        residual_m=tuple(args.residual) if args.residual is not None else None,
     )
     records, skipped, machine = run_bench(settings)
     command = "depth-sr bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:])

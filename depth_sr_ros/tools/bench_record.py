@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from depth_sr_ros.tools.bench_frames import SampleFrame
 
-STAGES = ("decode", "preprocess", "network", "postprocess", "confidence", "pointcloud", "encode", "msg_build")
+STAGES = ("decode", "register", "preprocess", "network", "postprocess", "confidence", "pointcloud", "encode",
+          "msg_build")
 OVERHEAD_STAGES = tuple(s for s in STAGES if s != "network")
 CLASSIC_BACKEND = "numpy"
 
@@ -41,6 +42,7 @@ class BenchSettings:
     points: str = "xyzrgb"  # "none", "xyz" or "xyzrgb" (the node's default)
     point_stride: int = 1
     confidence: bool = False  # compute the confidence map every frame (its stage is 0 otherwise)
+    residual_m: tuple[float, float, float] | None = None  # a registration residual applied every frame
     untrained: bool = False
     engine_cache_dir: str | None = None
     progress: bool = True
@@ -60,9 +62,11 @@ def copy_ms(nbytes: int, repeats: int = 15) -> float:
     return float(np.median(times))
 
 
-def stage_bytes(frame: SampleFrame, out: Any) -> dict[str, int]:
+def stage_bytes(frame: SampleFrame, out: Any, sensor_view: bool = False) -> dict[str, int]:
     """Bytes each overhead stage reads plus writes, from the frame's actual arrays; "frame" is the
-    input messages' bytes plus the output messages' (depth image and cloud)."""
+    input messages' bytes plus the output messages' (depth image and cloud). `sensor_view`: an
+    applied residual went through the sensor's view (colour and output depth warped once each),
+    not through the registered input."""
     rows, cols = out.depth.shape
     hr_f32 = rows * cols * 4
     rgb_u8 = int(frame.rgb.data.nbytes)
@@ -73,6 +77,7 @@ def stage_bytes(frame: SampleFrame, out: Any) -> dict[str, int]:
     coloured = out.points is not None and any(f.name == "rgb" for f in out.points.fields)
     return {
         "decode": rgb_u8 + depth_in + rgb_u8 + lr_f32,
+        "register": (2 * (rgb_u8 + hr_f32) if sensor_view else 2 * lr_f32) if "register" in out.timings_ms else 0,
         "preprocess": rgb_u8 + lr_f32 + rgb_u8 * 4 + 2 * lr_f32,
         "postprocess": hr_f32 + hr_f32,
         "confidence": hr_f32 + hr_f32 if out.confidence is not None else 0,  # depth in, confidence out
@@ -110,15 +115,17 @@ def build_processor(backbone: str, backend: str, scale: int, settings: BenchSett
 
 
 def time_frames(processor, frames: list[SampleFrame], builder, warmup: int, count: int, label: str,
-                want_points: bool = True, progress: bool = True):
-    """Per-stage times (ms) of `count` frames after `warmup`, per-frame totals, the last FrameOutput."""
+                want_points: bool = True, progress: bool = True, residual: Any = None):
+    """Per-stage times (ms) of `count` frames after `warmup`, per-frame totals, the last FrameOutput.
+    `residual`: the registration residual (an `Extrinsic`) applied to every frame, or None."""
     times: dict[str, list[float]] = {stage: [] for stage in STAGES}
     totals: list[float] = []
     out = None
     for i in tqdm(range(warmup + count), desc=label, leave=False, disable=None if progress else True):
         frame = frames[i % len(frames)]
         start = time.perf_counter()
-        out = processor.process(frame.rgb, frame.rgb_info, frame.depth, frame.depth_info, want_points=want_points)
+        out = processor.process(frame.rgb, frame.rgb_info, frame.depth, frame.depth_info, want_points=want_points,
+                                residual=residual)
         mark = time.perf_counter()
         header = frame.rgb.header
         builder.image(header, out.image)
@@ -146,11 +153,12 @@ def shipped_or_given_weights(processor, backbone: str, scale: int, weights: Path
     return str(found) if found else None
 
 
-def frame_alloc_peak_mb(processor, frame: SampleFrame, builder, want_points: bool = True) -> float:
+def frame_alloc_peak_mb(processor, frame: SampleFrame, builder, want_points: bool = True, residual: Any = None) -> float:
     """Peak of Python/numpy allocations during one frame (tracemalloc), MiB."""
     tracemalloc.start()
     try:
-        out = processor.process(frame.rgb, frame.rgb_info, frame.depth, frame.depth_info, want_points=want_points)
+        out = processor.process(frame.rgb, frame.rgb_info, frame.depth, frame.depth_info, want_points=want_points,
+                                residual=residual)
         builder.image(frame.rgb.header, out.image)
         if out.points is not None:
             builder.point_cloud(frame.rgb.header, out.points)
@@ -168,6 +176,11 @@ def bench_record(
     import torch
 
     processor = build_processor(backbone, backend, scale, settings, weights)
+    residual = None
+    if settings.residual_m is not None:
+        from depth_sr_ros.core.projection import Extrinsic
+
+        residual = Extrinsic(np.eye(3), np.asarray(settings.residual_m, dtype=np.float64))
     cuda = settings.device.startswith("cuda") and torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -177,13 +190,13 @@ def bench_record(
     for index in range(settings.repeats):
         warmup = settings.warmup if index == 0 else 0
         times, totals, out = time_frames(processor, frames, builder, warmup, settings.frames, label,
-                                         settings.points != "none", settings.progress)
+                                         settings.points != "none", settings.progress, residual)
         times["overhead"] = [sum(times[s][i] for s in OVERHEAD_STAGES) for i in range(len(totals))]
         times["total"] = totals
         run_medians.append({key: _percentile(values, 50) for key, values in times.items()})
         for key, values in times.items():
             pooled[key] += values
-        sizes = stage_bytes(frames[0], out)
+        sizes = stage_bytes(frames[0], out, processor.pipeline.is_network)
         copies.append({key: copy_ms(nbytes) for key, nbytes in sizes.items()})
 
     def median(key: str, runs: list[dict[str, float]] = run_medians) -> float:
@@ -207,6 +220,7 @@ def bench_record(
         "frames": settings.frames,
         "warmup": settings.warmup,
         "runs": settings.repeats,
+        "residual_m": list(settings.residual_m) if settings.residual_m is not None else None,
         "stages_ms": {s: round(median(s), 4) for s in STAGES},
         "stages_p90_ms": {s: round(_percentile(pooled[s], 90), 4) for s in STAGES},
         "network_ms": round(network_ms, 4),
@@ -226,7 +240,7 @@ def bench_record(
         "memory": {
             "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "frame_alloc_peak_mb": round(frame_alloc_peak_mb(processor, frames[0], builder,
-                                                             settings.points != "none"), 2),
+                                                             settings.points != "none", residual), 2),
             "cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
         },
     }
