@@ -82,7 +82,9 @@ def parallax_degradation(baseline_m: Sequence[float] = DEFAULT_BASELINE_M,
 
 @dataclass(frozen=True)
 class RegisteredParallax(Degradation):
-    """What `registration auto` hands the network from a sensor beside the camera (issue 19, item 4):
+    """What registering the input with an estimate gives from a sensor beside the camera (issue 19,
+    item 4; what a classic upsampler is handed; a network now runs in the sensor's view instead,
+    core/sensor_view.py):
     the sensor's view rendered as `Parallax` does (disocclusions filled), made a sensor image by
     the chain's `steps` (the bicubic footprint by default; a ToF camera's effects in
     `parallax_registered_tof`), then registered back at the sensor's resolution
