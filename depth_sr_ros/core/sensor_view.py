@@ -139,8 +139,7 @@ class SensorView:
             bad = ~(z > 0) | ~(z_out > 0)
             if camera.distortion:
                 bad |= x * x + y * y > max_monotonic_r2(camera.distortion)
-                x, y = (v.astype(np.float32) for v in distort(x.astype(np.float64), y.astype(np.float64),
-                                                              camera.distortion))
+                x, y = distort(x, y, tuple(np.float32(k) for k in camera.distortion))  # float32 throughout
         x *= np.float32(camera.fx)
         x += np.float32(camera.cx)
         y *= np.float32(camera.fy)
