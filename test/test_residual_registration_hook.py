@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from test_frame_processor import FX, H, S, W, inputs
 
+from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.frame_processor import FrameProcessor, OutputConfig
 from depth_sr_ros.core.pipeline import DepthSR, SRConfig
 from depth_sr_ros.core.projection import Extrinsic
+from depth_sr_ros.core.reprojection import rotation_from_vector
 
 
 def _near_columns(depth: np.ndarray) -> float:
@@ -66,3 +69,14 @@ def test_what_the_sensor_does_not_see_gets_zero_confidence_and_min_confidence_dr
     np.testing.assert_array_equal(dropped.depth[seen], filled.depth[seen])
     assert np.isnan(dropped.depth[~seen]).all()
     assert dropped.points is not None
+
+
+def test_a_residual_that_moves_everything_out_of_view_is_a_frame_error() -> None:
+    processor = FrameProcessor(_in_sensor_view(), OutputConfig())
+    turned_away = Extrinsic(rotation_from_vector([0.0, np.pi / 2, 0.0]), np.zeros(3))  # 90 degrees aside
+    with pytest.raises(FrameError) as caught:
+        processor.process(**inputs(), want_points=True, residual=turned_away)
+    assert caught.value.reason == "no_points_in_view"
+    behind = Extrinsic(np.eye(3), np.array([0.0, 0.0, -10.0]))  # every point 10 m behind the colour camera
+    with pytest.raises(FrameError):
+        processor.process(**inputs(), want_points=True, residual=behind)

@@ -259,6 +259,9 @@ class FrameProcessor:
         if view is not None:
             mark = time.perf_counter()
             seen = view.to_colour(result.depth, self.pipeline.config.max_hole_radius * self.pipeline.scale)
+            if seen.unseen.all():
+                raise FrameError("no_points_in_view", "the registration residual moves every depth pixel out of the "
+                                 "colour camera's view; check the depth sensor's pose (TF or the estimate)")
             depth_hr = seen.depth
             confidence = None if confidence is None else seen.carry(confidence)
             timings["register"] = register_ms + _ms_since(mark)
