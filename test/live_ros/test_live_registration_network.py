@@ -64,12 +64,21 @@ def _sensor_pose(stamp) -> TransformStamped:
     return message
 
 
-def test_lite_with_the_pose_from_tf_runs_in_the_sensors_view(node, probe):
+@pytest.fixture
+def sensor_pose_on_tf(probe):
+    """The sensor's pose on /tf_static while the test runs; the publisher is destroyed after it, so
+    that nodes started by later test modules (registration auto looks the pose up in TF) never see it."""
+    broadcaster = StaticTransformBroadcaster(probe.node)
+    broadcaster.sendTransform([_sensor_pose(probe.node.get_clock().now().to_msg())])
+    yield
+    probe.node.destroy_publisher(broadcaster.pub_tf)
+
+
+def test_lite_with_the_pose_from_tf_runs_in_the_sensors_view(node, probe, sensor_pose_on_tf):
     frames, truths = _frames()
     with (probe.collect(DiagnosticArray, "/diagnostics") as diagnostics,
           probe.collect(Image, f"{NS}/depth_sr/image") as images):
         probe.wait_for_subscribers(f"{NS}/depth/image", 1, harness.START_TIMEOUT_S)
-        StaticTransformBroadcaster(probe.node).sendTransform([_sensor_pose(probe.node.get_clock().now().to_msg())])
         deadline = time.monotonic() + 60.0
         while not any(v.get("registration applied") == "true" for v in harness.status_values(diagnostics.messages)):
             assert time.monotonic() < deadline, node.output()[-3000:]
