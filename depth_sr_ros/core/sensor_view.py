@@ -139,7 +139,7 @@ class SensorView:
             bad = ~(z > 0) | ~(z_out > 0)
             if camera.distortion:
                 bad |= x * x + y * y > max_monotonic_r2(camera.distortion)
-                x, y = distort(x, y, tuple(np.float32(k) for k in camera.distortion))  # float32 throughout
+                x, y = distort(x, y, camera.distortion)  # float32 arrays, Python-float coefficients: float32
         x *= np.float32(camera.fx)
         x += np.float32(camera.cx)
         y *= np.float32(camera.fy)
@@ -151,7 +151,7 @@ class SensorView:
         """Fill the unseen pixels of `depth` in place (module docstring)."""
         if not unseen.any() or not np.isfinite(depth).any():
             return
-        camera = pinhole_at(self.intrinsics, depth.shape)
+        camera = pinhole_at(self.intrinsics, (depth.shape[0], depth.shape[1]))
         shift = np.array([camera.fy * self.residual.translation[1], camera.fx * self.residual.translation[0]])
         reach = float(np.hypot(*shift))
         if reach > 1e-9:
