@@ -152,10 +152,9 @@ class FrameProcessor:
         output is reprojected into the colour camera (`core/sensor_view.py`); a classic upsampler
         takes the depth registered with it (`reprojection.register_residual`), which measured as
         well with the true pose and better with an estimate (docs/registration.md); either timed
-        as "register". None takes the depth as registered. `observe(rgb, depth, intrinsics)`
-        is given the decoded frame
-        before the residual (the node's online self-registration keeps these arrays by reference:
-        nothing on the frame path writes into them)."""
+        as "register". None takes the depth as registered. `observe(rgb, depth, intrinsics)` is
+        given the decoded frame before the residual (the node's online self-registration keeps
+        these arrays by reference: nothing on the frame path writes into them)."""
         start = time.perf_counter()
         timings: dict[str, float] = {}
         rgb, depth, intrinsics = self._decode(rgb_msg, rgb_info_msg, depth_msg, depth_info_msg)

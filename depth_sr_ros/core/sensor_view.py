@@ -77,7 +77,7 @@ class SensorView:
             valid = np.isfinite(depth) & (depth > 0)
         if not valid.any():
             return rgb  # nothing to move by; the pipeline rejects such a frame
-        filled = fill_holes(np.where(valid, depth, 0.0).astype(np.float32), valid)
+        filled = fill_holes(depth, valid)  # reads only the valid pixels
         guess = cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR)
         col, row, _ = self._in_colour((height, width), guess)
         outside = ~np.isfinite(col)
@@ -94,7 +94,7 @@ class SensorView:
         valid = (depth > 0) & (depth < np.inf)  # False for NaN
         # Invalid pixels are projected too, at the nearest valid depth, so that they stay invalid
         # where they land instead of reading as unseen and being filled.
-        where = fill_holes(np.where(valid, depth, np.float32(0)), valid) if valid.any() else depth
+        where = fill_holes(depth, valid) if valid.any() else depth
         col, row, z = self._in_colour((height, width), where)
         with np.errstate(invalid="ignore"):
             lands = np.flatnonzero((col > -0.5) & (col < width - 0.5) & (row > -0.5) & (row < height - 0.5))
@@ -161,7 +161,7 @@ class SensorView:
         left = unseen & ~np.isfinite(depth)
         if left.any():
             known = np.isfinite(depth)
-            depth[left] = fill_holes(np.where(known, depth, 0.0), known)[left]
+            depth[left] = fill_holes(depth, known)[left]
 
 
 @functools.lru_cache(maxsize=4)

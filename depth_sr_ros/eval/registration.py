@@ -6,8 +6,8 @@ camera, as `--degrade parallax` simulates): the residual extrinsic is estimated 
 significant (`core/registration_window.py`) it is applied as the node applies it: a network runs
 in the depth sensor's view and its prediction is reprojected into the colour camera before it is
 scored (`core/sensor_view.py`); a classic upsampler takes the input registered with it
-(`reprojection.register_residual`). `tf` uses the pose as given instead (with `--degrade parallax`, the simulated sensor's true pose: the
-best any estimate can do, disocclusions and all).
+(`reprojection.register_residual`). `tf` uses the pose as given instead (with `--degrade
+parallax`, the simulated sensor's true pose: the best any estimate can do, disocclusions and all).
 
 Intrinsics: the folder's `intrinsics.json` (the colour camera) or, without one, the same assumed
 pinhole the parallax degradation uses (`core.reprojection.assumed_intrinsics`), for the cropped

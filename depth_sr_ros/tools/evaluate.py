@@ -82,10 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "rotation vector in degrees (default 0 0 0)")
     parser.add_argument("--registration", choices=("none", "tf", "auto"), default="auto",
                         help="auto: estimate the depth sensor's residual extrinsic from colour and input depth over "
-                        "30 frames (no ground truth) and register every input with it when significant (registered "
-                        "inputs are left as they are); none: the inputs as made; tf (with --degrade parallax, "
-                        "parallax_tof or parallax_phone_tof): register with the simulated sensor's true pose "
-                        "(eval/registration.py)")
+                        "30 frames (no ground truth) and apply it when significant, as the node does: a network in "
+                        "the sensor's view, a classic upsampler on the registered input (registered inputs are left "
+                        "as they are); none: the inputs as made; tf (with --degrade parallax, parallax_tof or "
+                        "parallax_phone_tof): apply the simulated sensor's true pose (eval/registration.py)")
     parser.add_argument("--split", choices=("heldout", "train", "all"),
                         help="frames of a recognised set to score (default: heldout for a recognised set "
                         "without --scenes, else all)")
