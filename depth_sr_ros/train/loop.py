@@ -308,7 +308,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict[str, Any]:
     bar.close()
     seconds = time.monotonic() - start
     summary: dict[str, Any] = {"steps": step, "finished": finished, "seconds": round(seconds, 1), "device": device,
-                               "rank": rank}
+                               "rank": rank, "world_size": world}
     if rank == 0:
         trained = step - first_step
         summary["steps_per_s"] = round(trained / max(seconds - resumed_s, 1e-9), 2) if trained else 0.0
