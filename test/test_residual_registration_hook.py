@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_frame_processor import FX, H, S, W, inputs
+from test_frame_processor import FX, H, S, W, camera_info, image, inputs, scene
 
+from depth_sr_ros.core.camera_info import intrinsics_from_camera_info
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.frame_processor import FrameProcessor, OutputConfig
 from depth_sr_ros.core.pipeline import DepthSR, SRConfig
 from depth_sr_ros.core.projection import Extrinsic
 from depth_sr_ros.core.reprojection import rotation_from_vector
+from depth_sr_ros.core.resample import bicubic_downsample
+from depth_sr_ros.core.sensor_view import SECOND_PASS_MAX_SCALE, SensorView
 
 
 def _near_columns(depth: np.ndarray) -> float:
@@ -80,3 +83,54 @@ def test_a_residual_that_moves_everything_out_of_view_is_a_frame_error() -> None
     behind = Extrinsic(np.eye(3), np.array([0.0, 0.0, -10.0]))  # every point 10 m behind the colour camera
     with pytest.raises(FrameError):
         processor.process(**inputs(), want_points=True, residual=behind)
+
+
+def _recording(pipeline: DepthSR) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Wrap `pipeline.process` so that each call's (guide, input depth, output depth) is kept."""
+    calls: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    process = pipeline.process
+
+    def recorded(rgb: np.ndarray, depth: np.ndarray):
+        result = process(rgb, depth)
+        calls.append((rgb.copy(), np.array(depth, copy=True), result.depth.copy()))
+        return result
+
+    pipeline.process = recorded  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_network_runs_a_second_pass_in_the_colour_camera_on_its_reprojected_output() -> None:
+    residual = Extrinsic(np.eye(3), np.array([8.0 * 1.5 / FX, 0.0, 0.0]))
+    pipeline = _in_sensor_view()
+    calls = _recording(pipeline)
+    processor = FrameProcessor(pipeline, OutputConfig())
+    out = processor.process(**inputs(), want_points=False, residual=residual, want_confidence=True)
+    rgb, _ = scene()
+    assert len(calls) == 2
+    (guide, first_in, first_out), (colour, second_in, second_out) = calls
+    assert not np.array_equal(guide, rgb)  # the first pass sees the colour image in the sensor's view ...
+    np.testing.assert_array_equal(colour, rgb)  # ... the second the colour image itself
+    seen = SensorView(intrinsics_from_camera_info(camera_info(W, H)), residual).to_colour(
+        first_out, pipeline.config.max_hole_radius * S)
+    np.testing.assert_array_equal(second_in, bicubic_downsample(seen.depth, S))
+    assert second_in.shape == first_in.shape
+    np.testing.assert_array_equal(np.isnan(out.depth), np.isnan(seen.depth))
+    np.testing.assert_array_equal(out.depth[np.isfinite(seen.depth)], second_out[np.isfinite(seen.depth)])
+    assert out.confidence is not None and (out.confidence[seen.unseen] == 0).all()
+    assert (out.confidence[~seen.unseen & np.isfinite(out.depth)] > 0).mean() > 0.9
+
+
+def test_past_x8_the_sensors_view_output_is_only_reprojected() -> None:
+    scale = SECOND_PASS_MAX_SCALE * 2
+    pipeline = DepthSR(SRConfig(scale=scale, backbone="bicubic"))
+    pipeline.is_network = True
+    calls = _recording(pipeline)
+    residual = Extrinsic(np.eye(3), np.array([8.0 * 1.5 / FX, 0.0, 0.0]))
+    msgs = inputs()
+    msgs["depth_info_msg"] = camera_info(W // scale, H // scale, 1 / scale)
+    msgs["depth_msg"] = image(np.ascontiguousarray(scene()[1][::scale // S, ::scale // S]), "16UC1")
+    out = FrameProcessor(pipeline, OutputConfig()).process(**msgs, want_points=False, residual=residual)
+    assert len(calls) == 1
+    seen = SensorView(intrinsics_from_camera_info(camera_info(W, H)), residual).to_colour(
+        calls[0][2], pipeline.config.max_hole_radius * scale)
+    np.testing.assert_array_equal(out.depth, seen.depth)

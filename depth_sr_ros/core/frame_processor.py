@@ -56,8 +56,8 @@ from depth_sr_ros.core.pipeline import DepthSR, SRResult
 from depth_sr_ros.core.pointcloud import PointCloudFields, point_cloud_fields
 from depth_sr_ros.core.projection import Extrinsic, ProjectionResult, project_points, register_depth
 from depth_sr_ros.core.reprojection import register_residual
-from depth_sr_ros.core.resample import grid_shape
-from depth_sr_ros.core.sensor_view import SensorView
+from depth_sr_ros.core.resample import bicubic_downsample, grid_shape
+from depth_sr_ros.core.sensor_view import SECOND_PASS_MAX_SCALE, SensorView
 
 OUTPUT_ENCODINGS = ("32FC1", "16UC1")
 # Relative tolerance on focal lengths, and on the principal point as a fraction of the image size,
@@ -253,17 +253,13 @@ class FrameProcessor:
         result = self.pipeline.process(guide, depth)
         timings.update(result.timings_ms)
         cloud_confidence = want_points and self.output.point_cloud_confidence
-        confidence = self._confidence(result, timings, want_confidence or cloud_confidence)
+        wanted = want_confidence or cloud_confidence
         depth_hr = result.depth
-        if view is not None:
-            mark = time.perf_counter()
-            seen = view.to_colour(result.depth, self.pipeline.config.max_hole_radius * self.pipeline.scale)
-            if seen.unseen.all():
-                raise FrameError("no_points_in_view", "the registration residual moves every depth pixel out of the "
-                                 "colour camera's view; check the depth sensor's pose (TF or the estimate)")
-            depth_hr = seen.depth
-            confidence = None if confidence is None else seen.carry(confidence)
-            timings["register"] = register_ms + _ms_since(mark)
+        if view is None:
+            confidence = self._confidence(result, timings, wanted)
+        else:
+            depth_hr, confidence = self._to_colour(rgb, view, result, timings, wanted)
+            timings["register"] += register_ms
         if confidence is not None and self.output.min_confidence > 0:
             depth_hr[confidence < self.output.min_confidence] = np.nan
 
@@ -282,6 +278,35 @@ class FrameProcessor:
             timings["pointcloud"] = _ms_since(mark)
         timings["total"] = _ms_since(start)
         return FrameOutput(image, camera_info, points, depth_hr, timings, confidence=confidence)
+
+    def _to_colour(self, rgb: np.ndarray, view: SensorView, result: SRResult, timings: dict[str, float],
+                   wanted: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The sensor's-view `result` reprojected into the colour camera (timed as "register") and,
+        up to `SECOND_PASS_MAX_SCALE`, super-resolved once more there (`core/sensor_view.py`; its
+        stages timed into the first pass's): (depth H x W metres, its confidence or None). The
+        confidence is 0 where the sensor saw nothing."""
+        mark = time.perf_counter()
+        scale = self.pipeline.scale
+        seen = view.to_colour(result.depth, self.pipeline.config.max_hole_radius * scale)
+        if seen.unseen.all():
+            raise FrameError("no_points_in_view", "the registration residual moves every depth pixel out of the "
+                             "colour camera's view; check the depth sensor's pose (TF or the estimate)")
+        timings["register"] = _ms_since(mark)
+        if scale > SECOND_PASS_MAX_SCALE:
+            confidence = self._confidence(result, timings, wanted)
+            return seen.depth, None if confidence is None else seen.carry(confidence)
+        mark = time.perf_counter()
+        again = bicubic_downsample(seen.depth, scale)
+        timings["register"] += _ms_since(mark)
+        second = self.pipeline.process(rgb, again)
+        for stage, ms in second.timings_ms.items():
+            timings[stage] += ms
+        depth_hr = second.depth
+        depth_hr[np.isnan(seen.depth)] = np.nan  # beyond the hole policy's reach in the first pass
+        confidence = self._confidence(second, timings, wanted)
+        if confidence is not None:
+            confidence[seen.unseen] = 0.0
+        return depth_hr, confidence
 
     def _confidence(self, result: SRResult, timings: dict[str, float], wanted: bool) -> np.ndarray | None:
         """The output's confidence when asked for (`wanted` by the call, or by the OutputConfig;

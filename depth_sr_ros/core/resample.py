@@ -1,4 +1,5 @@
-"""Depth on the model grid: nearest resampling, hole fill, hole policy, normalisation, PIL resize.
+"""Depth on the model grid: nearest resampling, hole fill, hole policy, normalisation, PIL resize
+and the antialiased bicubic downsampling.
 
 The model grid of an `H x W` RGB image at scale `s` is `(ceil(H / s), ceil(W / s))`: grid pixel
 `(i, j)` covers RGB pixels `[i*s, (i+1)*s) x [j*s, (j+1)*s)`. When `H` or `W` is not a multiple of
@@ -116,6 +117,26 @@ def fill_holes(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
     # With DIST_LABEL_PIXEL every zero (= valid) pixel gets its own label, 1, 2, ... in raster order,
     # and every other pixel the label of its nearest zero pixel.
     return depth[valid][labels - 1].astype(depth.dtype, copy=False)
+
+
+def bicubic_downsample(depth: np.ndarray, scale: int) -> np.ndarray:
+    """`depth` (H x W, any unit, NaN invalid) on the grid of its image at `scale` (`grid_shape`),
+    by PIL's antialiased bicubic: holes take their nearest valid pixel's value first, the image is
+    padded at the bottom and right by edge replication to a multiple of `scale`, and grid pixels
+    whose whole footprint was invalid are NaN (all of them when no pixel is valid). With no hole
+    and a multiple of `scale` this is the benchmark protocol's downsampling (PROTOCOL.md)."""
+    valid = np.isfinite(depth)
+    if not valid.any():
+        return np.full(grid_shape(depth.shape, scale), np.nan, dtype=np.float32)
+    filled = fill_holes(np.where(valid, depth, 0).astype(np.float32), valid)
+    pad = ((0, -depth.shape[0] % scale), (0, -depth.shape[1] % scale))
+    filled, valid = np.pad(filled, pad, mode="edge"), np.pad(valid, pad, mode="edge")
+    height, width = filled.shape[0] // scale, filled.shape[1] // scale
+    lr = pil_resize(filled, (width, height), "bicubic")
+    if valid.all():
+        return lr
+    footprint = valid.reshape(height, scale, width, scale).any(axis=(1, 3))
+    return np.where(footprint, lr, np.float32(np.nan))
 
 
 def hole_mask(valid: np.ndarray, max_hole_radius: int) -> np.ndarray:

@@ -4,6 +4,7 @@ camera but off by a residual pose (the self-registration estimate, or TF's).
     view = SensorView(intrinsics, residual)
     result = pipeline.process(view.colour(rgb, depth), depth)     # both in the sensor's view
     seen = view.to_colour(result.depth)                            # back in the colour camera
+    final = pipeline.process(rgb, bicubic_downsample(seen.depth, scale))  # second pass, x2-x8
 
 Registering the low-resolution depth before super-resolution (`reprojection.register_residual`)
 moves each input pixel with its own depth: at a depth edge that pixel mixes the near and the far
@@ -14,6 +15,13 @@ the upsampled input depth, moved by the residual into the colour camera and samp
 bilinear), the pipeline runs on that aligned pair, and its full-resolution output is reprojected
 into the colour camera (`to_colour`: z-buffer, the nearest surface wins), so each output pixel
 moves with its own, sharp depth.
+
+Back in the colour camera the output's soft depth edges have been through the z-buffer (where an
+edge is soft, a pixel of the other side can land nearer and win) and the pixels the sensor did not
+see are filled by geometry alone. So, up to `SECOND_PASS_MAX_SCALE`, the pipeline runs once more:
+on the reprojected output brought to the input grid (`resample.bicubic_downsample`, the kind of
+input the networks are trained on) beside the colour image itself, which puts the edges where the
+colour image has them (`core/frame_processor.py`; docs/registration.md measures both passes).
 
 What the colour camera sees and the sensor does not gets filled, and counts in `SeenDepth.unseen`:
 a gap behind a foreground edge takes the farther of the two surfaces met along the epipolar
@@ -38,6 +46,10 @@ import numpy as np
 from depth_sr_ros.core.projection import Extrinsic, Pinhole, distort, max_monotonic_r2, pinhole_at
 from depth_sr_ros.core.reprojection import turned_rays
 from depth_sr_ros.core.resample import fill_holes, hole_mask
+
+# The largest scale at which a network runs a second pass in the colour camera: it gained 6-19 %
+# at x2-x8 and lost 8 % at x16 (docs/registration.md, "A second pass in the colour camera").
+SECOND_PASS_MAX_SCALE = 8
 
 
 @dataclass

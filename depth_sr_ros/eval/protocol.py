@@ -37,6 +37,7 @@ import numpy as np
 
 from depth_sr_ros.core.metrics import depth_metrics
 from depth_sr_ros.core.resample import (
+    bicubic_downsample,
     denormalise,
     fill_holes,
     normalise,
@@ -50,7 +51,20 @@ if TYPE_CHECKING:
     from depth_sr_ros.train.degradations import Degradation
 
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
-ToColour = Callable[[np.ndarray], np.ndarray]  # H x W metres, sensor's view -> colour camera's
+
+
+
+@dataclass(frozen=True)
+class ToColour:
+    """How a prediction made in the depth sensor's view reaches the colour camera, as
+    `core/frame_processor.py` takes it there (`eval/registration.py` makes one): `reproject` maps it
+    (H x W metres) into the colour camera; with `rgb` (the colour image, H x W x 3 uint8) the method
+    then runs a second time, beside `rgb`, on the reprojected prediction brought to the input grid
+    (`core/sensor_view.py`)."""
+
+    reproject: Callable[[np.ndarray], np.ndarray]
+    rgb: np.ndarray | None = None
+
 
 NYU_BORDER_PX = 6
 REAL_INPUT_MULTIPLE = 4  # PROTOCOL.md: real RGB-D-D pairs are cropped to a multiple of 4
@@ -100,16 +114,6 @@ def _grid(depth: np.ndarray, image_shape: tuple[int, ...], crop_shape: tuple[int
     return np.ascontiguousarray(grid[: -(-crop_shape[0] // scale), : -(-crop_shape[1] // scale)])
 
 
-def _bicubic_with_holes(native: np.ndarray, scale: int) -> np.ndarray:
-    """Step 2 on ground truth with holes (NaN): each hole takes its nearest valid pixel's value,
-    then PIL bicubic; low-resolution pixels whose whole footprint is a hole are NaN."""
-    valid = np.isfinite(native)
-    lr = protocol_bicubic_downsample(fill_holes(np.nan_to_num(native), valid), scale)
-    h, w = lr.shape
-    footprint = valid[: h * scale, : w * scale].reshape(h, scale, w, scale).any(axis=(1, 3))
-    return np.where(footprint, lr, np.float32(np.nan)).astype(np.float32)
-
-
 def make_input(frame: Frame, scale: int, degradation: Degradation | None = None,
                rng: np.random.Generator | None = None) -> FrameInput:
     """Protocol steps 1-2 for one frame: crop, then the low-resolution input on the model grid.
@@ -129,7 +133,7 @@ def make_input(frame: Frame, scale: int, degradation: Degradation | None = None,
         source = "depth_lr"
     elif degradation is None:
         native = gt / unit
-        lr = (_bicubic_with_holes(native, scale) if gt_holes else protocol_bicubic_downsample(native, scale)) * unit
+        lr = (bicubic_downsample(native, scale) if gt_holes else protocol_bicubic_downsample(native, scale)) * unit
         source = "bicubic"
     else:
         lr = degradation(gt, scale, rng if rng is not None else np.random.default_rng(0))
@@ -195,8 +199,23 @@ def gdsr_frame(method: Method, frame: Frame, inp: FrameInput, scale: int,
     native_inp = FrameInput(inp.name, inp.rgb, gt_native, inp.lr / unit, inp.valid_lr, inp.source, inp.gt_holes)
     pred_native = run_method(method, native_inp, scale, lo, hi, clamp=True)
     if to_colour is not None:
-        pred_native = to_colour(pred_native * unit) / unit
+        pred_native = _in_colour(to_colour, method, native_inp, (scale, lo, hi, True), pred_native, unit)
     return pred_native * unit, gdsr_score(pred_native, gt_native, frame.gdsr_style, frame.depth_unit_m)
+
+
+def _in_colour(to_colour: ToColour, method: Method, inp: FrameInput, run: tuple[int, float, float, bool],
+               pred: np.ndarray, unit_m: float) -> np.ndarray:
+    """`pred` (the sensor's view, in the unit of `unit_m` metres) in the colour camera: reprojected,
+    then `method` once more on it when `to_colour` asks for a second pass. `run`: the first pass's
+    (scale, lo, hi, clamp), which the second repeats."""
+    scale, lo, hi, clamp = run
+    unit = np.float32(unit_m)
+    pred = to_colour.reproject(pred * unit) / unit
+    if to_colour.rgb is None:
+        return pred
+    lr = bicubic_downsample(pred, scale)
+    again = FrameInput(inp.name, to_colour.rgb, inp.gt, lr, np.isfinite(lr), inp.source, inp.gt_holes)
+    return run_method(method, again, scale, lo, hi, clamp)
 
 
 def discontinuity_mask(gt: np.ndarray, radius: int = EDGE_RADIUS_PX, jump_rel: float = EDGE_JUMP_REL) -> np.ndarray:
@@ -223,7 +242,7 @@ def metric_frame(method: Method, inp: FrameInput, scale: int,
     lo, hi = float(valid_depth.min()), float(valid_depth.max())
     pred = run_method(method, inp, scale, lo, hi, clamp=False)
     if to_colour is not None:
-        pred = to_colour(pred)
+        pred = _in_colour(to_colour, method, inp, (scale, lo, hi, False), pred, 1.0)
     metrics = depth_metrics(pred, inp.gt)
     near_edge = discontinuity_mask(inp.gt) & np.isfinite(inp.gt)
     err = (pred - inp.gt)[near_edge].astype(np.float64)

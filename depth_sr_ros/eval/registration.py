@@ -4,9 +4,9 @@ The low-resolution inputs of a run are taken to come from one rig (one sensor be
 camera, as `--degrade parallax` simulates): the residual extrinsic is estimated over the first
 `window` frames' inputs, from colour and input depth only (no ground truth), and when it is
 significant (`core/registration_window.py`) it is applied as the node applies it: a network runs
-in the depth sensor's view and its prediction is reprojected into the colour camera before it is
-scored (`core/sensor_view.py`); a classic upsampler takes the input registered with it
-(`reprojection.register_residual`). `tf` uses the pose as given instead (with `--degrade
+in the depth sensor's view and its prediction is reprojected into the colour camera (and, up to
+x8, super-resolved once more there) before it is scored (`core/sensor_view.py`); a classic
+upsampler takes the input registered with it (`reprojection.register_residual`). `tf` uses the pose as given instead (with `--degrade
 parallax`, the simulated sensor's true pose: the best any estimate can do, disocclusions and all).
 
 Intrinsics: the folder's `intrinsics.json` (the colour camera) or, without one, the same assumed
@@ -29,7 +29,7 @@ from depth_sr_ros.core.registration_estimate import PARAM_NAMES, RegistrationEst
 from depth_sr_ros.core.registration_window import SelfRegistration, SelfRegistrationConfig
 from depth_sr_ros.core.reprojection import assumed_intrinsics, extrinsic_params
 from depth_sr_ros.core.resample import pad_to_multiple
-from depth_sr_ros.core.sensor_view import SensorView
+from depth_sr_ros.core.sensor_view import SECOND_PASS_MAX_SCALE, SensorView
 from depth_sr_ros.eval.protocol import FrameInput, ToColour
 
 LOG = logging.getLogger(__name__)
@@ -70,8 +70,9 @@ def registered_input(registration: SelfRegistration, inp: FrameInput, intrinsics
     """What a method takes when the current estimate applies, as the node applies it
     (`core/frame_processor.py`): for a network (`network`), `inp` with its colour image in the
     depth sensor's view and what takes the prediction (metres) back to the colour camera
-    (`core/sensor_view.py`); for a classic upsampler, `inp` with its low-resolution depth
-    registered (`reprojection.register_residual`) and None. `inp` and None when nothing applies."""
+    (`core/sensor_view.py`, with its second pass up to `SECOND_PASS_MAX_SCALE`); for a classic
+    upsampler, `inp` with its low-resolution depth registered (`reprojection.register_residual`)
+    and None. `inp` and None when nothing applies."""
     if registration.current is None or not registration.applies:
         return inp, None
     camera = input_intrinsics(intrinsics, inp)
@@ -84,7 +85,8 @@ def registered_input(registration: SelfRegistration, inp: FrameInput, intrinsics
     grid_camera = dataclasses.replace(camera, width=padded.shape[1], height=padded.shape[0])
     guide = SensorView(grid_camera, residual).colour(padded, inp.lr)[:height, :width]
     view = SensorView(camera, residual)
-    return dataclasses.replace(inp, rgb=guide), lambda pred: view.to_colour(pred).depth
+    second_pass = inp.rgb if scale <= SECOND_PASS_MAX_SCALE else None
+    return dataclasses.replace(inp, rgb=guide), ToColour(lambda pred: view.to_colour(pred).depth, second_pass)
 
 
 def describe(result: RegistrationEstimate) -> str:
