@@ -31,17 +31,17 @@ def _recording_method(calls: list[tuple[np.ndarray, np.ndarray]]):
     return method
 
 
-@pytest.mark.parametrize("scale", [4, 2 * SECOND_PASS_MAX_SCALE])
-def test_a_network_runs_again_beside_the_colour_image_up_to_x8(scale: int) -> None:
+@pytest.mark.parametrize(("scale", "second_pass"), [(4, True), (4, False), (2 * SECOND_PASS_MAX_SCALE, True)])
+def test_a_network_runs_again_beside_the_colour_image_up_to_x8(scale: int, second_pass: bool) -> None:
     frame = _frame(128)
     inp = make_input(frame, scale)
     registration = given(Extrinsic(np.eye(3), np.array([0.03, 0.01, 0.0])))
-    seen_by_network, to_colour = registered_input(registration, inp, None, scale, network=True)
+    seen_by_network, to_colour = registered_input(registration, inp, None, scale, True, second_pass)
     assert to_colour is not None
     calls: list[tuple[np.ndarray, np.ndarray]] = []
     pred, rmse = gdsr_frame(_recording_method(calls), frame, seen_by_network, scale, to_colour)
     assert not np.array_equal(calls[0][0], inp.rgb)  # the first pass: the colour image in the sensor's view
-    if scale > SECOND_PASS_MAX_SCALE:
+    if scale > SECOND_PASS_MAX_SCALE or not second_pass:
         assert len(calls) == 1 and to_colour.rgb is None
         return
     assert len(calls) == 2

@@ -120,6 +120,18 @@ def test_a_network_runs_a_second_pass_in_the_colour_camera_on_its_reprojected_ou
     assert (out.confidence[~seen.unseen & np.isfinite(out.depth)] > 0).mean() > 0.9
 
 
+def test_without_the_second_pass_the_sensors_view_output_is_only_reprojected() -> None:
+    residual = Extrinsic(np.eye(3), np.array([8.0 * 1.5 / FX, 0.0, 0.0]))
+    pipeline = _in_sensor_view()
+    calls = _recording(pipeline)
+    out = FrameProcessor(pipeline, OutputConfig(second_pass=False)).process(**inputs(), want_points=False,
+                                                                            residual=residual)
+    assert len(calls) == 1
+    seen = SensorView(intrinsics_from_camera_info(camera_info(W, H)), residual).to_colour(
+        calls[0][2], pipeline.config.max_hole_radius * S)
+    np.testing.assert_array_equal(out.depth, seen.depth)
+
+
 def test_past_x8_the_sensors_view_output_is_only_reprojected() -> None:
     scale = SECOND_PASS_MAX_SCALE * 2
     pipeline = DepthSR(SRConfig(scale=scale, backbone="bicubic"))

@@ -84,6 +84,9 @@ class OutputConfig:
         16UC1, NaN points) before encoding; 0 keeps every pixel. Above 0 the confidence is computed.
     point_cloud_confidence: the cloud gets a float32 "confidence" field (`core/pointcloud.py`);
         the confidence is computed for the frames whose cloud is made.
+    second_pass: where a residual pose applies and a network runs in the depth sensor's view, run
+        it once more in the colour camera, up to `SECOND_PASS_MAX_SCALE` (`core/sensor_view.py`);
+        False publishes the reprojected first pass (one network run per frame instead of two).
     """
 
     output_encoding: str = "32FC1"
@@ -93,6 +96,7 @@ class OutputConfig:
     confidence: bool = False
     min_confidence: float = 0.0
     point_cloud_confidence: bool = False
+    second_pass: bool = True
 
     def __post_init__(self) -> None:
         if self.output_encoding not in OUTPUT_ENCODINGS:
@@ -282,7 +286,8 @@ class FrameProcessor:
     def _to_colour(self, rgb: np.ndarray, view: SensorView, result: SRResult, timings: dict[str, float],
                    wanted: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """The sensor's-view `result` reprojected into the colour camera (timed as "register") and,
-        up to `SECOND_PASS_MAX_SCALE`, super-resolved once more there (`core/sensor_view.py`; its
+        up to `SECOND_PASS_MAX_SCALE` and unless `OutputConfig.second_pass` is off, super-resolved
+        once more there (`core/sensor_view.py`; its
         stages timed into the first pass's): (depth H x W metres, its confidence or None). The
         confidence is 0 where the sensor saw nothing."""
         mark = time.perf_counter()
@@ -292,7 +297,7 @@ class FrameProcessor:
             raise FrameError("no_points_in_view", "the registration residual moves every depth pixel out of the "
                              "colour camera's view; check the depth sensor's pose (TF or the estimate)")
         timings["register"] = _ms_since(mark)
-        if scale > SECOND_PASS_MAX_SCALE:
+        if scale > SECOND_PASS_MAX_SCALE or not self.output.second_pass:
             confidence = self._confidence(result, timings, wanted)
             return seen.depth, None if confidence is None else seen.carry(confidence)
         mark = time.perf_counter()

@@ -47,8 +47,9 @@ from depth_sr_ros.core.projection import Extrinsic, Pinhole, distort, max_monoto
 from depth_sr_ros.core.reprojection import turned_rays
 from depth_sr_ros.core.resample import fill_holes, hole_mask
 
-# The largest scale at which a network runs a second pass in the colour camera: it gained 6-19 %
-# at x2-x8 and lost 8 % at x16 (docs/registration.md, "A second pass in the colour camera").
+# The largest scale at which a network runs a second pass in the colour camera: with the true pose
+# it gained 6-19 % at x2-x8 and lost 8 % at x16 (docs/registration.md, "A second pass in the
+# colour camera").
 SECOND_PASS_MAX_SCALE = 8
 
 

@@ -66,11 +66,12 @@ def given(extrinsic: Extrinsic) -> SelfRegistration:
 
 
 def registered_input(registration: SelfRegistration, inp: FrameInput, intrinsics: Intrinsics | None, scale: int,
-                     network: bool) -> tuple[FrameInput, ToColour | None]:
+                     network: bool, second_pass: bool = True) -> tuple[FrameInput, ToColour | None]:
     """What a method takes when the current estimate applies, as the node applies it
     (`core/frame_processor.py`): for a network (`network`), `inp` with its colour image in the
     depth sensor's view and what takes the prediction (metres) back to the colour camera
-    (`core/sensor_view.py`, with its second pass up to `SECOND_PASS_MAX_SCALE`); for a classic
+    (`core/sensor_view.py`, with its second pass up to `SECOND_PASS_MAX_SCALE` unless
+    `second_pass` is False: `OutputConfig.second_pass`); for a classic
     upsampler, `inp` with its low-resolution depth registered (`reprojection.register_residual`)
     and None. `inp` and None when nothing applies."""
     if registration.current is None or not registration.applies:
@@ -85,8 +86,8 @@ def registered_input(registration: SelfRegistration, inp: FrameInput, intrinsics
     grid_camera = dataclasses.replace(camera, width=padded.shape[1], height=padded.shape[0])
     guide = SensorView(grid_camera, residual).colour(padded, inp.lr)[:height, :width]
     view = SensorView(camera, residual)
-    second_pass = inp.rgb if scale <= SECOND_PASS_MAX_SCALE else None
-    return dataclasses.replace(inp, rgb=guide), ToColour(lambda pred: view.to_colour(pred).depth, second_pass)
+    again = inp.rgb if second_pass and scale <= SECOND_PASS_MAX_SCALE else None
+    return dataclasses.replace(inp, rgb=guide), ToColour(lambda pred: view.to_colour(pred).depth, again)
 
 
 def describe(result: RegistrationEstimate) -> str:

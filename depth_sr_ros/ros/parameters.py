@@ -14,8 +14,8 @@ Runtime changes (`plan_change`) follow one policy, by the parameter's `apply` cl
   build error) the change is rejected with the build error as its reason and the old pipeline
   keeps running.
 - `APPLY_LIVE` (output_encoding, publish_points, point_cloud_rgb, point_stride, publish_confidence,
-  point_cloud_confidence, min_confidence, assume_registered, tf_timeout, max_image_pixels):
-  applied from the next frame on.
+  point_cloud_confidence, min_confidence, assume_registered, tf_timeout, max_image_pixels,
+  registration_second_pass): applied from the next frame on.
 - `APPLY_ON_ACTIVATE` (queue_size, slop, exact_sync, input_mode, rgb_transport,
   depth_transport, health_period, registration): read when the node activates, because they shape the
   subscriptions and timers. While the node is active a change is refused with a reason that
@@ -60,7 +60,7 @@ __all__ = [  # the table's names, so that `parameters` stays the one module to i
 
 # APPLY_LIVE parameters the FrameProcessor holds: a change gives the node a new one (`set_output`)
 OUTPUT_PARAMETERS = ("output_encoding", "point_cloud_rgb", "point_stride", "assume_registered", "max_image_pixels",
-                     "min_confidence", "point_cloud_confidence")
+                     "min_confidence", "point_cloud_confidence", "registration_second_pass")
 
 
 class ParameterRejected(ValueError):
@@ -102,6 +102,7 @@ class NodeParams:
     registration: str
     registration_frozen: bool
     registration_budget: float
+    registration_second_pass: bool
 
     @classmethod
     def defaults(cls) -> NodeParams:
@@ -309,4 +310,5 @@ def output_config(params: NodeParams) -> Any:
         assume_registered=params.assume_registered,
         min_confidence=params.min_confidence,
         point_cloud_confidence=params.point_cloud_confidence,
+        second_pass=params.registration_second_pass,
     )

@@ -56,6 +56,7 @@ from depth_sr_ros.tools.soak import add_soak_arguments, run_soak
 from depth_sr_ros.tools.usage import (
     UsageError,
     add_no_progress,
+    add_second_pass_argument,
     add_table_argument,
     bounded,
     check_backbone,
@@ -90,6 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--residual", type=float, nargs=3, metavar=("TX", "TY", "TZ"), default=None,
                         help="apply this residual pose of the depth sensor (metres, colour optical frame) to every "
                              "frame, as registration tf or an applied auto estimate does; its cost is the register stage")
+    add_second_pass_argument(parser)
     parser.add_argument("--untrained", action="store_true",
                         help="time networks without shipped weights at their initial weights (speed only)")
     parser.add_argument("--cache-dir", default=None, help="ONNX/engine cache (default: the node's)")
@@ -213,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         scales=list(args.scale), frames=args.frames, warmup=args.warmup, repeats=args.repeats, precision=args.precision, device=device,
         points=args.points, point_stride=args.point_stride, confidence=args.confidence, untrained=args.untrained,
         engine_cache_dir=args.cache_dir, progress=not args.no_progress,
-        residual_m=tuple(args.residual) if args.residual is not None else None,
+        residual_m=tuple(args.residual) if args.residual is not None else None, second_pass=not args.no_second_pass,
     )
     records, skipped, machine = run_bench(settings)
     command = "depth-sr bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:])

@@ -43,6 +43,7 @@ class BenchSettings:
     point_stride: int = 1
     confidence: bool = False  # compute the confidence map every frame (its stage is 0 otherwise)
     residual_m: tuple[float, float, float] | None = None  # a registration residual applied every frame
+    second_pass: bool = True  # a network's second pass in the colour camera where the residual applies
     untrained: bool = False
     engine_cache_dir: str | None = None
     progress: bool = True
@@ -109,7 +110,8 @@ def build_processor(backbone: str, backend: str, scale: int, settings: BenchSett
     if settings.engine_cache_dir:
         config = dataclasses.replace(config, engine_cache_dir=settings.engine_cache_dir)
     output = OutputConfig(output_encoding="32FC1", point_cloud_rgb=settings.points == "xyzrgb",
-                          point_stride=settings.point_stride, confidence=settings.confidence)
+                          point_stride=settings.point_stride, confidence=settings.confidence,
+                          second_pass=settings.second_pass)
     bounds = InputBounds(max(DEFAULT_MAX_PIXELS, settings.width * settings.height))  # the size asked for
     return FrameProcessor(DepthSR(config), output, bounds)
 

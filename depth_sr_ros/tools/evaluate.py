@@ -42,6 +42,7 @@ from depth_sr_ros.optional import has_torch
 from depth_sr_ros.tools.usage import (
     UsageError,
     add_no_progress,
+    add_second_pass_argument,
     bounded,
     check_backbone,
     existing_dir,
@@ -86,6 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the sensor's view, a classic upsampler on the registered input (registered inputs are left "
                         "as they are); none: the inputs as made; tf (with --degrade parallax, parallax_tof or "
                         "parallax_phone_tof): apply the simulated sensor's true pose (eval/registration.py)")
+    add_second_pass_argument(parser)
     parser.add_argument("--split", choices=("heldout", "train", "all"),
                         help="frames of a recognised set to score (default: heldout for a recognised set "
                         "without --scenes, else all)")
@@ -250,7 +252,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             network = get_backbone(name).kind == "network"
             if network not in taken:
                 taken[network] = (inp, None) if registration is None else registered_input(
-                    registration, inp, dataset.intrinsics, args.scale, network)
+                    registration, inp, dataset.intrinsics, args.scale, network, not args.no_second_pass)
             seen_by_methods, to_colour = taken[network]
             if args.protocol == "gdsr":
                 pred, rmse = gdsr_frame(method, frame, seen_by_methods, args.scale, to_colour)
@@ -281,7 +283,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     source = frames[0]["source"] if frames else "bicubic"
     degrade = degradation_label(args.degrade, args.misregistration) or ("depth_lr" if source == "depth_lr" else "bicubic")
     if registration is not None and registration.applies:  # inputs left as made keep their label
-        degrade += f"+registration_{args.registration}"
+        degrade += f"+registration_{args.registration}" + ("_one_pass" if args.no_second_pass else "")
     classic = get_backbone(backbone).kind == "classic"
     seen = yardsticks.seen_test_frames(backbone, args.scale, weights, classic)
     result = {

@@ -39,6 +39,7 @@ from depth_sr_ros.ros.parameters import PARAMETER_BY_NAME, NodeParams
 from depth_sr_ros.tools.usage import (
     UsageError,
     add_no_progress,
+    add_second_pass_argument,
     add_table_argument,
     bounded,
     existing_file,
@@ -113,6 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "the node's min_confidence: output pixels whose confidence is below it are invalid in the "
                        "written depth and cloud (0 in 16UC1, NaN in 32FC1 and the cloud), and the metrics score the "
                        "pixels kept; 0 keeps every pixel (docs/confidence.md)")
+    add_second_pass_argument(parser)
     add_table_argument(parser, "--max-image-pixels", "max_image_pixels",
                        "largest image (width x height) an input Image, compressed image header or CameraInfo may "
                        "claim; larger ones are skipped as oversize before anything is decoded")
@@ -173,7 +175,8 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         sr=SRConfig(scale=args.scale, backbone=args.backbone, weights=args.weights, min_depth=NODE.min_depth,
                     max_depth=NODE.max_depth),
         output=OutputConfig(args.output_encoding, point_stride=args.point_stride,
-                            assume_registered=args.assume_registered, min_confidence=args.min_confidence),
+                            assume_registered=args.assume_registered, min_confidence=args.min_confidence,
+                            second_pass=not args.no_second_pass),
         queue_size=args.queue_size,
         slop_s=args.slop,
         exact_sync=args.exact_sync,

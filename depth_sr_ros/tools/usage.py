@@ -62,6 +62,14 @@ def add_table_argument(parser: argparse.ArgumentParser, flag: str, name: str, he
                         help=f"{help_text} ({constraint + '; ' if constraint else ''}default {value})")
 
 
+def add_second_pass_argument(parser: argparse.ArgumentParser) -> None:
+    """`--no-second-pass`: the node's `registration_second_pass` set false (core/sensor_view.py)."""
+    parser.add_argument("--no-second-pass", action="store_true",
+                        help="where a residual pose applies, keep a network's output reprojected from the depth "
+                        "sensor's view, without its second pass in the colour camera (the node's "
+                        "registration_second_pass: false)")
+
+
 def bounded(kind: type, low: float | None = None, high: float | None = None) -> Callable[[str], Any]:
     """argparse `type` for an int or a finite float within [low, high] (None = unbounded)."""
 

@@ -32,6 +32,7 @@ from .test_live_registration import COLOUR_FRAME, TRUTH_M, _frames, _rmse
 
 NS = "/registration_lite"
 PREFIX = f"{NS}/"
+NODE = f"{NS}/depth_sr_node"
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +43,13 @@ def node(installed, tmp_path_factory):
         yield launched
 
 
-def _in_process(frame, residual: Extrinsic | None, in_sensor_view: bool = True) -> np.ndarray:
+def _in_process(frame, residual: Extrinsic | None, in_sensor_view: bool = True, second_pass: bool = True) -> np.ndarray:
     """The node's processor in this process; `in_sensor_view` False takes the residual the way a
-    classic upsampler does (the input registered) for comparison."""
+    classic upsampler does (the input registered) for comparison; `second_pass` is the node's
+    `registration_second_pass`."""
     slot = PipelineSlot()
-    slot.build(table.NodeParams.from_values({"backbone": "lite", "device": "cpu"}))
+    slot.build(table.NodeParams.from_values({"backbone": "lite", "device": "cpu",
+                                             "registration_second_pass": second_pass}))
     assert slot.processor.pipeline.is_network
     slot.processor.pipeline.is_network = in_sensor_view
     return slot.processor.process(frame.rgb, frame.rgb_info, frame.depth, frame.depth_info, False,
@@ -91,6 +94,27 @@ def test_lite_with_the_pose_from_tf_runs_in_the_sensors_view(node, probe, sensor
     on_registered_input = _in_process(frames[0], Extrinsic(np.eye(3), TRUTH_M), in_sensor_view=False)
     assert np.nanmax(np.abs(published - on_registered_input)) > 0.05  # not the input registered
     assert _rmse(published, truths[0]) < 0.8 * _rmse(_in_process(frames[0], None), truths[0])
+
+
+def test_registration_second_pass_set_false_live_publishes_the_one_pass_output(node, probe, sensor_pose_on_tf):
+    frames, truths = _frames()
+    residual = Extrinsic(np.eye(3), TRUTH_M)
+    lines = len(node.lines)
+    (result,) = probe.set_parameters(NODE, {"registration_second_pass": False})
+    assert result.successful, result.reason
+    try:
+        with probe.collect(Image, f"{NS}/depth_sr/image") as images:
+            probe.wait_for_subscribers(f"{NS}/depth/image", 1, harness.START_TIMEOUT_S)
+            published = harness.depth_m(harness.roundtrip(probe, frames[0], images, time.time_ns(), PREFIX))
+    finally:
+        (restored,) = probe.set_parameters(NODE, {"registration_second_pass": True})
+    assert restored.successful, restored.reason
+    one_pass = _in_process(frames[0], residual, second_pass=False)
+    np.testing.assert_allclose(published, one_pass, rtol=0, atol=1e-4)
+    two_passes = _in_process(frames[0], residual)
+    assert np.nanmax(np.abs(published - two_passes)) > 0.05  # the second pass is off, not the default
+    assert _rmse(two_passes, truths[0]) < _rmse(one_pass, truths[0])  # what the default buys on this frame
+    assert not [line for line in node.lines[lines:] if "pipeline swapped in" in line]  # no rebuild
 
 
 def test_sigint_ends_the_node_cleanly(node):
