@@ -157,7 +157,6 @@ def test_auto_publishes_the_sensor_pose_and_applies_it(node, probe):
 
 
 def test_frozen_stops_the_estimate_and_keeps_applying_it(node, probe):
-    frames, _ = _frames()
     (result,) = probe.set_parameters(NODE, {"registration_frozen": True})
     assert result.successful, result.reason
     with (probe.collect(TransformStamped, TOPIC) as estimates,
