@@ -8,6 +8,7 @@ import pytest
 from depth_sr_ros.core.errors import FrameError
 from depth_sr_ros.core.resample import (
     EROSION_MAX_RADIUS,
+    bicubic_downsample,
     check_aspect,
     denormalise,
     fill_holes,
@@ -207,3 +208,25 @@ def test_normalise_flat_frame_maps_to_zero():
     norm, lo, hi = normalise(depth, np.ones((3, 3), bool))
     assert np.all(norm == 0) and lo == hi == 2.5
     np.testing.assert_array_equal(denormalise(norm, lo, hi), depth)
+
+
+def test_bicubic_downsample_is_pil_bicubic_with_holes_filled_and_whole_block_holes_kept() -> None:
+    rng = np.random.default_rng(7)
+    depth = rng.uniform(1.0, 3.0, (16, 24)).astype(np.float32)
+    np.testing.assert_array_equal(bicubic_downsample(depth, 4), pil_resize(depth, (6, 4), "bicubic"))
+    holed = depth.copy()
+    holed[0:4, 0:4] = np.nan  # one whole 4 x 4 block
+    holed[9, 13] = np.inf  # one pixel of another block
+    lr = bicubic_downsample(holed, 4)
+    assert np.isnan(lr[0, 0]) and np.isfinite(np.delete(lr.reshape(-1), 0)).all()
+    filled = fill_holes(np.where(np.isfinite(holed), holed, 0).astype(np.float32), np.isfinite(holed))
+    np.testing.assert_array_equal(lr[1:, 1:], pil_resize(filled, (6, 4), "bicubic")[1:, 1:])
+
+
+def test_bicubic_downsample_pads_to_the_grid_and_gives_nan_without_a_valid_pixel() -> None:
+    depth = np.tile(np.linspace(1.0, 2.0, 18, dtype=np.float32), (10, 1))  # 10 x 18: not a multiple of 4
+    lr = bicubic_downsample(depth, 4)
+    assert lr.shape == grid_shape(depth.shape, 4) == (3, 5)
+    padded = np.pad(depth, ((0, 2), (0, 2)), mode="edge")
+    np.testing.assert_array_equal(lr, pil_resize(padded, (5, 3), "bicubic"))
+    assert np.isnan(bicubic_downsample(np.full((8, 8), np.nan, np.float32), 4)).all()
