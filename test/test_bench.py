@@ -144,3 +144,21 @@ def test_register_stage_only_with_a_residual(tiny_run, tmp_path):
     assert record["stages_ms"]["register"] > 0 and record["stage_copy_baseline_ms"]["register"] > 0
     lr = (HEIGHT // SCALE) * (WIDTH // SCALE)
     assert record["bytes"]["register"] == 2 * lr * 4  # a classic upsampler: the input re-registered
+
+
+def test_a_networks_second_pass_is_counted_in_its_stages_bytes(tmp_path):
+    pytest.importorskip("torch", reason="bench times the torch backend: the torch extra")
+    records = {}
+    for name, extra in (("two", []), ("one", ["--no-second-pass"])):
+        parser = argparse.ArgumentParser()
+        bench.add_arguments(parser)
+        args = parser.parse_args(["--backbones", "lite", "--backends", "torch", "--height", str(HEIGHT),
+                                  "--width", str(WIDTH), "--scale", str(SCALE), "--frames", "2", "--warmup", "1",
+                                  "--device", "cpu", "--points", "none", "--residual", "0.03", "0.01", "0",
+                                  "--no-progress", "--json", str(tmp_path / f"{name}.json"), *extra])
+        assert bench.run(args) == 0
+        (records[name],) = json.loads((tmp_path / f"{name}.json").read_text())["records"]
+    lr, hr = (HEIGHT // SCALE) * (WIDTH // SCALE) * 4, HEIGHT * WIDTH * 4
+    two, one = records["two"]["bytes"], records["one"]["bytes"]
+    assert two["preprocess"] == 2 * one["preprocess"] and two["postprocess"] == 2 * one["postprocess"]
+    assert two["register"] == one["register"] + hr + lr  # the reprojected output brought to the input grid

@@ -287,9 +287,8 @@ class FrameProcessor:
                    wanted: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """The sensor's-view `result` reprojected into the colour camera (timed as "register") and,
         up to `SECOND_PASS_MAX_SCALE` and unless `OutputConfig.second_pass` is off, super-resolved
-        once more there (`core/sensor_view.py`; its
-        stages timed into the first pass's): (depth H x W metres, its confidence or None). The
-        confidence is 0 where the sensor saw nothing."""
+        once more there (`core/sensor_view.py`; its stages timed into the first pass's): (depth
+        H x W metres, its confidence or None). The confidence is 0 where the sensor saw nothing."""
         mark = time.perf_counter()
         scale = self.pipeline.scale
         seen = view.to_colour(result.depth, self.pipeline.config.max_hole_radius * scale)

@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
 
 
-
 @dataclass(frozen=True)
 class ToColour:
     """How a prediction made in the depth sensor's view reaches the colour camera, as

@@ -6,8 +6,9 @@ camera, as `--degrade parallax` simulates): the residual extrinsic is estimated 
 significant (`core/registration_window.py`) it is applied as the node applies it: a network runs
 in the depth sensor's view and its prediction is reprojected into the colour camera (and, up to
 x8, super-resolved once more there) before it is scored (`core/sensor_view.py`); a classic
-upsampler takes the input registered with it (`reprojection.register_residual`). `tf` uses the pose as given instead (with `--degrade
-parallax`, the simulated sensor's true pose: the best any estimate can do, disocclusions and all).
+upsampler takes the input registered with it (`reprojection.register_residual`). `tf` uses the
+pose as given instead (with `--degrade parallax`, the simulated sensor's true pose: the best any
+estimate can do, disocclusions and all).
 
 Intrinsics: the folder's `intrinsics.json` (the colour camera) or, without one, the same assumed
 pinhole the parallax degradation uses (`core.reprojection.assumed_intrinsics`), for the cropped
@@ -71,9 +72,9 @@ def registered_input(registration: SelfRegistration, inp: FrameInput, intrinsics
     (`core/frame_processor.py`): for a network (`network`), `inp` with its colour image in the
     depth sensor's view and what takes the prediction (metres) back to the colour camera
     (`core/sensor_view.py`, with its second pass up to `SECOND_PASS_MAX_SCALE` unless
-    `second_pass` is False: `OutputConfig.second_pass`); for a classic
-    upsampler, `inp` with its low-resolution depth registered (`reprojection.register_residual`)
-    and None. `inp` and None when nothing applies."""
+    `second_pass` is False: `OutputConfig.second_pass`); for a classic upsampler, `inp` with its
+    low-resolution depth registered (`reprojection.register_residual`) and None. `inp` and None
+    when nothing applies."""
     if registration.current is None or not registration.applies:
         return inp, None
     camera = input_intrinsics(intrinsics, inp)

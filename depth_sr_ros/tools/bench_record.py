@@ -63,11 +63,12 @@ def copy_ms(nbytes: int, repeats: int = 15) -> float:
     return float(np.median(times))
 
 
-def stage_bytes(frame: SampleFrame, out: Any, sensor_view: bool = False) -> dict[str, int]:
+def stage_bytes(frame: SampleFrame, out: Any, sensor_view: bool = False, passes: int = 1) -> dict[str, int]:
     """Bytes each overhead stage reads plus writes, from the frame's actual arrays; "frame" is the
     input messages' bytes plus the output messages' (depth image and cloud). `sensor_view`: an
     applied residual went through the sensor's view (colour and output depth warped once each),
-    not through the registered input."""
+    not through the registered input; `passes`: 2 when the pipeline ran a second time in the colour
+    camera (its input made from the reprojected output, then pre- and postprocessed again)."""
     rows, cols = out.depth.shape
     hr_f32 = rows * cols * 4
     rgb_u8 = int(frame.rgb.data.nbytes)
@@ -78,15 +79,25 @@ def stage_bytes(frame: SampleFrame, out: Any, sensor_view: bool = False) -> dict
     coloured = out.points is not None and any(f.name == "rgb" for f in out.points.fields)
     return {
         "decode": rgb_u8 + depth_in + rgb_u8 + lr_f32,
-        "register": (2 * (rgb_u8 + hr_f32) if sensor_view else 2 * lr_f32) if "register" in out.timings_ms else 0,
-        "preprocess": rgb_u8 + lr_f32 + rgb_u8 * 4 + 2 * lr_f32,
-        "postprocess": hr_f32 + hr_f32,
+        "register": ((2 * (rgb_u8 + hr_f32) + (passes - 1) * (hr_f32 + lr_f32)) if sensor_view else 2 * lr_f32)
+        if "register" in out.timings_ms else 0,
+        "preprocess": passes * (rgb_u8 + lr_f32 + rgb_u8 * 4 + 2 * lr_f32),
+        "postprocess": passes * (hr_f32 + hr_f32),
         "confidence": hr_f32 + hr_f32 if out.confidence is not None else 0,  # depth in, confidence out
         "pointcloud": hr_f32 + (rgb_u8 if coloured else 0) + cloud,
         "encode": hr_f32 + image,
         "msg_build": 2 * (image + cloud),
         "frame": frame.nbytes + image + cloud,
     }
+
+
+def _passes(processor: Any, residual: Any) -> int:
+    """How many times the processor's pipeline runs per frame (`FrameProcessor._to_colour`)."""
+    from depth_sr_ros.core.sensor_view import SECOND_PASS_MAX_SCALE
+
+    second = (residual is not None and processor.pipeline.is_network and processor.output.second_pass
+              and processor.pipeline.scale <= SECOND_PASS_MAX_SCALE)
+    return 2 if second else 1
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -198,7 +209,7 @@ def bench_record(
         run_medians.append({key: _percentile(values, 50) for key, values in times.items()})
         for key, values in times.items():
             pooled[key] += values
-        sizes = stage_bytes(frames[0], out, processor.pipeline.is_network)
+        sizes = stage_bytes(frames[0], out, processor.pipeline.is_network, _passes(processor, residual))
         copies.append({key: copy_ms(nbytes) for key, nbytes in sizes.items()})
 
     def median(key: str, runs: list[dict[str, float]] = run_medians) -> float:
