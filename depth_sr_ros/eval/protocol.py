@@ -198,7 +198,8 @@ def gdsr_frame(method: Method, frame: Frame, inp: FrameInput, scale: int,
     native_inp = FrameInput(inp.name, inp.rgb, gt_native, inp.lr / unit, inp.valid_lr, inp.source, inp.gt_holes)
     pred_native = run_method(method, native_inp, scale, lo, hi, clamp=True)
     if to_colour is not None:
-        pred_native = _in_colour(to_colour, method, native_inp, (scale, lo, hi, True), pred_native, unit)
+        pred_native = _in_colour(to_colour, method, native_inp, (scale, lo, hi, True), pred_native,
+                                 frame.depth_unit_m)
     return pred_native * unit, gdsr_score(pred_native, gt_native, frame.gdsr_style, frame.depth_unit_m)
 
 
