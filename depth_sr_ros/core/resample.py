@@ -128,9 +128,10 @@ def bicubic_downsample(depth: np.ndarray, scale: int) -> np.ndarray:
     valid = np.isfinite(depth)
     if not valid.any():
         return np.full(grid_shape(depth.shape, scale), np.nan, dtype=np.float32)
-    filled = fill_holes(np.where(valid, depth, 0).astype(np.float32), valid)
+    filled = fill_holes(depth, valid)  # reads only the valid pixels; `depth` itself when all are
     pad = ((0, -depth.shape[0] % scale), (0, -depth.shape[1] % scale))
-    filled, valid = np.pad(filled, pad, mode="edge"), np.pad(valid, pad, mode="edge")
+    if pad[0][1] or pad[1][1]:
+        filled, valid = np.pad(filled, pad, mode="edge"), np.pad(valid, pad, mode="edge")
     height, width = filled.shape[0] // scale, filled.shape[1] // scale
     lr = pil_resize(filled, (width, height), "bicubic")
     if valid.all():
