@@ -57,7 +57,7 @@ from depth_sr_ros.core.pointcloud import PointCloudFields, point_cloud_fields
 from depth_sr_ros.core.projection import Extrinsic, ProjectionResult, project_points, register_depth
 from depth_sr_ros.core.reprojection import register_residual
 from depth_sr_ros.core.resample import bicubic_downsample, grid_shape
-from depth_sr_ros.core.sensor_view import SECOND_PASS_MAX_SCALE, SensorView
+from depth_sr_ros.core.sensor_view import SensorView, runs_second_pass
 
 OUTPUT_ENCODINGS = ("32FC1", "16UC1")
 # Relative tolerance on focal lengths, and on the principal point as a fraction of the image size,
@@ -296,7 +296,7 @@ class FrameProcessor:
             raise FrameError("no_points_in_view", "the registration residual moves every depth pixel out of the "
                              "colour camera's view; check the depth sensor's pose (TF or the estimate)")
         timings["register"] = _ms_since(mark)
-        if scale > SECOND_PASS_MAX_SCALE or not self.output.second_pass:
+        if not runs_second_pass(scale, self.output.second_pass):
             confidence = self._confidence(result, timings, wanted)
             return seen.depth, None if confidence is None else seen.carry(confidence)
         mark = time.perf_counter()

@@ -53,6 +53,12 @@ from depth_sr_ros.core.resample import fill_holes, hole_mask
 SECOND_PASS_MAX_SCALE = 8
 
 
+def runs_second_pass(scale: int, enabled: bool = True) -> bool:
+    """Whether a network in the sensor's view runs its second pass in the colour camera at `scale`
+    (`enabled`: `OutputConfig.second_pass`, the node's `registration_second_pass`)."""
+    return enabled and scale <= SECOND_PASS_MAX_SCALE
+
+
 @dataclass
 class SeenDepth:
     """The output in the colour camera. depth: H x W float32 metres, NaN invalid; source: H x W

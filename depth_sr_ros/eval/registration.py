@@ -30,7 +30,7 @@ from depth_sr_ros.core.registration_estimate import PARAM_NAMES, RegistrationEst
 from depth_sr_ros.core.registration_window import SelfRegistration, SelfRegistrationConfig
 from depth_sr_ros.core.reprojection import assumed_intrinsics, extrinsic_params
 from depth_sr_ros.core.resample import pad_to_multiple
-from depth_sr_ros.core.sensor_view import SECOND_PASS_MAX_SCALE, SensorView
+from depth_sr_ros.core.sensor_view import SensorView, runs_second_pass
 from depth_sr_ros.eval.protocol import FrameInput, ToColour
 
 LOG = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def registered_input(registration: SelfRegistration, inp: FrameInput, intrinsics
     grid_camera = dataclasses.replace(camera, width=padded.shape[1], height=padded.shape[0])
     guide = SensorView(grid_camera, residual).colour(padded, inp.lr)[:height, :width]
     view = SensorView(camera, residual)
-    again = inp.rgb if second_pass and scale <= SECOND_PASS_MAX_SCALE else None
+    again = inp.rgb if runs_second_pass(scale, second_pass) else None
     return dataclasses.replace(inp, rgb=guide), ToColour(lambda pred: view.to_colour(pred).depth, again)
 
 

@@ -93,10 +93,10 @@ def stage_bytes(frame: SampleFrame, out: Any, sensor_view: bool = False, passes:
 
 def _passes(processor: Any, residual: Any) -> int:
     """How many times the processor's pipeline runs per frame (`FrameProcessor._to_colour`)."""
-    from depth_sr_ros.core.sensor_view import SECOND_PASS_MAX_SCALE
+    from depth_sr_ros.core.sensor_view import runs_second_pass
 
-    second = (residual is not None and processor.pipeline.is_network and processor.output.second_pass
-              and processor.pipeline.scale <= SECOND_PASS_MAX_SCALE)
+    second = residual is not None and processor.pipeline.is_network and runs_second_pass(
+        processor.pipeline.scale, processor.output.second_pass)
     return 2 if second else 1
 
 
