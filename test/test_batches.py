@@ -11,6 +11,7 @@ import torch
 
 from depth_sr_ros.eval.protocol import protocol_bicubic_downsample
 from depth_sr_ros.train.batches import BatchMaker, TrainFrame
+from depth_sr_ros.train.config import GIVEN_INPUT
 from depth_sr_ros.train.synthetic import SyntheticConfig, make_scene
 
 
@@ -54,6 +55,29 @@ def test_bicubic_crops_equal_the_protocol_input_of_the_whole_frame(scale):
         np.testing.assert_allclose(batch.gt[k, 0].numpy() * (hi - lo) + lo, expected_gt, atol=1e-5)
         expected_rgb = dihedral(frame.rgb[y : y + p, x : x + p], plan["dihedral"][k])
         np.testing.assert_array_equal((batch.rgb[k].permute(1, 2, 0).numpy() * 255).round(), expected_rgb)
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+def test_given_inputs_are_cropped_and_flipped_with_their_frame(scale):
+    rng = np.random.default_rng(5)
+    frames = [TrainFrame(f.name, f.rgb, f.gt, 0, 1.0, rng.uniform(1.0, 3.0, (-(-f.gt.shape[0] // scale),
+                                                                         -(-f.gt.shape[1] // scale))).astype(np.float32))
+              for f in scenes()]
+    maker = BatchMaker(frames, [{GIVEN_INPUT: 1.0}], scale, patch=4 * scale, batch=6, seed=3)
+    batch, plan = maker.batch(7), maker.plan(7)
+    assert set(plan["dihedral"]) != {0}
+    p = maker.patch // scale
+    for k in range(6):
+        frame = frames[plan["frame"][k]]
+        lo, hi = np.nanmin(frame.gt), np.nanmax(frame.gt)
+        y, x = (plan["origin"][k] + maker.margin) // scale
+        expected = dihedral(frame.given_lr[y : y + p, x : x + p], plan["dihedral"][k])
+        np.testing.assert_allclose(batch.depth[k, 0].numpy() * (hi - lo) + lo, expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="no given input"):
+        BatchMaker(scenes(), [{GIVEN_INPUT: 1.0}], scale, patch=4 * scale, batch=6)
+    frames[0].given_lr = frames[0].given_lr[:-1]
+    with pytest.raises(ValueError, match="not the model grid"):
+        BatchMaker(frames, [{GIVEN_INPUT: 1.0}], scale, patch=4 * scale, batch=6)
 
 
 def test_each_source_gets_its_own_mix_and_steps_are_reproducible():

@@ -138,3 +138,26 @@ def test_every_shipped_config_parses_and_the_nyu_recipe_leaves_test_frames_out(s
     assert "nyu_test" not in roots and roots["nyu_train"].depth_bins_per_m == 25.5
     assert roots["rgbdd_dev"].split == roots["middlebury"].split == "train"
     assert nyu.out.startswith("checkpoints/") and nyu.threads == 1 and nyu.amp == "off"
+
+
+def test_a_second_pass_run_trains_on_the_first_networks_reprojected_output(tmp_path, smoke_config, shared_data):
+    from depth_sr_ros.models.card import read_card
+    from depth_sr_ros.train.loop import load_frames
+
+    first = ROOT / "models" / "lite_x4.safetensors"
+    scenes = ",".join(sorted(p.stem for p in (shared_data / "rgbdd_dev" / "depth").glob("20200601*.png"))[:2])
+    config = smoke_config(tmp_path, model=read_card(first).config, init_weights=str(first), second_pass_of=str(first),
+                          train=[{"root": "rgbdd_dev", "split": "train", "scenes": scenes,
+                                  "degradations": {"given": 1.0}}], val=[], select="last", steps=2)
+    frames, mixes = load_frames(config)
+    assert mixes == [{"given": 1.0}] and len(frames) == 2 * config.second_pass_poses
+    assert sum(f.weight for f in frames) == pytest.approx(1.0)
+    for frame in frames:
+        assert frame.given_lr.shape == (frame.gt.shape[0] // 4, frame.gt.shape[1] // 4)
+        assert np.isfinite(frame.given_lr).mean() > 0.9
+    assert not np.array_equal(frames[0].given_lr, frames[1].given_lr)  # two sensors, two inputs
+    train(config)
+    card = json.loads((tmp_path / "lite_x4.card.json").read_text())
+    assert card["second_pass_for"] == read_card(first).sha256 and "given 1" in card["training_data"]
+    with pytest.raises(ValueError, match="second_pass_of"):
+        smoke_config(tmp_path, train=[{"root": "middlebury", "degradations": {"given": 1.0}}])

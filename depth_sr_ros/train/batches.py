@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from depth_sr_ros.train.config import GIVEN_INPUT
 from depth_sr_ros.train.degradations import Context, Degradation
 from depth_sr_ros.train.sensor_presets import get_degradation
 from depth_sr_ros.train.torch_ops import nearest_fill
@@ -34,13 +35,17 @@ from depth_sr_ros.train.torch_ops import nearest_fill
 @dataclass
 class TrainFrame:
     """A training frame: rgb H x W x 3 uint8, gt H x W float32 metres (NaN invalid), the index of
-    its source in the config (which sets its degradation mix) and its sampling weight."""
+    its source in the config (which sets its degradation mix) and its sampling weight. given_lr:
+    an input made beforehand for this frame (h x w metres on its model grid, NaN invalid; e.g. what
+    the second pass in the colour camera sees, `train/second_pass.py`), drawn where the mix says
+    `GIVEN_INPUT`; None when the frame has none."""
 
     name: str
     rgb: np.ndarray
     gt: np.ndarray
     source: int
     weight: float
+    given_lr: np.ndarray | None = None
 
 
 @dataclass
@@ -84,7 +89,8 @@ class BatchMaker:
         self.seed, self.rank, self.range_jitter, self.fill_iterations = seed, rank, range_jitter, fill_iterations
         self.world = world
         names = sorted({name for mix in mixes for name in mix})
-        self.degradations: list[Degradation] = [get_degradation(name) for name in names]
+        self.degradations: list[Degradation | None] = [
+            None if name == GIVEN_INPUT else get_degradation(name) for name in names]
         self.mix = np.zeros((len(mixes), len(names)))
         for i, mix in enumerate(mixes):
             for name, p in mix.items():
@@ -106,6 +112,26 @@ class BatchMaker:
             gt[i, : frame.gt.shape[0], : frame.gt.shape[1]] = frame.gt
         self.rgb = torch.from_numpy(rgb).to(self.device)
         self.gt = torch.from_numpy(gt).to(self.device)
+        self.given = self._given_inputs(frames, names, (h, w))
+
+    def _given_inputs(self, frames: list[TrainFrame], names: list[str], size: tuple[int, int]) -> torch.Tensor | None:
+        """The frames' given inputs, each grid pixel repeated over the `scale` x `scale` pixels it
+        covers (so a crop and its flips gather them as they gather the ground truth); None when no
+        mix draws `GIVEN_INPUT`."""
+        if GIVEN_INPUT not in names:
+            return None
+        drawn = self.mix[:, names.index(GIVEN_INPUT)] > 0
+        lacking = [f.name for f in frames if drawn[f.source] and f.given_lr is None]
+        if lacking:
+            raise ValueError(f"the mix draws {GIVEN_INPUT!r} but frames have no given input: {', '.join(lacking[:5])}")
+        given = np.full((len(frames), *size), np.nan, dtype=np.float32)
+        for i, frame in enumerate(frames):
+            if frame.given_lr is not None:
+                h, w = frame.gt.shape
+                if frame.given_lr.shape != (-(-h // self.scale), -(-w // self.scale)):
+                    raise ValueError(f"{frame.name}: given input {frame.given_lr.shape} is not the model grid of {h}x{w}")
+                given[i, :h, :w] = np.repeat(np.repeat(frame.given_lr, self.scale, 0), self.scale, 1)[:h, :w]
+        return torch.from_numpy(given).to(self.device)
 
     def plan(self, step: int) -> dict[str, np.ndarray]:
         """The CPU's draws for `step`, this process's slice of the global batch: frame, origin,
@@ -123,8 +149,9 @@ class BatchMaker:
         share = b // self.world
         return {key: value[self.rank * share : (self.rank + 1) * share] for key, value in plan.items()}
 
-    def _gather(self, plan: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """rgb (B x 3 x C x C, uint8) and gt (B x 1 x C x C) crops, flipped/rotated per sample."""
+    def _gather(self, plan: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """rgb (B x 3 x C x C, uint8), gt and the given inputs (B x 1 x C x C; None without them)
+        crops, flipped/rotated per sample."""
         c = self.crop
         i = torch.arange(c, device=self.device)
         rows, cols = i.view(1, c, 1).expand(1, c, c), i.view(1, 1, c).expand(1, c, c)
@@ -139,7 +166,8 @@ class BatchMaker:
         frame = torch.from_numpy(plan["frame"]).to(self.device).view(-1, 1, 1)
         rgb = self.rgb[frame, rows, cols].permute(0, 3, 1, 2)
         gt = self.gt[frame, rows, cols].unsqueeze(1)
-        return rgb, gt
+        given = None if self.given is None else self.given[frame, rows, cols].unsqueeze(1)
+        return rgb, gt, given
 
     def _to_grid(self, lr: torch.Tensor) -> torch.Tensor:
         """A sensor image of any size covering the crop -> the crop's model grid (nearest on
@@ -153,16 +181,20 @@ class BatchMaker:
 
     def batch(self, step: int) -> Batch:
         plan = self.plan(step)
-        rgb, gt = self._gather(plan)
+        rgb, gt, given = self._gather(plan)
         m, ms, p, ps = self.margin, self.margin // self.scale, self.patch, self.patch // self.scale
         lr = torch.empty(len(gt), 1, ps, ps, device=self.device)
         for index, degradation in enumerate(self.degradations):
             chosen = np.flatnonzero(plan["degradation"] == index)
             if chosen.size == 0:
                 continue
+            sel = torch.from_numpy(chosen).to(self.device)
+            if degradation is None:  # GIVEN_INPUT
+                assert given is not None
+                lr[sel] = self._to_grid(given[sel])[..., ms : ms + ps, ms : ms + ps]
+                continue
             generator = torch.Generator(self.device).manual_seed(
                 int(np.random.default_rng([self.seed, self.rank, step, index]).integers(0, 2**62)))
-            sel = torch.from_numpy(chosen).to(self.device)
             context = Context(self.scale, generator, dense=bool(self.dense[plan["frame"][chosen]].all()))
             degraded = self._to_grid(degradation.apply(gt[sel], context))
             lr[sel] = degraded[..., ms : ms + ps, ms : ms + ps]

@@ -44,6 +44,10 @@ def training_card(config: TrainConfig, state: dict[str, Any], device: str, final
     if terms:
         notes.append("data terms: " + " | ".join(terms))
     extra = {k: v for k, v in config.card.items() if k != "notes"}
+    if config.second_pass_of:  # the network whose second pass these weights take (ModelCard.second_pass_for)
+        from depth_sr_ros.models.card import read_card
+
+        extra.setdefault("second_pass_for", read_card(config.second_pass_of).sha256)
     trained_on = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
     return ModelCard(
         backbone=config.backbone,

@@ -32,6 +32,9 @@ from depth_sr_ros.train.frame_cache import cached_frames
 
 DATA_ROOT_ENV = "DEPTH_SR_DATA"
 DEFAULT_DATA_ROOT = "../shared/data"
+# The degradation name that stands for a frame's own low-resolution input made beforehand
+# (`batches.TrainFrame.given_lr`): the second pass's, `TrainConfig.second_pass_of`.
+GIVEN_INPUT = "given"
 
 
 def resolve_root(root: str, data_root: str) -> str:
@@ -172,6 +175,11 @@ class TrainConfig:
     prefetch: bool = False  # make the next batch on a background thread (uses a second core)
     frame_cache: bool = True  # keep decoded training frames in $XDG_CACHE_HOME/depth_sr_ros/train_frames
     init_weights: str | None = None
+    # The first network's weights when this one learns the second pass in the colour camera: sources
+    # whose mix draws `given` train on that network's reprojected output (train/second_pass.py), made
+    # for `second_pass_poses` simulated sensors per frame.
+    second_pass_of: str | None = None
+    second_pass_poses: int = 2
     zero_init: list[str] = field(default_factory=list)  # parameter-name prefixes to zero at start
     data_root: str = ""  # "" = $DEPTH_SR_DATA, else ../shared/data
     out: str = "runs/train"
@@ -210,6 +218,12 @@ class TrainConfig:
             raise ValueError(f"{source}: stretch_s must be >= 0 seconds (0: train to the end)")
         if self.patch % self.scale:
             raise ValueError(f"{source}: patch {self.patch} must be a multiple of scale {self.scale}")
+        draws_given = any(GIVEN_INPUT in (s.degradations or self.degradations) for s in self.train)
+        if draws_given and not self.second_pass_of:
+            raise ValueError(f"{source}: the 'given' input is the second pass's: set second_pass_of to the first "
+                             "network's weights")
+        if self.second_pass_of and self.second_pass_poses < 1:
+            raise ValueError(f"{source}: second_pass_poses must be at least 1")
 
     @property
     def resolved_data_root(self) -> str:

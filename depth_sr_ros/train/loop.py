@@ -62,6 +62,7 @@ from depth_sr_ros.train.checkpoint import (
 from depth_sr_ros.train.config import (
     DATA_ROOT_ENV,
     DEFAULT_DATA_ROOT,
+    GIVEN_INPUT,
     SourceConfig,
     TrainConfig,
     ValConfig,
@@ -96,7 +97,8 @@ def load_frames(config: TrainConfig) -> tuple[list[TrainFrame], list[dict[str, f
         groups.append((scenes, config.synthetic_weight, config.degradations))
     for index, (group, weight, mix) in enumerate(groups):
         for name in mix:
-            get_degradation(name)  # unknown names fail here, before any training
+            if name != GIVEN_INPUT:
+                get_degradation(name)  # unknown names fail here, before any training
         mixes.append(mix)
         usable = []
         for frame in group:
@@ -105,8 +107,28 @@ def load_frames(config: TrainConfig) -> tuple[list[TrainFrame], list[dict[str, f
                 LOG.warning("skipping training frame %s: %.0f%% valid depth", frame.name, 100 * valid)
             else:
                 usable.append(frame)
-        frames.extend(TrainFrame(f.name, f.rgb, f.depth, index, weight / len(usable)) for f in usable)
+        if GIVEN_INPUT in mix:
+            frames.extend(_second_pass_frames(config, usable, index, weight))
+        else:
+            frames.extend(TrainFrame(f.name, f.rgb, f.depth, index, weight / len(usable)) for f in usable)
     return frames, mixes
+
+
+def _second_pass_frames(config: TrainConfig, group: list[Frame], source: int, weight: float) -> list[TrainFrame]:
+    """`config.second_pass_poses` training frames per frame of `group`, each with the second pass's
+    input for one simulated sensor (`train/second_pass.py`), made with `config.second_pass_of`."""
+    from depth_sr_ros.models.weights import load_network
+    from depth_sr_ros.train.second_pass import second_pass_input
+
+    assert config.second_pass_of is not None  # TrainConfig.check
+    first = network_method(load_network(config.backbone, config.scale, config.second_pass_of))
+    share = weight / (len(group) * config.second_pass_poses)
+    frames = []
+    for i, frame in enumerate(tqdm(group, desc="second-pass inputs", disable=not config.progress, mininterval=5.0)):
+        for pose in range(config.second_pass_poses):
+            inp = second_pass_input(frame, first, config.scale, np.random.default_rng([config.seed, source, i, pose]))
+            frames.append(TrainFrame(f"{frame.name}#{pose}", inp.rgb, inp.gt, source, share, inp.lr))
+    return frames
 
 
 def learning_rate(config: TrainConfig, step: int, elapsed_s: float) -> float:
