@@ -25,15 +25,31 @@ def model_dir(tmp_path, monkeypatch):
     return directory
 
 
-def card(directory, stem, scale=4, val_rmse=None, fps=None, foundation=()):
+def card(directory, stem, scale=4, val_rmse=None, fps=None, foundation=(), second_pass_for=""):
     """A weights file (placeholder bytes) and its card with the given figures; the weights path."""
     weights = directory / f"{stem}.safetensors"
     weights.write_bytes(stem.encode())
     metrics = {key: value for key, value in ((zoo.RANK_METRIC, val_rmse), (zoo.SPEED_METRIC, fps)) if value is not None}
     (directory / f"{stem}.card.json").write_text(ModelCard(
         backbone="lite", scale=scale, metrics=metrics, foundation=list(foundation), sha256=sha256_file(weights),
-        benchmark_test_frames={}).to_json())
+        benchmark_test_frames={}, second_pass_for=second_pass_for).to_json())
     return weights
+
+
+def test_second_pass_weights_go_with_the_network_they_were_made_for_and_never_take_its_input(model_dir):
+    first = card(model_dir, "lite_x4", val_rmse=0.8, fps=17.0)
+    other = card(model_dir, "lite_x4_other", val_rmse=0.9, fps=17.0)
+    companion = card(model_dir, "lite_x4_second_pass", val_rmse=0.1, fps=17.0,
+                     second_pass_for=read_card(first).sha256)
+    assert zoo.auto_choice(4).weights == first and zoo.find_weights("lite", 4) == first  # its val_rmse is lower
+    assert "second pass" in dict(line.split(": ", 1) for line in zoo.auto_choice(4).passed_over)[companion.name]
+    assert zoo.second_pass_weights(first) == companion
+    assert zoo.second_pass_weights(other) is None  # made for another network's output
+    assert zoo.second_pass_choice("auto", "lite", 4, None) == companion  # None: the shipped network's
+    assert zoo.second_pass_choice("same", "lite", 4, first) is None
+    assert zoo.second_pass_choice("auto", "lite", 4, other) is None
+    assert zoo.second_pass_choice("mine.safetensors", "lite", 4, first) == "mine.safetensors"
+    assert zoo.second_pass_weights(model_dir / "no_card.safetensors") is None
 
 
 def test_auto_takes_the_most_accurate_network_at_ten_fps_or_more(model_dir):

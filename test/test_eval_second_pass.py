@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -53,3 +55,38 @@ def test_a_network_runs_again_beside_the_colour_image_up_to_x8(scale: int, secon
     expected = bicubic_downsample(to_colour.reproject(first * np.float32(0.001)) / np.float32(0.001), scale)
     np.testing.assert_allclose(calls[1][1], (expected - lo) / (hi - lo), atol=1e-4)
     assert np.isfinite(pred).all() and rmse < 20.0
+
+
+def test_the_second_pass_runs_its_own_network_when_one_is_given() -> None:
+    frame = _frame(128)
+    inp = make_input(frame, 4)
+    seen_by_network, to_colour = registered_input(given(Extrinsic(np.eye(3), np.array([0.03, 0.01, 0.0]))), inp,
+                                                  None, 4, True, True)
+    assert to_colour is not None
+    first_calls: list[tuple[np.ndarray, np.ndarray]] = []
+    second_calls: list[tuple[np.ndarray, np.ndarray]] = []
+    own = dataclasses.replace(to_colour, method=_recording_method(second_calls))
+    gdsr_frame(_recording_method(first_calls), frame, seen_by_network, 4, own)
+    assert len(first_calls) == 1 and len(second_calls) == 1
+    np.testing.assert_array_equal(second_calls[0][0], inp.rgb)
+
+
+def test_the_second_pass_training_input_is_what_evaluate_hands_the_second_pass() -> None:
+    pytest.importorskip("torch", reason="the training presets need the optional torch extra")
+    from depth_sr_ros.core.reprojection import extrinsic_from_params
+    from depth_sr_ros.train.parallax import parallax_sensor
+    from depth_sr_ros.train.second_pass import SecondPassSensors, second_pass_input
+
+    frame = _frame(128)
+    calls: list[tuple[np.ndarray, np.ndarray]] = []
+    made = second_pass_input(frame, _recording_method([]), 4, np.random.default_rng(3))
+    true, estimate = SecondPassSensors().draw(np.random.default_rng(3))
+    assert 0.01 <= np.hypot(*true[:2]) <= 0.05 and np.all(np.abs(estimate[:3] - true) <= 0.002)
+    inp = make_input(frame, 4, parallax_sensor("parallax", tuple(true)))
+    seen, to_colour = registered_input(given(extrinsic_from_params(estimate)), inp, None, 4, True, True)
+    gdsr_frame(_recording_method(calls), frame, seen, 4, to_colour)
+    lo, hi = float(inp.gt.min() / 0.001), float(inp.gt.max() / 0.001)
+    assert made.lr.shape == calls[1][1].shape and np.isfinite(made.lr).all()
+    np.testing.assert_allclose((made.lr / np.float32(0.001) - lo) / (hi - lo), calls[1][1], atol=1e-4)
+    np.testing.assert_array_equal(made.rgb, inp.rgb)
+    np.testing.assert_array_equal(made.gt, inp.gt)

@@ -260,3 +260,26 @@ def test_network_branch_with_the_real_torch_backend(monkeypatch, network_name):
     rgb, depth = _frame((32, 48), (8, 12))
     out = _pipeline(network_name, inference_backend="torch", device="cpu").process(rgb, depth).depth
     np.testing.assert_allclose(out, np.kron(depth, np.ones((4, 4))), rtol=1e-5)
+
+
+def test_the_second_pass_runs_its_own_network_when_there_is_one(fake_network, network_name, monkeypatch):
+    def load_network(backbone, scale, weights=None):
+        return NearestNet(scale, 0.25 if weights == "second.safetensors" else 0.0).eval()
+
+    monkeypatch.setattr(weights_module, "load_network", load_network)
+    rgb, depth = _frame((60, 80), (15, 20))
+    own = _pipeline(network_name, weights="first.safetensors", second_pass_weights="second.safetensors")
+    same = _pipeline(network_name, weights="first.safetensors", second_pass_weights="same")
+    assert own.second_pass_weights == "second.safetensors" and same.second_pass_weights is None
+    first = own.process(rgb, depth).depth
+    np.testing.assert_array_equal(first, same.process(rgb, depth).depth)
+    np.testing.assert_array_equal(same.process(rgb, depth, second_pass=True).depth, first)
+    second = own.process(rgb, depth, second_pass=True).depth
+    span = np.nanmax(depth) - np.nanmin(depth)  # the offset is added to the normalised output, then clamped to 1
+    lifted = (second - first)[np.isfinite(first)]
+    assert (lifted >= 0).all() and np.isclose(np.median(lifted), 0.25 * span, rtol=1e-4)
+
+
+def test_a_classic_backbone_has_no_second_pass_network():
+    pipeline = _pipeline("bicubic", second_pass_weights="second.safetensors")
+    assert pipeline.second_pass_weights is None and pipeline.second_pass_upsampler is pipeline.upsampler

@@ -85,14 +85,14 @@ def test_a_residual_that_moves_everything_out_of_view_is_a_frame_error() -> None
         processor.process(**inputs(), want_points=True, residual=behind)
 
 
-def _recording(pipeline: DepthSR) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Wrap `pipeline.process` so that each call's (guide, input depth, output depth) is kept."""
-    calls: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+def _recording(pipeline: DepthSR) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, bool]]:
+    """Wrap `pipeline.process` so that each call's (guide, input depth, output depth, second_pass) is kept."""
+    calls: list[tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = []
     process = pipeline.process
 
-    def recorded(rgb: np.ndarray, depth: np.ndarray):
-        result = process(rgb, depth)
-        calls.append((rgb.copy(), np.array(depth, copy=True), result.depth.copy()))
+    def recorded(rgb: np.ndarray, depth: np.ndarray, second_pass: bool = False):
+        result = process(rgb, depth, second_pass)
+        calls.append((rgb.copy(), np.array(depth, copy=True), result.depth.copy(), second_pass))
         return result
 
     pipeline.process = recorded  # type: ignore[method-assign]
@@ -107,7 +107,8 @@ def test_a_network_runs_a_second_pass_in_the_colour_camera_on_its_reprojected_ou
     out = processor.process(**inputs(), want_points=False, residual=residual, want_confidence=True)
     rgb, _ = scene()
     assert len(calls) == 2
-    (guide, first_in, first_out), (colour, second_in, second_out) = calls
+    (guide, first_in, first_out, first_is_second), (colour, second_in, second_out, second_is_second) = calls
+    assert (first_is_second, second_is_second) == (False, True)  # the second pass's own network, if any
     assert not np.array_equal(guide, rgb)  # the first pass sees the colour image in the sensor's view ...
     np.testing.assert_array_equal(colour, rgb)  # ... the second the colour image itself
     seen = SensorView(intrinsics_from_camera_info(camera_info(W, H)), residual).to_colour(

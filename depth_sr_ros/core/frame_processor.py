@@ -287,7 +287,8 @@ class FrameProcessor:
                    wanted: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """The sensor's-view `result` reprojected into the colour camera (timed as "register") and,
         up to `SECOND_PASS_MAX_SCALE` and unless `OutputConfig.second_pass` is off, super-resolved
-        once more there (`core/sensor_view.py`; its stages timed into the first pass's): (depth
+        once more there by the second pass's network (`DepthSR.process(..., second_pass=True)`,
+        `core/sensor_view.py`; its stages timed into the first pass's): (depth
         H x W metres, its confidence or None). The confidence is 0 where the sensor saw nothing."""
         mark = time.perf_counter()
         scale = self.pipeline.scale
@@ -302,7 +303,7 @@ class FrameProcessor:
         mark = time.perf_counter()
         again = bicubic_downsample(seen.depth, scale)
         timings["register"] += _ms_since(mark)
-        second = self.pipeline.process(rgb, again)
+        second = self.pipeline.process(rgb, again, second_pass=True)
         for stage, ms in second.timings_ms.items():
             timings[stage] += ms
         depth_hr = second.depth

@@ -44,6 +44,10 @@ class SRConfig:
         away (inside a larger hole) they are NaN.
     aspect_tolerance: largest relative difference between the depth's and the RGB image's
         width/height ratios; beyond it a frame raises FrameError("aspect_mismatch").
+    second_pass_weights: the network of the second pass in the colour camera (`process(...,
+        second_pass=True)`, `core/sensor_view.py`) of a network backbone: "auto" = the shipped
+        weights made for this network's second pass when there are (`zoo.second_pass_weights`),
+        else the network itself; "same" = the network itself; else a weights file.
     """
 
     scale: int = 4
@@ -57,6 +61,7 @@ class SRConfig:
     max_depth: float = 20.0
     max_hole_radius: int = 2
     aspect_tolerance: float = 0.03
+    second_pass_weights: str = "auto"
 
     def __post_init__(self) -> None:
         if self.scale < 1:
@@ -89,7 +94,8 @@ class DepthSR:
 
     Attributes: `config`, `scale`, `backbone_name` (the resolved name when config.backbone is
     "auto"), `weights` (the weights path a network backbone was built from, else None),
-    `is_network` (a network backbone, not a classic upsampler).
+    `is_network` (a network backbone, not a classic upsampler), `second_pass_weights` (the weights
+    of the second pass's own network, None when the second pass runs this one: `SRConfig`).
     """
 
     def __init__(self, config: SRConfig) -> None:
@@ -97,7 +103,10 @@ class DepthSR:
         self.scale = config.scale
         self.backbone_name, self.weights = self._resolve_backbone(config)
         self.is_network = get_backbone(self.backbone_name).kind == "network"
-        self.upsampler = self._build_upsampler()
+        self.upsampler = self._build_upsampler(self._network_weights())
+        self.second_pass_weights = self._resolve_second_pass()
+        self.second_pass_upsampler = (self._build_upsampler(self.second_pass_weights)
+                                      if self.second_pass_weights is not None else self.upsampler)
 
     @staticmethod
     def _resolve_backbone(config: SRConfig) -> tuple[str, str | Path | None]:
@@ -108,7 +117,22 @@ class DepthSR:
         name, weights = default_backbone(config.scale)
         return name, config.weights if config.weights is not None else weights
 
-    def _build_upsampler(self) -> Any:
+    def _network_weights(self) -> str | Path | None:
+        """The weights file of a network backbone (`weights`, else the shipped ones); None for a classic one."""
+        if not self.is_network or self.weights is not None:
+            return self.weights
+        from depth_sr_ros.models import zoo
+
+        return zoo.find_weights(self.backbone_name, self.scale)
+
+    def _resolve_second_pass(self) -> str | Path | None:
+        if not self.is_network:
+            return None
+        from depth_sr_ros.models import zoo
+
+        return zoo.second_pass_choice(self.config.second_pass_weights, self.backbone_name, self.scale, self.weights)
+
+    def _build_upsampler(self, weights: str | Path | None) -> Any:
         spec = get_backbone(self.backbone_name)
         if spec.kind == "classic":
             return spec.factory(**spec.defaults)
@@ -116,11 +140,9 @@ class DepthSR:
         # torch network is loaded where the [torch] extra is (torch and safetensors); the shipped ONNX
         # file of the weights, when it matches their card, lets ONNX Runtime run without them.
         from depth_sr_ros.backends import BackendConfig, create_backend, default_cache_dir
-        from depth_sr_ros.models import zoo
         from depth_sr_ros.models.shipped_onnx import verified_onnx
         from depth_sr_ros.models.weights import load_network
 
-        weights = self.weights if self.weights is not None else zoo.find_weights(self.backbone_name, self.scale)
         onnx_path = verified_onnx(weights) if weights is not None else None
         model = None
         if has_torch_weights() or onnx_path is None:  # no ONNX, or no [torch] extra: load_network says why
@@ -134,8 +156,10 @@ class DepthSR:
         backend = create_backend(self.config.inference_backend, model, backend_config, onnx_path=onnx_path)
         return NetworkUpsampler(backend, self.scale)
 
-    def process(self, rgb: np.ndarray, depth_lr: np.ndarray) -> SRResult:
-        """Super-resolve `depth_lr` (h x w metres, NaN invalid) to the size of `rgb` (H x W x 3 uint8).
+    def process(self, rgb: np.ndarray, depth_lr: np.ndarray, second_pass: bool = False) -> SRResult:
+        """Super-resolve `depth_lr` (h x w metres, NaN invalid) to the size of `rgb` (H x W x 3 uint8);
+        `second_pass`: `depth_lr` is this pipeline's own output reprojected into the colour camera
+        and brought to the input grid (`core/sensor_view.py`): the second pass's network takes it.
 
         Raises FrameError ("bad_shape", "bad_dtype", "aspect_mismatch", "all_invalid_depth").
         """
@@ -155,20 +179,21 @@ class DepthSR:
         too_far = resample.hole_mask(valid, cfg.max_hole_radius)
         rgb_padded = resample.pad_to_multiple(rgb, self.scale)
         timings = {}
+        upsampler = self.second_pass_upsampler if second_pass else self.upsampler
 
-        if isinstance(self.upsampler, NetworkUpsampler):
-            inputs = self.upsampler.preprocess(rgb_padded, filled, valid)
+        if isinstance(upsampler, NetworkUpsampler):
+            inputs = upsampler.preprocess(rgb_padded, filled, valid)
             timings["preprocess"] = _elapsed_ms(start)
             start = time.perf_counter()
-            output = self.upsampler.infer(inputs)
+            output = upsampler.infer(inputs)
             timings["network"] = _elapsed_ms(start)
             start = time.perf_counter()
-            depth_hr = self.upsampler.postprocess(output, inputs)
+            depth_hr = upsampler.postprocess(output, inputs)
             owned = True  # a new array: NetworkUpsampler.postprocess clips into one
         else:
             timings["preprocess"] = _elapsed_ms(start)
             start = time.perf_counter()
-            depth_hr = self.upsampler.upsample(rgb_padded, filled, valid, self.scale)
+            depth_hr = upsampler.upsample(rgb_padded, filled, valid, self.scale)
             owned = False
             timings["network"] = _elapsed_ms(start)
             start = time.perf_counter()

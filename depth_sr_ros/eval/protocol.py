@@ -59,10 +59,12 @@ class ToColour:
     `core/frame_processor.py` takes it there (`eval/registration.py` makes one): `reproject` maps it
     (H x W metres) into the colour camera; with `rgb` (the colour image, H x W x 3 uint8) the method
     then runs a second time, beside `rgb`, on the reprojected prediction brought to the input grid
-    (`core/sensor_view.py`)."""
+    (`core/sensor_view.py`); `method`: the second pass's own network (`SRConfig.second_pass_weights`),
+    None = the method itself."""
 
     reproject: Callable[[np.ndarray], np.ndarray]
     rgb: np.ndarray | None = None
+    method: Method | None = None
 
 
 NYU_BORDER_PX = 6
@@ -215,7 +217,7 @@ def _in_colour(to_colour: ToColour, method: Method, inp: FrameInput, run: tuple[
         return pred
     lr = bicubic_downsample(pred, scale)
     again = FrameInput(inp.name, to_colour.rgb, inp.gt, lr, np.isfinite(lr), inp.source, inp.gt_holes)
-    return run_method(method, again, scale, lo, hi, clamp)
+    return run_method(to_colour.method or method, again, scale, lo, hi, clamp)
 
 
 def discontinuity_mask(gt: np.ndarray, radius: int = EDGE_RADIUS_PX, jump_rel: float = EDGE_JUMP_REL) -> np.ndarray:

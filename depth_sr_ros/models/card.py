@@ -54,6 +54,11 @@ class ModelCard:
         frames, middlebury = the Middlebury benchmark scenes), e.g. {"rgbdd_dev": 157}; {} = none;
         None = the card does not say. `depth-sr evaluate` sets no published test-set figure beside
         a model that saw frames of that test set.
+    second_pass_for: the sha256 of the weights whose second pass in the colour camera these take
+        (`core/sensor_view.py`: fine-tuned on that network's own reprojected output,
+        `train/second_pass.py`); "" for a network of the sensor's input. Such weights are never
+        picked for a sensor's input (`zoo.find_weights`, `auto`); the pipeline runs them for the
+        second pass of the weights they name (`zoo.second_pass_weights`).
     """
 
     backbone: str
@@ -69,6 +74,7 @@ class ModelCard:
     trained_on: str = ""
     benchmark_test_frames: dict[str, int] | None = None
     notes: str = ""
+    second_pass_for: str = ""
     format: int = CARD_FORMAT
 
     def to_json(self) -> str:
@@ -100,6 +106,7 @@ class ModelCard:
             "foundation": isinstance(card.foundation, list),
             "sha256": isinstance(card.sha256, str) and len(card.sha256) == 64,
             "onnx_sha256": isinstance(card.onnx_sha256, str) and len(card.onnx_sha256) in (0, 64),
+            "second_pass_for": isinstance(card.second_pass_for, str) and len(card.second_pass_for) in (0, 64),
             "benchmark_test_frames": card.benchmark_test_frames is None
             or (isinstance(card.benchmark_test_frames, dict)
                 and all(isinstance(v, int) and v >= 0 for v in card.benchmark_test_frames.values())),

@@ -118,6 +118,8 @@ class AutoChoice:
 def _ineligible(card: ModelCard, path: Path) -> str:
     """Why `auto` may not pick these weights, or "" when it may."""
     fps = _figure(card, SPEED_METRIC)
+    if card.second_pass_for:
+        return "takes another network's second pass in the colour camera (second_pass_for)"
     if card.foundation:
         return f"needs foundation weights ({', '.join(card.foundation)})"
     if _figure(card, RANK_METRIC) is None:
@@ -156,11 +158,41 @@ def auto_choice(scale: int) -> AutoChoice:
 
 
 def find_weights(backbone: str, scale: int) -> Path | None:
-    """The shipped weights for (backbone, scale) with the lowest validation RMSE, or None."""
-    matches = [(card, path) for card, path in shipped_weights() if (card.backbone, card.scale) == (backbone, scale)]
+    """The shipped weights for (backbone, scale) with the lowest validation RMSE, or None (weights
+    made for a second pass, `ModelCard.second_pass_for`, are not for a sensor's input)."""
+    matches = [(card, path) for card, path in shipped_weights()
+               if (card.backbone, card.scale) == (backbone, scale) and not card.second_pass_for]
     if not matches:
         return None
     return min(matches, key=lambda item: _rank(item[0]))[1]
+
+
+def second_pass_choice(choice: str, backbone: str, scale: int, weights: str | Path | None) -> str | Path | None:
+    """`SRConfig.second_pass_weights` (`choice`: "auto", "same" or a weights file) resolved for the
+    network (backbone, scale, `weights`; None = its shipped weights): the weights of its second
+    pass's own network, or None when the second pass runs the network itself."""
+    if choice == "same":
+        return None
+    if choice != "auto":
+        return choice
+    first = weights if weights is not None else find_weights(backbone, scale)
+    return second_pass_weights(first) if first is not None else None
+
+
+def second_pass_weights(weights: str | Path) -> Path | None:
+    """The shipped weights made for the second pass in the colour camera of `weights` (their card's
+    `second_pass_for` is the sha256 of `weights`), that can run here (torch, or their verified ONNX
+    file); None when there are none, or `weights` have no readable card to match (loading them
+    says why): the second pass then runs `weights` themselves."""
+    try:
+        first = read_card(weights)
+    except WeightsError:
+        return None
+    for card, path in shipped_weights():
+        if (card.second_pass_for == first.sha256 and (card.backbone, card.scale) == (first.backbone, first.scale)
+                and (has_torch_weights() or verified_onnx(path) is not None)):
+            return path
+    return None
 
 
 def default_backbone(scale: int) -> tuple[str, Path | None]:

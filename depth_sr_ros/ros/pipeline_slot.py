@@ -90,14 +90,18 @@ class PipelineSlot:
 
 def warm_up(pipeline: Any, size: Size) -> float:
     """Run `pipeline` once on a synthetic frame of `size` (a depth ramp from 1 to 3 m on the
-    model grid): backends build their session or engine for these shapes. Seconds taken."""
+    model grid), and its second pass's own network when it has one: backends build their session
+    or engine for these shapes. Seconds taken."""
     from depth_sr_ros.core.resample import grid_shape
 
     width, height = size
     start = time.perf_counter()
     rows, cols = grid_shape((height, width), pipeline.scale)
     depth = np.linspace(1.0, 3.0, rows * cols, dtype=np.float32).reshape(rows, cols)
-    pipeline.process(np.zeros((height, width, 3), dtype=np.uint8), depth)
+    rgb = np.zeros((height, width, 3), dtype=np.uint8)
+    pipeline.process(rgb, depth)
+    if pipeline.second_pass_weights is not None:
+        pipeline.process(rgb, depth, second_pass=True)
     return time.perf_counter() - start
 
 
@@ -111,7 +115,9 @@ def describe_pipeline(pipeline: Any) -> str:
     from depth_sr_ros.models.zoo import find_weights
 
     weights = pipeline.weights or find_weights(pipeline.backbone_name, pipeline.scale)  # None: the shipped ones
-    head = f"backbone {pipeline.backbone_name} x{pipeline.scale}" + (f" ({Path(weights).name})" if weights else "")
+    head = f"backbone {pipeline.backbone_name} x{pipeline.scale}" + (f" ({Path(weights).name}" if weights else "")
+    second = pipeline.second_pass_weights
+    head += (f"; second pass {Path(second).name}" if second else "") + (")" if weights else "")
 
     active = getattr(backend, "active", backend)  # FallbackBackend: the candidate that built
     config = active.config

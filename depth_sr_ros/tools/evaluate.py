@@ -43,6 +43,7 @@ from depth_sr_ros.tools.usage import (
     UsageError,
     add_no_progress,
     add_second_pass_argument,
+    add_second_pass_weights_argument,
     bounded,
     check_backbone,
     existing_dir,
@@ -88,6 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "as they are); none: the inputs as made; tf (with --degrade parallax, parallax_tof or "
                         "parallax_phone_tof): apply the simulated sensor's true pose (eval/registration.py)")
     add_second_pass_argument(parser)
+    add_second_pass_weights_argument(parser)
     parser.add_argument("--split", choices=("heldout", "train", "all"),
                         help="frames of a recognised set to score (default: heldout for a recognised set "
                         "without --scenes, else all)")
@@ -155,6 +157,18 @@ def build_method(name: str, scale: int, weights: str | None) -> Method:
     return network_method(load_network(name, scale, weights))
 
 
+def second_pass_method(name: str, scale: int, weights: str | None, choice: str) -> tuple[Method | None, str | None]:
+    """The second pass's own network for backbone `name` (`choice`: `--second-pass-weights`) and its
+    weights file; (None, None) when the second pass runs the method itself (a classic backbone too)."""
+    if get_backbone(name).kind != "network":
+        return None, None
+    from depth_sr_ros.models import zoo
+    from depth_sr_ros.models.weights import load_network
+
+    path = zoo.second_pass_choice(choice, name, scale, weights)
+    return (None, None) if path is None else (network_method(load_network(name, scale, path)), str(path))
+
+
 def _default_backbone(scale: int) -> tuple[str, str | None]:
     from depth_sr_ros.models.zoo import default_backbone
 
@@ -220,6 +234,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         weights = weights or default_weights
     names = [backbone] + [b for b in BASELINES if b != backbone]
     methods = {name: build_method(name, args.scale, weights if name == backbone else None) for name in names}
+    second_pass, second_pass_file = second_pass_method(backbone, args.scale, weights, args.second_pass_weights)
 
     frames: list[dict[str, Any]] = []
     seconds = {name: 0.0 for name in names}
@@ -254,6 +269,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 taken[network] = (inp, None) if registration is None else registered_input(
                     registration, inp, dataset.intrinsics, args.scale, network, not args.no_second_pass)
             seen_by_methods, to_colour = taken[network]
+            if to_colour is not None and to_colour.rgb is not None and name == backbone:
+                to_colour = dataclasses.replace(to_colour, method=second_pass)
             if args.protocol == "gdsr":
                 pred, rmse = gdsr_frame(method, frame, seen_by_methods, args.scale, to_colour)
                 metrics = {"rmse": rmse}
@@ -284,6 +301,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     degrade = degradation_label(args.degrade, args.misregistration) or ("depth_lr" if source == "depth_lr" else "bicubic")
     if registration is not None and registration.applies:  # inputs left as made keep their label
         degrade += f"+registration_{args.registration}" + ("_one_pass" if args.no_second_pass else "")
+        degrade += "_second_pass_same" if args.second_pass_weights == "same" and not args.no_second_pass else ""
     classic = get_backbone(backbone).kind == "classic"
     seen = yardsticks.seen_test_frames(backbone, args.scale, weights, classic)
     result = {
@@ -298,6 +316,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "degradation": str(degradation) if degradation is not None else "",
         "seed": args.seed,
         "registration": describe(registration.last) if registration is not None else "none",
+        "second_pass_weights": second_pass_file,
         "backbone": backbone,
         "weights": weights,
         "units": _units(args.protocol, dataset.config.gdsr_style),

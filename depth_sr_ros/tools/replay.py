@@ -40,6 +40,7 @@ from depth_sr_ros.tools.usage import (
     UsageError,
     add_no_progress,
     add_second_pass_argument,
+    add_second_pass_weights_argument,
     add_table_argument,
     bounded,
     existing_file,
@@ -115,6 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "written depth and cloud (0 in 16UC1, NaN in 32FC1 and the cloud), and the metrics score the "
                        "pixels kept; 0 keeps every pixel (docs/confidence.md)")
     add_second_pass_argument(parser)
+    add_second_pass_weights_argument(parser)
     add_table_argument(parser, "--max-image-pixels", "max_image_pixels",
                        "largest image (width x height) an input Image, compressed image header or CameraInfo may "
                        "claim; larger ones are skipped as oversize before anything is decoded")
@@ -173,7 +175,7 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         extrinsic=args.extrinsic,
         registration=args.registration,
         sr=SRConfig(scale=args.scale, backbone=args.backbone, weights=args.weights, min_depth=NODE.min_depth,
-                    max_depth=NODE.max_depth),
+                    max_depth=NODE.max_depth, second_pass_weights=args.second_pass_weights),
         output=OutputConfig(args.output_encoding, point_stride=args.point_stride,
                             assume_registered=args.assume_registered, min_confidence=args.min_confidence,
                             second_pass=not args.no_second_pass),

@@ -70,6 +70,14 @@ def add_second_pass_argument(parser: argparse.ArgumentParser) -> None:
                         "registration_second_pass: false)")
 
 
+def add_second_pass_weights_argument(parser: argparse.ArgumentParser) -> None:
+    """`--second-pass-weights`: `SRConfig.second_pass_weights`, the network of that second pass."""
+    parser.add_argument("--second-pass-weights", default="auto", metavar="auto|same|FILE",
+                        help="the network of the second pass in the colour camera: auto = the shipped weights made "
+                        "for the network's second pass when there are, else the network itself; same = the network "
+                        "itself; or a *.safetensors file (default: auto)")
+
+
 def bounded(kind: type, low: float | None = None, high: float | None = None) -> Callable[[str], Any]:
     """argparse `type` for an int or a finite float within [low, high] (None = unbounded)."""
 
