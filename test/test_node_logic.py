@@ -156,6 +156,9 @@ def test_every_default_is_valid_and_constrained_text_is_given():
         ("input_width", -1, "out of range"),
         ("weights", "/tmp/model.pt", ".safetensors"),
         ("weights", "/nonexistent/lite_x4.safetensors", "no such file"),
+        ("registration_second_pass_weights", "", "auto or same"),
+        ("registration_second_pass_weights", "first", "auto or same"),
+        ("registration_second_pass_weights", "/nonexistent/x.safetensors", "no such file"),
     ],
 )
 def test_bad_values_are_rejected_with_a_reason(name, value, fragment):
@@ -290,6 +293,10 @@ def test_parameters_map_onto_the_core_configs(tmp_path):
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(b"")
     assert table.sr_config(table.NodeParams.from_values({"weights": str(weights)})).weights == str(weights)
+    assert sr.second_pass_weights == "auto"
+    for choice in ("same", str(weights)):
+        params = table.NodeParams.from_values({"registration_second_pass_weights": choice})
+        assert table.sr_config(params).second_pass_weights == choice
 
 
 # -------------------------------------------------------------------------------------- topics

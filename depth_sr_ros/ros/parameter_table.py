@@ -38,15 +38,22 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 WEIGHTS_SUFFIX = ".safetensors"
 
 
-def _weights_file(value: str) -> str | None:
+def _weights_file(value: str, name: str = "weights", others: str = "empty for the shipped weights") -> str | None:
     """None when `value` is empty (the shipped weights) or an existing .safetensors file."""
     if not value:
         return None
     if not value.endswith(WEIGHTS_SUFFIX):
-        return f"weights={value!r} must be a {WEIGHTS_SUFFIX} file (or empty for the shipped weights)"
+        return f"{name}={value!r} must be a {WEIGHTS_SUFFIX} file (or {others})"
     if not Path(value).expanduser().is_file():
-        return f"weights={value!r}: no such file"
+        return f"{name}={value!r}: no such file"
     return None
+
+
+def _second_pass_weights(value: str) -> str | None:
+    """None when `value` is "auto", "same" or an existing .safetensors file."""
+    if value in ("auto", "same"):
+        return None
+    return _weights_file(value or "?", "registration_second_pass_weights", "auto or same")
 
 
 def cuda_device_count() -> int:
@@ -387,6 +394,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "lower error at x4 with a sensor 2-5 cm away, docs/registration.md). false: one network run per "
         "frame instead of two.",
         APPLY_LIVE,
+    ),
+    ParamSpec(
+        "registration_second_pass_weights",
+        str,
+        "auto",
+        "The network of that second pass: 'auto' = the shipped weights made for the network's second pass "
+        "when there are (lite x4: 4-5 % lower error there, docs/registration.md), else the network itself; "
+        "'same' = the network itself; or a .safetensors file.",
+        APPLY_REBUILD,
+        pattern_text="auto, same, or an existing .safetensors file",
+        validator=_second_pass_weights,
     ),
 )
 

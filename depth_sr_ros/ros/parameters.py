@@ -8,7 +8,8 @@ offline too.
 
 Runtime changes (`plan_change`) follow one policy, by the parameter's `apply` class:
 - `APPLY_REBUILD` (scale, backbone, weights, inference_backend, precision, device,
-  engine_cache_dir, min_depth, max_depth, input_width, input_height): while the node is
+  engine_cache_dir, min_depth, max_depth, input_width, input_height,
+  registration_second_pass_weights): while the node is
   configured, the node builds (and warms up) a complete new pipeline with the new values first
   and swaps it in between two frames. If the build fails (missing weights, no CUDA, engine
   build error) the change is rejected with the build error as its reason and the old pipeline
@@ -103,6 +104,7 @@ class NodeParams:
     registration_frozen: bool
     registration_budget: float
     registration_second_pass: bool
+    registration_second_pass_weights: str
 
     @classmethod
     def defaults(cls) -> NodeParams:
@@ -287,6 +289,7 @@ def sr_config(params: NodeParams) -> Any:
         device=resolve_device(params.device),
         min_depth=params.min_depth,
         max_depth=params.max_depth,
+        second_pass_weights=params.registration_second_pass_weights,
         **optional,
     )
 
