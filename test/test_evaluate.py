@@ -186,3 +186,17 @@ def test_a_corrupt_png_is_a_counted_reported_skip_and_the_other_frames_score_as_
     assert main(["evaluate", "--data", str(data), "--scale", "4", "--backbone", "bicubic", "--json", str(out)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "--data" in err and "no frame could be read" in err
+
+
+def test_the_second_pass_network_follows_second_pass_weights(tmp_path, weights):
+    from depth_sr_ros.tools.evaluate import second_pass_method
+
+    other = save_weights(lite(4, width=8, dilations=(1,), fine_width=4), tmp_path / "o" / "lite_x4.safetensors",
+                         ModelCard("lite", 4))
+    assert second_pass_method("bicubic", 4, None, str(other)) == (None, None)  # a classic method runs itself
+    assert second_pass_method("lite", 4, str(weights), "same") == (None, None)
+    assert second_pass_method("lite", 4, str(weights), "auto") == (None, None)  # none made for these weights
+    method, path = second_pass_method("lite", 4, str(weights), str(other))
+    assert path == str(other) and method is not None
+    rgb, depth = np.zeros((32, 32, 3), np.uint8), np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    assert method(rgb, depth, np.ones((8, 8), bool), 4).shape == (32, 32)
