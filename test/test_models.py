@@ -11,6 +11,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -288,9 +289,9 @@ def test_models_command_lists_weights_and_auto_without_torch(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     document = json.loads(out.read_text())
     assert {b["name"] for b in document["backbones"]} == set(load_backbones().names())
-    shipped = {(w["backbone"], w["scale"]): w for w in document["weights"]}
+    shipped = {Path(w["file"]).name: w for w in document["weights"]}
     for card, path in zoo.shipped_weights():
-        entry = shipped[(card.backbone, card.scale)]
+        entry = shipped[path.name]
         assert entry["metrics"] == card.metrics and entry["rank_value"] == card.metrics.get("val_rmse")
     for scale in SCALES:
         choice = zoo.auto_choice(scale)

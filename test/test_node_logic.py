@@ -664,8 +664,13 @@ def test_describe_says_which_backend_runs_after_the_warm_up():
     slot.build(params)
     text = describe_pipeline(slot.pipeline)
     threads = cpu_threads(slot.pipeline.upsampler.backend.active.config)
-    assert text.startswith("backbone lite x4 (lite_x4.safetensors) on onnxruntime[CPUExecutionProvider], ")
+    assert text.startswith("backbone lite x4 (lite_x4.safetensors; second pass lite_x4_second_pass.safetensors) on "
+                           "onnxruntime[CPUExecutionProvider], ")
     assert f", {threads} thread" in text and text.endswith(", cpu, fp32")
+    assert slot.pipeline.second_pass_upsampler.backend.active.shapes is not None  # warmed up with the first
+    same = PipelineSlot()
+    same.build(table.NodeParams.from_values({**params.as_dict(), "registration_second_pass_weights": "same"}))
+    assert describe_pipeline(same.pipeline).startswith("backbone lite x4 (lite_x4.safetensors) on ")
 
 
 # --------------------------------------------------------------------------------- frame worker

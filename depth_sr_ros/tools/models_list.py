@@ -133,13 +133,14 @@ def print_tables(document: dict[str, Any]) -> None:
     print(f"backbones: classic (numpy, no weights) {', '.join(classic)}; networks {', '.join(networks)}")
     print(f"\nshipped weights ({len(document['weights'])}), lower {zoo.RANK_METRIC} is better; FPS: 640x480, ONNX "
           "Runtime, 1 CPU thread (depth-sr bench):")
-    print(f"  {'file':<30}{'backbone':<14}{'scale':<7}{'parameters':>11}{zoo.RANK_METRIC:>10}{'FPS':>7}"
+    wide = max([30] + [len(Path(entry["file"]).name) + 2 for entry in document["weights"]])
+    print(f"  {'file':<{wide}}{'backbone':<14}{'scale':<7}{'parameters':>11}{zoo.RANK_METRIC:>10}{'FPS':>7}"
           "  trained on / figures")
     for entry in document["weights"]:
         rank, fps = (f"{v:{f}}" if isinstance(v, (int, float)) else "-"
                      for v, f in ((entry["rank_value"], ".3f"), (entry["fps"], ".1f")))
         extra = f"{entry['trained_on'] or '?'}; {len(entry['metrics'])} figures in the card"
-        print(f"  {Path(entry['file']).name:<30}{entry['backbone']:<14}x{entry['scale']:<6}"
+        print(f"  {Path(entry['file']).name:<{wide}}{entry['backbone']:<14}x{entry['scale']:<6}"
               f"{entry['parameters']:>11,}{rank:>10}{fps:>7}  {extra}")
     print(f"\nbackbone 'auto' picks ({zoo.AUTO_RULE}):")
     for scale, choice in document["auto"].items():
