@@ -400,7 +400,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         str,
         "auto",
         "The network of that second pass: 'auto' = the shipped weights made for the network's second pass "
-        "when there are (lite x4 and x8: 2-4 % lower error there, docs/registration.md), else the network itself; "
+        "when there are (lite x2-x8: 2-4 % lower error there, docs/registration.md), else the network itself; "
         "'same' = the network itself; or a .safetensors file.",
         APPLY_REBUILD,
         pattern_text="auto, same, or an existing .safetensors file",
