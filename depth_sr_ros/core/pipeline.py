@@ -103,8 +103,9 @@ class DepthSR:
         self.scale = config.scale
         self.backbone_name, self.weights = self._resolve_backbone(config)
         self.is_network = get_backbone(self.backbone_name).kind == "network"
-        self.upsampler = self._build_upsampler(self._network_weights())
-        self.second_pass_weights = self._resolve_second_pass()
+        network_weights = self._network_weights()
+        self.upsampler = self._build_upsampler(network_weights)
+        self.second_pass_weights = self._resolve_second_pass(network_weights)
         self.second_pass_upsampler = (self._build_upsampler(self.second_pass_weights)
                                       if self.second_pass_weights is not None else self.upsampler)
 
@@ -125,12 +126,13 @@ class DepthSR:
 
         return zoo.find_weights(self.backbone_name, self.scale)
 
-    def _resolve_second_pass(self) -> str | Path | None:
+    def _resolve_second_pass(self, network_weights: str | Path | None) -> str | Path | None:
+        """The second pass's own weights for the network built from `network_weights` (`SRConfig`)."""
         if not self.is_network:
             return None
         from depth_sr_ros.models import zoo
 
-        return zoo.second_pass_choice(self.config.second_pass_weights, self.backbone_name, self.scale, self.weights)
+        return zoo.second_pass_choice(self.config.second_pass_weights, self.backbone_name, self.scale, network_weights)
 
     def _build_upsampler(self, weights: str | Path | None) -> Any:
         spec = get_backbone(self.backbone_name)
