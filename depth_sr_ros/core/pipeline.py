@@ -103,9 +103,10 @@ class DepthSR:
         self.scale = config.scale
         self.backbone_name, self.weights = self._resolve_backbone(config)
         self.is_network = get_backbone(self.backbone_name).kind == "network"
-        network_weights = self._network_weights()
-        self.upsampler = self._build_upsampler(network_weights)
-        self.second_pass_weights = self._resolve_second_pass(network_weights)
+        # the weights file the network is built from (`weights`, else the shipped ones); None: classic
+        self.network_weights = self._network_weights()
+        self.upsampler = self._build_upsampler(self.network_weights)
+        self.second_pass_weights = self._resolve_second_pass(self.network_weights)
         self.second_pass_upsampler = (self._build_upsampler(self.second_pass_weights)
                                       if self.second_pass_weights is not None else self.upsampler)
 

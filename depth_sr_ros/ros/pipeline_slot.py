@@ -112,9 +112,8 @@ def describe_pipeline(pipeline: Any) -> str:
     if backend is None:
         return f"backbone {pipeline.backbone_name} x{pipeline.scale} on numpy/OpenCV, cpu" + _auto_note(pipeline)
     from depth_sr_ros.backends import cpu_threads
-    from depth_sr_ros.models.zoo import find_weights
 
-    weights = pipeline.weights or find_weights(pipeline.backbone_name, pipeline.scale)  # None: the shipped ones
+    weights = pipeline.network_weights
     head = f"backbone {pipeline.backbone_name} x{pipeline.scale}" + (f" ({Path(weights).name}" if weights else "")
     second = pipeline.second_pass_weights
     head += (f"; second pass {Path(second).name}" if second else "") + (")" if weights else "")

@@ -156,13 +156,10 @@ def time_frames(processor, frames: list[SampleFrame], builder, warmup: int, coun
     return times, totals, out
 
 
-def shipped_or_given_weights(processor, backbone: str, scale: int, weights: Path | None) -> str | None:
-    """The weights file a network record ran with (given, or the shipped one DepthSR found)."""
-    from depth_sr_ros.models import zoo
-
-    if not hasattr(processor.pipeline.upsampler, "backend"):
-        return None
-    found = weights or processor.pipeline.weights or zoo.find_weights(backbone, scale)
+def network_weights(processor) -> str | None:
+    """The weights file a network record ran with (given, or the shipped one DepthSR found); None
+    for a classic upsampler."""
+    found = processor.pipeline.network_weights
     return str(found) if found else None
 
 
@@ -223,7 +220,7 @@ def bench_record(
         "backbone": backbone,
         "backend": backend,
         "backend_detail": detail,
-        "weights": shipped_or_given_weights(processor, backbone, scale, weights),
+        "weights": network_weights(processor),
         "untrained": bool(weights is not None),
         "height": settings.height,
         "width": settings.width,

@@ -139,7 +139,7 @@ def score(args: argparse.Namespace, degradation: Degradation | None) -> dict[str
                         "ause_relative": summary.ause_relative,
                         "rmse_cut": {str(f): cut for f, cut in summary.rmse_cut.items()}, "summary": summary})
     return {"selection": selection, "backbone": pipeline.backbone_name,
-            "weights": str(pipeline.weights) if pipeline.weights else None, "rmse_m": float(np.mean(rmse)),
+            "weights": str(pipeline.network_weights) if pipeline.network_weights else None, "rmse_m": float(np.mean(rmse)),
             "results": results}
 
 
