@@ -71,18 +71,23 @@ def test_the_second_pass_runs_its_own_network_when_one_is_given() -> None:
     np.testing.assert_array_equal(second_calls[0][0], inp.rgb)
 
 
-def test_the_second_pass_training_input_is_what_evaluate_hands_the_second_pass() -> None:
+@pytest.mark.parametrize("kind", ["parallax", "parallax_phone_tof"])
+def test_the_second_pass_training_input_is_what_evaluate_hands_the_second_pass(kind: str) -> None:
     pytest.importorskip("torch", reason="the training presets need the optional torch extra")
     from depth_sr_ros.core.reprojection import extrinsic_from_params
     from depth_sr_ros.train.parallax import parallax_sensor
     from depth_sr_ros.train.second_pass import SecondPassSensors, second_pass_input
 
     frame = _frame(128)
+    sensors = SecondPassSensors(kinds=(kind,))
     calls: list[tuple[np.ndarray, np.ndarray]] = []
-    made = second_pass_input(frame, _recording_method([]), 4, np.random.default_rng(3))
-    true, estimate = SecondPassSensors().draw(np.random.default_rng(3))
+    made = second_pass_input(frame, _recording_method([]), 4, np.random.default_rng(3), sensors)
+    rng = np.random.default_rng(3)
+    drawn = sensors.draw(rng)
+    true, estimate = drawn.translation_m, drawn.estimate
+    assert drawn.kind == kind
     assert 0.01 <= np.hypot(*true[:2]) <= 0.05 and np.all(np.abs(estimate[:3] - true) <= 0.002)
-    inp = make_input(frame, 4, parallax_sensor("parallax", tuple(true)))
+    inp = make_input(frame, 4, parallax_sensor(kind, tuple(true)), rng)  # a ToF camera draws its effects next
     seen, to_colour = registered_input(given(extrinsic_from_params(estimate)), inp, None, 4, True, True)
     gdsr_frame(_recording_method(calls), frame, seen, 4, to_colour)
     lo, hi = float(inp.gt.min() / 0.001), float(inp.gt.max() / 0.001)
@@ -90,3 +95,17 @@ def test_the_second_pass_training_input_is_what_evaluate_hands_the_second_pass()
     np.testing.assert_allclose((made.lr / np.float32(0.001) - lo) / (hi - lo), calls[1][1], atol=1e-4)
     np.testing.assert_array_equal(made.rgb, inp.rgb)
     np.testing.assert_array_equal(made.gt, inp.gt)
+
+
+def test_second_pass_sensors_draw_each_kind_and_refuse_unknown_ones() -> None:
+    pytest.importorskip("torch", reason="the training presets need the optional torch extra")
+    from depth_sr_ros.train.second_pass import SecondPassSensors
+
+    kinds = ("parallax", "parallax_tof", "parallax_phone_tof")
+    rng = np.random.default_rng(0)
+    drawn = [SecondPassSensors(kinds=kinds).draw(rng).kind for _ in range(60)]
+    assert set(drawn) == set(kinds) and max(drawn.count(k) for k in kinds) < 40
+    with pytest.raises(ValueError, match="parallax_phone_tof"):
+        SecondPassSensors(kinds=("phone",))
+    with pytest.raises(ValueError):
+        SecondPassSensors(kinds=())

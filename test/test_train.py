@@ -161,3 +161,6 @@ def test_a_second_pass_run_trains_on_the_first_networks_reprojected_output(tmp_p
     assert card["second_pass_for"] == read_card(first).sha256 and "given 1" in card["training_data"]
     with pytest.raises(ValueError, match="second_pass_of"):
         smoke_config(tmp_path, train=[{"root": "middlebury", "degradations": {"given": 1.0}}])
+    with pytest.raises(ValueError, match="second-pass sensor kinds"):
+        smoke_config(tmp_path, second_pass_of=str(first), second_pass_sensors=["phone"],
+                     train=[{"root": "middlebury", "degradations": {"given": 1.0}}])

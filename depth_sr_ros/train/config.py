@@ -177,9 +177,11 @@ class TrainConfig:
     init_weights: str | None = None
     # The first network's weights when this one learns the second pass in the colour camera: sources
     # whose mix draws `given` train on that network's reprojected output (train/second_pass.py), made
-    # for `second_pass_poses` simulated sensors per frame.
+    # for `second_pass_poses` simulated sensors per frame, each of a kind drawn from
+    # `second_pass_sensors` (train/parallax.PARALLAX_SENSORS: parallax, parallax_tof, parallax_phone_tof).
     second_pass_of: str | None = None
     second_pass_poses: int = 2
+    second_pass_sensors: list[str] = field(default_factory=lambda: ["parallax"])
     zero_init: list[str] = field(default_factory=list)  # parameter-name prefixes to zero at start
     data_root: str = ""  # "" = $DEPTH_SR_DATA, else ../shared/data
     out: str = "runs/train"
@@ -224,6 +226,13 @@ class TrainConfig:
                              "network's weights")
         if self.second_pass_of and self.second_pass_poses < 1:
             raise ValueError(f"{source}: second_pass_poses must be at least 1")
+        if self.second_pass_of:
+            from depth_sr_ros.train.second_pass import SecondPassSensors  # torch, which training needs anyway
+
+            try:
+                SecondPassSensors(kinds=tuple(self.second_pass_sensors))
+            except ValueError as error:
+                raise ValueError(f"{source}: {error}") from None
 
     @property
     def resolved_data_root(self) -> str:

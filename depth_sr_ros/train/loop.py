@@ -118,15 +118,17 @@ def _second_pass_frames(config: TrainConfig, group: list[Frame], source: int, we
     """`config.second_pass_poses` training frames per frame of `group`, each with the second pass's
     input for one simulated sensor (`train/second_pass.py`), made with `config.second_pass_of`."""
     from depth_sr_ros.models.weights import load_network
-    from depth_sr_ros.train.second_pass import second_pass_input
+    from depth_sr_ros.train.second_pass import SecondPassSensors, second_pass_input
 
     assert config.second_pass_of is not None  # TrainConfig.check
     first = network_method(load_network(config.backbone, config.scale, config.second_pass_of))
+    sensors = SecondPassSensors(kinds=tuple(config.second_pass_sensors))
     share = weight / (len(group) * config.second_pass_poses)
     frames = []
     for i, frame in enumerate(tqdm(group, desc="second-pass inputs", disable=not config.progress, mininterval=5.0)):
         for pose in range(config.second_pass_poses):
-            inp = second_pass_input(frame, first, config.scale, np.random.default_rng([config.seed, source, i, pose]))
+            inp = second_pass_input(frame, first, config.scale, np.random.default_rng([config.seed, source, i, pose]),
+                                    sensors)
             frames.append(TrainFrame(f"{frame.name}#{pose}", inp.rgb, inp.gt, source, share, inp.lr))
     return frames
 
