@@ -159,6 +159,7 @@ def test_a_second_pass_run_trains_on_the_first_networks_reprojected_output(tmp_p
     train(config)
     card = json.loads((tmp_path / "lite_x4.card.json").read_text())
     assert card["second_pass_for"] == read_card(first).sha256 and "given 1" in card["training_data"]
+    assert f"{config.second_pass_poses} simulated sensors per frame (parallax)" in card["training_data"]
     with pytest.raises(ValueError, match="second_pass_of"):
         smoke_config(tmp_path, train=[{"root": "middlebury", "degradations": {"given": 1.0}}])
     with pytest.raises(ValueError, match="second-pass sensor kinds"):

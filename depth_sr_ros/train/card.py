@@ -24,6 +24,9 @@ def training_card(config: TrainConfig, state: dict[str, Any], device: str, final
         sources.append(f"{Path(s.root).name} {what} (weight {s.weight}; inputs: {mix})")
     if config.synthetic_scenes:
         sources.append(f"{config.synthetic_scenes} synthetic scenes (weight {config.synthetic_weight})")
+    if config.second_pass_of:
+        sources.append(f"given: the second-pass input of {config.second_pass_of}, {config.second_pass_poses} "
+                       f"simulated sensors per frame ({', '.join(config.second_pass_sensors)})")
     terms = sorted({s.terms for s in config.train if s.terms})
     minutes = state["elapsed_s"] / 60.0
     throughput = state.get("throughput", {})
