@@ -224,9 +224,9 @@ class TrainConfig:
         if draws_given and not self.second_pass_of:
             raise ValueError(f"{source}: the 'given' input is the second pass's: set second_pass_of to the first "
                              "network's weights")
-        if self.second_pass_of and self.second_pass_poses < 1:
-            raise ValueError(f"{source}: second_pass_poses must be at least 1")
         if self.second_pass_of:
+            if self.second_pass_poses < 1:
+                raise ValueError(f"{source}: second_pass_poses must be at least 1")
             from depth_sr_ros.train.second_pass import SecondPassSensors  # torch, which training needs anyway
 
             try:
